@@ -241,6 +241,22 @@ impl Problems {
         self.items.is_empty()
     }
 
+    /// How many problems were recorded.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Fills in line and column for every problem that has a key path, from the source text.
+    pub fn locate_in(&mut self, src: &str) {
+        for p in &mut self.items {
+            if p.line_col.is_none() {
+                if let Some(key) = &p.key {
+                    p.line_col = super::locate::locate(src, key);
+                }
+            }
+        }
+    }
+
     /// The problems recorded so far.
     pub fn into_vec(self) -> Vec<Problem> {
         self.items

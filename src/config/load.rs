@@ -1,0 +1,156 @@
+//! Loading a configuration file into a fully validated [`Config`]: syntax and type errors with
+//! their line and column, then every semantic problem at once. Nothing half-valid comes out, so a
+//! reload can swap configs atomically or keep the running one.
+
+use super::schema::{AlertingConfig, RawConfig};
+use super::target::{self, TargetSettings};
+use super::values::{Problem, Problems};
+use crate::notify::{self, ReceiverSettings};
+use crate::rules::RuleSet;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// `externalURL` for payloads; `None` means derive it from the host name and bound port.
+    pub external_url: Option<String>,
+    /// `[alerting]`, as written (all fields have defaults and need no resolving).
+    pub alerting: AlertingConfig,
+    /// Targets, in file order.
+    pub targets: Vec<TargetSettings>,
+    /// Rules (built-ins merged with the file).
+    pub rules: RuleSet,
+    /// Receivers, with secrets resolved.
+    pub receivers: Vec<ReceiverSettings>,
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse(path, &src),
+        Err(e) => Err(vec![Problem {
+            file: path.to_path_buf(),
+            line_col: None,
+            key: None,
+            message: format!("cannot read config file: {e}"),
+        }]),
+    }
+}
+
+/// Validates `src` as the content of `path`.
+pub fn parse(path: &Path, src: &str) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems::new(path);
+    let raw: RawConfig = match toml::from_str(src) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let pos = e.span().map(|s| super::locate::line_col(src, s.start));
+            problems.located(pos, with_suggestion(e.message()));
+            return Err(problems.into_vec());
+        }
+    };
+    let config = validate(path, &raw, &mut problems);
+    problems.locate_in(src);
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems.into_vec()),
+    }
+}
+
+fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Config> {
+    let listen = match raw.http.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.at(
+                "http.listen",
+                format!(
+                    "\"{}\" is not an address like \"0.0.0.0:9671\"",
+                    raw.http.listen
+                ),
+            );
+            None
+        }
+    };
+    if let Some(url) = &raw.http.external_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            problems.at("http.external_url", "must start with http:// or https://");
+        }
+    }
+    let a = &raw.alerting;
+    if a.repeat_interval.0.is_zero() {
+        problems.at("alerting.repeat_interval", "must be greater than 0");
+    }
+    if raw.targets.is_empty() {
+        problems.at(
+            "targets",
+            "no [[targets]]: add at least one PostgreSQL server to watch",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut targets = Vec::new();
+    for (i, t) in raw.targets.iter().enumerate() {
+        if !names.insert(t.name.as_str()) {
+            problems.at(
+                format!("targets[{i}].name"),
+                format!("duplicate target name \"{}\"", t.name),
+            );
+        }
+        if let Some(s) = target::resolve(i, t, problems) {
+            targets.push(s);
+        }
+    }
+    let rules = RuleSet::build(&raw.rules, a.builtin_rules, problems);
+    let receivers = notify::settings_from_config(&raw.receivers, problems);
+    Some(Config {
+        path: path.to_path_buf(),
+        listen: listen?,
+        external_url: raw.http.external_url.clone(),
+        alerting: raw.alerting.clone(),
+        targets,
+        rules,
+        receivers,
+    })
+}
+
+/// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))
+    else {
+        return message.to_string();
+    };
+    let Some((got, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|cand| (strsim::jaro_winkler(got, cand), cand))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, cand)) => format!("{message} (did you mean `{cand}`?)"),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let m = "unknown field `intervall`, expected one of `name`, `url`, `interval`";
+        assert!(with_suggestion(m).ends_with("(did you mean `interval`?)"));
+        let m = "unknown field `zzz`, expected one of `name`, `url`";
+        assert_eq!(with_suggestion(m), m);
+        assert_eq!(with_suggestion("other"), "other");
+    }
+}
