@@ -1,0 +1,104 @@
+//! Classifies what went wrong talking to PostgreSQL. The class decides the target's state
+//! (53300 means *saturated*, not *down*) and is the bounded label of the error counter.
+
+use crate::model::{ErrorClass, PollError};
+use tokio_postgres::error::SqlState;
+
+/// Classifies a tokio-postgres error; the message never contains the password (tokio-postgres
+/// does not echo connection parameters in errors).
+pub fn classify(e: &tokio_postgres::Error) -> PollError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let class = if *code == SqlState::TOO_MANY_CONNECTIONS {
+            ErrorClass::TooManyConnections
+        } else if [
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+        ]
+        .contains(code)
+        {
+            ErrorClass::CannotConnectNow
+        } else if [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code)
+        {
+            ErrorClass::Auth
+        } else if *code == SqlState::QUERY_CANCELED {
+            ErrorClass::Timeout
+        } else {
+            ErrorClass::Query
+        };
+        return PollError {
+            class,
+            message: format!(
+                "{} {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                code.code()
+            ),
+        };
+    }
+    let message = error_chain(e);
+    let class = if e.is_closed() {
+        ErrorClass::Network
+    } else if let Some(io) = find_source::<std::io::Error>(e) {
+        if io.kind() == std::io::ErrorKind::TimedOut {
+            ErrorClass::Timeout
+        } else if find_source::<rustls::Error>(e).is_some() {
+            ErrorClass::Tls
+        } else {
+            ErrorClass::Network
+        }
+    } else if find_source::<rustls::Error>(e).is_some() || message.to_lowercase().contains("tls") {
+        ErrorClass::Tls
+    } else if message.contains("timeout") || message.contains("timed out") {
+        ErrorClass::Timeout
+    } else {
+        ErrorClass::Network
+    };
+    PollError { class, message }
+}
+
+/// The error and its sources, joined with `: `.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// A poll that did not answer within the client-side limit.
+pub fn timed_out(what: &str, limit: std::time::Duration) -> PollError {
+    PollError {
+        class: ErrorClass::Timeout,
+        message: format!(
+            "{what} did not finish within {}",
+            crate::timefmt::human(limit)
+        ),
+    }
+}

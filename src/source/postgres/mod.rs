@@ -1,0 +1,278 @@
+//! The PostgreSQL source: one long-lived connection per target, one round trip per poll, and a
+//! reconnect loop that tells a saturated server (53300) from a down one.
+//!
+//! The connection is opened with `application_name = 'poolwatch'`, a `statement_timeout`, and
+//! `default_transaction_read_only`, and is excluded from the counts it reports. It is never
+//! re-opened per poll: when the server is full, a monitor that needs a new connection for each
+//! poll goes blind exactly when it is needed.
+
+pub mod backoff;
+pub mod classify;
+pub mod query;
+pub mod tls;
+
+use super::{EventLog, SourceMetrics};
+use crate::config::target::TargetSettings;
+use crate::model::{PollData, PollError, TargetReport};
+use backoff::Backoff;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// An open monitoring connection.
+pub struct PgConn {
+    client: Client,
+    driver: JoinHandle<()>,
+    /// `server_version` as reported at start-up.
+    pub server_version: String,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+fn session_config(s: &TargetSettings) -> tokio_postgres::Config {
+    let mut cfg = s.pg.clone();
+    cfg.application_name("poolwatch");
+    cfg.connect_timeout(s.connect_timeout);
+    cfg.options(&format!(
+        "-c statement_timeout={} -c default_transaction_read_only=on -c idle_in_transaction_session_timeout=60000",
+        s.statement_timeout.as_millis().max(1)
+    ));
+    cfg.ssl_mode(match s.sslmode {
+        crate::config::schema::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        crate::config::schema::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    cfg
+}
+
+/// Opens the monitoring connection.
+pub async fn connect(
+    s: &TargetSettings,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<PgConn, PollError> {
+    let cfg = session_config(s);
+    // tokio-postgres applies connect_timeout per host; this bounds the whole start-up too.
+    let limit = s.connect_timeout + Duration::from_millis(500);
+    let attempt = async {
+        match tls {
+            Some(tls) => {
+                let (client, conn) = cfg.connect(tls.clone()).await?;
+                Ok::<_, tokio_postgres::Error>((client, spawn_driver(conn)))
+            }
+            None => {
+                let (client, conn) = cfg.connect(NoTls).await?;
+                Ok((client, spawn_driver(conn)))
+            }
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Err(_) => Err(classify::timed_out("connecting", limit)),
+        Ok(Err(e)) => Err(classify::classify(&e)),
+        Ok(Ok((client, driver))) => {
+            let mut conn = PgConn {
+                client,
+                driver,
+                server_version: String::new(),
+            };
+            conn.server_version = conn
+                .client
+                .simple_query("SHOW server_version")
+                .await
+                .ok()
+                .and_then(|msgs| first_cell(&msgs))
+                .unwrap_or_default();
+            Ok(conn)
+        }
+    }
+}
+
+fn spawn_driver<S, T>(conn: tokio_postgres::Connection<S, T>) -> JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio_postgres::tls::TlsStream + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        // The error, if any, surfaces on the next query as a closed connection.
+        let _ = conn.await;
+    })
+}
+
+fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
+    msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    })
+}
+
+/// Runs the monitoring query once on an open connection.
+pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollError> {
+    let limit = s.statement_timeout + Duration::from_millis(500);
+    match tokio::time::timeout(limit, conn.client.simple_query(query::POLL_SQL)).await {
+        Err(_) => Err(classify::timed_out("the monitoring query", limit)),
+        Ok(Err(e)) => Err(classify::classify(&e)),
+        Ok(Ok(msgs)) => {
+            let json = first_cell(&msgs).ok_or_else(|| PollError {
+                class: crate::model::ErrorClass::Query,
+                message: "the monitoring query returned no row".into(),
+            })?;
+            query::parse(&s.name, &json).map_err(|message| PollError {
+                class: crate::model::ErrorClass::Query,
+                message,
+            })
+        }
+    }
+}
+
+/// Connects, polls once and disconnects: for `poolwatch snapshot`.
+pub async fn poll_once(s: &TargetSettings) -> TargetReport {
+    let at = SystemTime::now();
+    let started = Instant::now();
+    let outcome = async {
+        let tls =
+            tls::connector(s.sslmode, s.sslrootcert.as_deref()).map_err(|message| PollError {
+                class: crate::model::ErrorClass::Tls,
+                message,
+            })?;
+        let conn = connect(s, tls.as_ref()).await?;
+        poll(&conn, s).await
+    }
+    .await;
+    TargetReport {
+        target: s.name.clone(),
+        at,
+        duration: started.elapsed(),
+        outcome,
+    }
+}
+
+/// Whether the connection must be dropped and opened again after this error.
+fn needs_reconnect(conn: &PgConn, err: &PollError) -> bool {
+    use crate::model::ErrorClass::*;
+    conn.client.is_closed()
+        || matches!(
+            err.class,
+            Network | Timeout | CannotConnectNow | Tls | TooManyConnections
+        )
+}
+
+/// The polling loop of one target: sends one report per interval until `shutdown` turns true.
+pub async fn run(
+    s: TargetSettings,
+    metrics: SourceMetrics,
+    reports: mpsc::Sender<TargetReport>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = match tls::connector(s.sslmode, s.sslrootcert.as_deref()) {
+        Ok(t) => t,
+        Err(message) => {
+            // Validation checked the file exists; it may still be unparsable.
+            let err = PollError {
+                class: crate::model::ErrorClass::Tls,
+                message,
+            };
+            tracing::error!(target_name = %s.name, error = %err.message, "TLS set-up failed; target will report down");
+            return report_forever(&s, err, reports, shutdown).await;
+        }
+    };
+    let mut events = EventLog::default();
+    let mut backoff = Backoff::new(
+        s.interval.min(Duration::from_secs(1)),
+        s.reconnect_max_backoff,
+    );
+    let mut conn: Option<PgConn> = None;
+    let mut next_attempt = Instant::now();
+    let mut last_error: Option<PollError> = None;
+    let mut ticker = tokio::time::interval(s.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let at = SystemTime::now();
+        let started = Instant::now();
+        if conn.is_none() && Instant::now() >= next_attempt {
+            match connect(&s, tls.as_ref()).await {
+                Ok(c) => {
+                    events.connected(&metrics, &s.name, &s.endpoint, &c.server_version);
+                    backoff.reset();
+                    conn = Some(c);
+                }
+                Err(e) => {
+                    events.failed(&metrics, &s.name, &e);
+                    events.failed_duration(&metrics, &s.name, started.elapsed().as_secs_f64());
+                    next_attempt = Instant::now() + backoff.next(rand::random::<f64>());
+                    last_error = Some(e);
+                }
+            }
+        }
+        let outcome = match &conn {
+            Some(c) => match poll(c, &s).await {
+                Ok(data) => {
+                    events.polled(&metrics, &s.name, started.elapsed().as_secs_f64());
+                    last_error = None;
+                    Ok(data)
+                }
+                Err(e) => {
+                    events.failed(&metrics, &s.name, &e);
+                    events.failed_duration(&metrics, &s.name, started.elapsed().as_secs_f64());
+                    if needs_reconnect(c, &e) {
+                        conn = None;
+                        // Try again at the next tick: a dropped connection is usually a restart.
+                        next_attempt = Instant::now();
+                    }
+                    last_error = Some(e.clone());
+                    Err(e)
+                }
+            },
+            None => Err(last_error.clone().unwrap_or_else(|| PollError {
+                class: crate::model::ErrorClass::Network,
+                message: "not connected yet".into(),
+            })),
+        };
+        let report = TargetReport {
+            target: s.name.clone(),
+            at,
+            duration: started.elapsed(),
+            outcome,
+        };
+        if reports.send(report).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// For a target that can never be polled (unusable TLS material): keep reporting the error so
+/// that it shows as down in metrics and alerts, until shutdown.
+async fn report_forever(
+    s: &TargetSettings,
+    err: PollError,
+    reports: mpsc::Sender<TargetReport>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(s.interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let report = TargetReport {
+            target: s.name.clone(),
+            at: SystemTime::now(),
+            duration: Duration::ZERO,
+            outcome: Err(err.clone()),
+        };
+        if reports.send(report).await.is_err() {
+            return;
+        }
+    }
+}
