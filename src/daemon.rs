@@ -1,1 +1,388 @@
-//! (in progress)
+//! The daemon: wires sources, store, alert engine, notifier and HTTP server together, and owns
+//! the lifecycle — SIGTERM/SIGINT stop polling, flush notifications up to a deadline and exit 0;
+//! SIGHUP reloads, keeping the running configuration when the new one is invalid.
+//!
+//! One task (this loop) is the only writer of alert state and the store; sources only send
+//! reports, the notifier only receives notices, so nothing here waits on a receiver.
+
+use crate::alert::Engine;
+use crate::config::target::TargetSettings;
+use crate::config::{self, Config};
+use crate::exporter::DaemonMetrics;
+use crate::http::{self, AppState};
+use crate::model::TargetReport;
+use crate::notice::Notice;
+use crate::notify::{Notifier, NotifyMetrics};
+use crate::source::{postgres, SourceMetrics};
+use crate::store::Store;
+use prometheus::Registry;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A running source task.
+struct Running {
+    settings: TargetSettings,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Everything the loop owns.
+struct Daemon {
+    path: PathBuf,
+    store: Arc<Store>,
+    engine: Engine,
+    notifier: Notifier,
+    sources: BTreeMap<String, Running>,
+    labels: HashMap<String, BTreeMap<String, String>>,
+    reports: mpsc::Sender<TargetReport>,
+    source_metrics: SourceMetrics,
+    notify_metrics: NotifyMetrics,
+    daemon_metrics: DaemonMetrics,
+    external_url: String,
+    state_file: Option<PathBuf>,
+    flush_timeout: Duration,
+    listen: std::net::SocketAddr,
+}
+
+/// Prints configuration problems, one per line, to standard error.
+pub fn print_problems(problems: &[config::values::Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s) found", problems.len());
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code: 0 after a clean
+/// shutdown, 2 for an invalid configuration, 1 when it cannot start (e.g. the port is taken).
+pub async fn run(path: &Path) -> i32 {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            print_problems(&problems);
+            return 2;
+        }
+    };
+    match start(config).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "poolwatch cannot start");
+            eprintln!("poolwatch: {e:#}");
+            1
+        }
+    }
+}
+
+async fn start(config: Config) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let registry = Registry::new();
+    let source_metrics = SourceMetrics::new(&registry)?;
+    let notify_metrics = NotifyMetrics::new(&registry)?;
+    let daemon_metrics = DaemonMetrics::new(&registry)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("listening on {bound}");
+    let external_url = config
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", hostname(), bound.port()));
+
+    let store = Arc::new(Store::new(config.targets.iter().map(|t| t.name.as_str())));
+    let (stop_http, http_stop_rx) = watch::channel(false);
+    let app = Arc::new(AppState {
+        store: store.clone(),
+        registry: registry.clone(),
+    });
+    let http_task = tokio::spawn(http::serve(listener, app, http_stop_rx));
+
+    let (tx, mut rx) = mpsc::channel::<TargetReport>(1024);
+    let Config {
+        path,
+        listen,
+        alerting,
+        targets,
+        rules,
+        receivers,
+        ..
+    } = config;
+    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    if let Some(file) = &alerting.state_file {
+        load_state(&mut engine, file);
+    }
+    let notifier = Notifier::start(receivers, external_url.clone(), notify_metrics.clone());
+    let mut d = Daemon {
+        path,
+        store,
+        engine,
+        notifier,
+        sources: BTreeMap::new(),
+        labels: HashMap::new(),
+        reports: tx,
+        source_metrics,
+        notify_metrics,
+        daemon_metrics,
+        external_url,
+        state_file: alerting.state_file.clone(),
+        flush_timeout: alerting.shutdown_flush_timeout.0,
+        listen,
+    };
+    for t in targets {
+        d.start_source(t);
+    }
+    d.daemon_metrics.reload_ok.set(1);
+    d.daemon_metrics.reload_time.set(unix_now());
+    d.publish_alerts();
+    tracing::info!(targets = d.sources.len(), "poolwatch started");
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            Some(report) = rx.recv() => d.on_report(report),
+            _ = sighup.recv() => d.reload(),
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
+        }
+    }
+    d.shutdown().await;
+    let _ = stop_http.send(true);
+    let _ = http_task.await;
+    tracing::info!("poolwatch stopped");
+    Ok(0)
+}
+
+impl Daemon {
+    fn start_source(&mut self, t: TargetSettings) {
+        let (stop, stop_rx) = watch::channel(false);
+        self.source_metrics.init_target(&t.name);
+        self.labels.insert(t.name.clone(), t.labels.clone());
+        let task = tokio::spawn(postgres::run(
+            t.clone(),
+            self.source_metrics.clone(),
+            self.reports.clone(),
+            stop_rx,
+        ));
+        tracing::info!(target_name = %t.name, endpoint = %t.endpoint, interval = ?t.interval, "watching target");
+        self.sources.insert(
+            t.name.clone(),
+            Running {
+                settings: t,
+                stop,
+                task,
+            },
+        );
+    }
+
+    async fn stop_source(&mut self, name: &str) {
+        if let Some(r) = self.sources.remove(name) {
+            let _ = r.stop.send(true);
+            // A poll in flight is bounded by the statement timeout; do not wait longer than that.
+            let limit =
+                r.settings.statement_timeout + r.settings.connect_timeout + Duration::from_secs(1);
+            let abort = r.task.abort_handle();
+            if tokio::time::timeout(limit, r.task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: TargetReport) {
+        if !self.sources.contains_key(&report.target) {
+            return; // from a source stopped by a reload
+        }
+        self.store.apply(&report);
+        let empty = BTreeMap::new();
+        let labels = self.labels.get(&report.target).unwrap_or(&empty);
+        let notices = self.engine.observe(SystemTime::now(), &report, labels);
+        self.dispatch(notices);
+        self.publish_alerts();
+    }
+
+    /// Hands notices to the notifier, logging each once, and saves alert state when it changed.
+    fn dispatch(&mut self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        for n in &notices {
+            let get = |k: &str| n.labels.get(k).cloned().unwrap_or_default();
+            tracing::info!(
+                alertname = %get("alertname"),
+                severity = %n.severity,
+                target_name = %get("target"),
+                pool = %get("pool"),
+                status = n.status.as_str(),
+                reason = n.reason.as_str(),
+                summary = %n.annotations.get("summary").cloned().unwrap_or_default(),
+                "alert notice"
+            );
+            self.notifier.notify(n);
+        }
+        self.save_state();
+    }
+
+    fn publish_alerts(&self) {
+        self.store.set_alerts(self.engine.alerts());
+    }
+
+    fn save_state(&self) {
+        let Some(file) = &self.state_file else { return };
+        let state = self.engine.export_state();
+        let result = serde_json::to_vec(&state)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| write_atomically(file, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::warn!(file = %file.display(), error = %e, "cannot save alert state");
+        }
+    }
+
+    fn reload(&mut self) {
+        let new = match config::load(&self.path) {
+            Ok(c) => c,
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(problem = %p, "reload refused: invalid configuration");
+                }
+                tracing::error!(
+                    problems = problems.len(),
+                    "reload refused; the running configuration stays"
+                );
+                self.daemon_metrics.reload_ok.set(0);
+                return;
+            }
+        };
+        let Config {
+            listen,
+            alerting,
+            targets,
+            rules,
+            receivers,
+            external_url,
+            ..
+        } = new;
+        if listen != self.listen {
+            tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
+        }
+        if let Some(url) = external_url {
+            self.external_url = url;
+        }
+        let now = SystemTime::now();
+        let keep: Vec<String> = targets
+            .iter()
+            .filter(|t| {
+                self.sources
+                    .get(&t.name)
+                    .is_some_and(|r| r.settings.same_as(t))
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        let removed: Vec<String> = self
+            .sources
+            .keys()
+            .filter(|n| !keep.contains(n))
+            .cloned()
+            .collect();
+        let new_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        for name in &removed {
+            let r = self.sources.remove(name);
+            if let Some(r) = r {
+                let _ = r.stop.send(true);
+                r.task.abort();
+            }
+            self.labels.remove(name);
+            if !new_names.contains(name) {
+                self.source_metrics.remove_target(name);
+                let notices = self.engine.remove_target(now, name);
+                self.dispatch(notices);
+            }
+        }
+        self.store.set_targets(new_names.iter().map(String::as_str));
+        for t in targets {
+            if !keep.contains(&t.name) {
+                self.start_source(t);
+            }
+        }
+        let notices = self
+            .engine
+            .set_rules(now, rules, alerting.repeat_interval.0);
+        let old = std::mem::replace(
+            &mut self.notifier,
+            Notifier::start(
+                receivers,
+                self.external_url.clone(),
+                self.notify_metrics.clone(),
+            ),
+        );
+        tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
+        self.dispatch(notices);
+        self.state_file = alerting.state_file;
+        self.flush_timeout = alerting.shutdown_flush_timeout.0;
+        self.publish_alerts();
+        self.daemon_metrics.reload_ok.set(1);
+        self.daemon_metrics.reload_time.set(unix_now());
+        tracing::info!(
+            targets = self.sources.len(),
+            restarted = removed.len(),
+            "configuration reloaded"
+        );
+    }
+
+    async fn shutdown(mut self) {
+        let names: Vec<String> = self.sources.keys().cloned().collect();
+        for name in &names {
+            if let Some(r) = self.sources.get(name) {
+                let _ = r.stop.send(true);
+            }
+        }
+        for name in names {
+            self.stop_source(&name).await;
+        }
+        self.save_state();
+        self.notifier.shutdown(self.flush_timeout).await;
+    }
+}
+
+fn load_state(engine: &mut Engine, file: &Path) {
+    match std::fs::read(file) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(state) => {
+                engine.import_state(state);
+                tracing::info!(file = %file.display(), "alert state restored");
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot read alert state file; starting fresh")
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -23,7 +23,8 @@
 //! * [`exporter`] — Prometheus metrics rendered from the store and engine at scrape time.
 //! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`.
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload) and lifecycle.
-//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`.
+//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
+//! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
 
 pub mod alert;
@@ -36,6 +37,7 @@ pub mod model;
 pub mod notice;
 pub mod notify;
 pub mod rules;
+pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod timefmt;

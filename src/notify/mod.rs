@@ -7,6 +7,12 @@ use std::time::Duration;
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct ReceiverSettings {}
+impl ReceiverSettings {
+    /// Summary.
+    pub fn summary(&self) -> String {
+        String::new()
+    }
+}
 
 /// Validate.
 pub fn settings_from_config(_c: &[ReceiverConfig], _p: &mut Problems) -> Vec<ReceiverSettings> {

@@ -11,4 +11,8 @@ impl RuleSet {
     pub fn build(_c: &[RuleConfig], _b: bool, _p: &mut Problems) -> RuleSet {
         RuleSet {}
     }
+    /// Summary.
+    pub fn summary(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

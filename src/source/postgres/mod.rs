@@ -39,7 +39,7 @@ fn session_config(s: &TargetSettings) -> tokio_postgres::Config {
     let mut cfg = s.pg.clone();
     cfg.application_name("poolwatch");
     cfg.connect_timeout(s.connect_timeout);
-    cfg.options(&format!(
+    cfg.options(format!(
         "-c statement_timeout={} -c default_transaction_read_only=on -c idle_in_transaction_session_timeout=60000",
         s.statement_timeout.as_millis().max(1)
     ));

@@ -1,0 +1,182 @@
+//! `poolwatch snapshot`: poll every target once and show what on-call wants to see right now —
+//! each pool's numbers, who holds the connections, and which rules would be pending or firing.
+
+use crate::alert::{AlertView, Engine};
+use crate::config::Config;
+use crate::model::{Holder, PoolSnapshot, TargetReport, TargetState};
+use crate::source::postgres;
+use serde_json::{json, Value};
+use std::fmt::Write;
+use std::time::SystemTime;
+
+/// Polls every target concurrently, evaluates the rules once, prints a table (or JSON), and
+/// returns the exit code: 0 when every target answered, 1 otherwise.
+pub async fn run(config: Config, as_json: bool) -> i32 {
+    let Config {
+        targets,
+        rules,
+        alerting,
+        ..
+    } = config;
+    let reports: Vec<TargetReport> =
+        futures_util::future::join_all(targets.iter().map(postgres::poll_once)).await;
+    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let now = SystemTime::now();
+    for (t, r) in targets.iter().zip(&reports) {
+        engine.observe(now, r, &t.labels);
+    }
+    let alerts = engine.alerts();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&reports, &alerts)).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_text(&reports, &alerts));
+    }
+    if reports.iter().all(|r| r.outcome.is_ok()) {
+        0
+    } else {
+        1
+    }
+}
+
+fn secs(d: Option<std::time::Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.as_secs_f64()))
+}
+
+fn pool_json(p: &PoolSnapshot) -> Value {
+    json!({
+        "kind": p.id.kind, "pool": p.id.name, "capacity": p.capacity, "in_use": p.in_use,
+        "idle": p.idle, "waiting": p.waiting, "free": p.free(), "utilization": p.utilization(),
+        "by_state": p.by_state, "idle_in_transaction": p.idle_in_transaction,
+        "oldest_idle_in_transaction_seconds": secs(p.oldest_idle_in_transaction),
+        "oldest_transaction_seconds": secs(p.oldest_transaction),
+        "lock_waiting": p.lock_waiting, "holders": p.holders, "capacity_note": p.capacity_note,
+    })
+}
+
+/// The JSON document printed by `snapshot --json`.
+pub fn to_json(reports: &[TargetReport], alerts: &[AlertView]) -> Value {
+    let targets: Vec<Value> = reports
+        .iter()
+        .map(|r| match &r.outcome {
+            Ok(d) => json!({
+                "target": r.target, "state": TargetState::Up, "poll_seconds": r.duration.as_secs_f64(),
+                "server": d.server, "pools": d.pools.iter().map(pool_json).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({
+                "target": r.target, "state": TargetState::from_error(e.class),
+                "error": { "class": e.class, "message": e.message },
+            }),
+        })
+        .collect();
+    json!({ "targets": targets, "alerts": alerts })
+}
+
+fn holders_line(label: &str, hs: &[Holder]) -> Option<String> {
+    if hs.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = hs
+        .iter()
+        .map(|h| {
+            let name = if h.name.is_empty() { "(none)" } else { &h.name };
+            if h.idle_in_transaction > 0 {
+                format!(
+                    "{name} {} ({} idle in tx)",
+                    h.connections, h.idle_in_transaction
+                )
+            } else {
+                format!("{name} {}", h.connections)
+            }
+        })
+        .collect();
+    Some(format!("      {label:<13} {}", parts.join(", ")))
+}
+
+/// The human-readable table printed by `snapshot`.
+pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let data = match &r.outcome {
+            Ok(d) => d,
+            Err(e) => {
+                let state = TargetState::from_error(e.class).as_str().to_uppercase();
+                let _ = writeln!(out, "{}: {state} ({}): {}\n", r.target, e.class, e.message);
+                continue;
+            }
+        };
+        let s = &data.server;
+        let _ = writeln!(
+            out,
+            "{}: up, PostgreSQL {}.{}, max_connections {}, {} superuser-reserved, {} reserved, polled in {:.1}ms",
+            r.target,
+            s.version_num / 10000,
+            s.version_num % 10000,
+            s.max_connections,
+            s.superuser_reserved_connections,
+            s.reserved_connections,
+            r.duration.as_secs_f64() * 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "  {:<9} {:<20} {:>8} {:>7} {:>6} {:>8} {:>6}  IDLE IN TX (OLDEST)",
+            "KIND", "POOL", "CAPACITY", "IN USE", "IDLE", "WAITING", "UTIL"
+        );
+        for p in &data.pools {
+            let iit = match p.oldest_idle_in_transaction {
+                Some(d) => format!("{} ({})", p.idle_in_transaction, crate::timefmt::human(d)),
+                None => p.idle_in_transaction.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<20} {:>8} {:>7} {:>6} {:>8} {:>5.0}%  {}",
+                p.id.kind.as_str(),
+                p.id.name,
+                p.capacity,
+                p.in_use,
+                p.idle,
+                p.waiting,
+                p.utilization() * 100.0,
+                iit
+            );
+            for line in [
+                holders_line("applications", &p.holders.applications),
+                holders_line("roles", &p.holders.roles),
+                holders_line("databases", &p.holders.databases),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let _ = writeln!(out, "{line}");
+            }
+            if let Some(d) = p.oldest_transaction {
+                let _ = writeln!(
+                    out,
+                    "      {:<13} {}",
+                    "oldest xact",
+                    crate::timefmt::human(d)
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if alerts.is_empty() {
+        out.push_str("No rule would be pending or firing.\n");
+    } else {
+        out.push_str("Rules that would be pending or firing now:\n");
+        for a in alerts {
+            let get = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<9} {:<22} {}",
+                a.state.to_uppercase(),
+                get("severity"),
+                get("alertname"),
+                a.annotations.get("summary").cloned().unwrap_or_default()
+            );
+        }
+    }
+    out
+}
