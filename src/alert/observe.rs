@@ -2,7 +2,7 @@
 //! instance stepped, notices out.
 
 use super::capacity::PoolRef;
-use super::state::{step, State, Transition};
+use super::state::{elapsed, step, State, Transition};
 use super::{notice, Engine, Instance, Known, Labels, Seen};
 use crate::model::{ErrorClass, PollError, PoolKind, PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
@@ -138,9 +138,14 @@ impl Engine {
             return;
         }
         for level in &rule.levels {
+            // Target labels, then the rule's (more specific), then the reserved ones.
             let mut labels = round.extra.clone();
             labels.extend(rule.labels.clone());
-            labels.extend(selector.clone());
+            for k in ["target", "kind", "pool"] {
+                if let Some(v) = selector.get(k) {
+                    labels.insert(k.into(), v.clone());
+                }
+            }
             labels.insert("alertname".into(), rule.name.clone());
             labels.insert("severity".into(), level.severity.as_str().into());
             let obs = match seeing {
@@ -174,17 +179,10 @@ impl Engine {
             .map_or(State::Inactive, |i| i.state);
         let (next, transition) = step(&prev, now, obs.active, level.for_, rule.keep_firing_for);
         if next == State::Inactive {
-            if let Some(mut i) = self.instances.remove(&labels) {
-                if let (Some(Transition::Resolved), Some(active_at)) =
-                    (transition, prev.active_at())
-                {
-                    i.value = obs.value;
-                    refresh(&mut i, rule, &self.known, now);
-                    round
-                        .out
-                        .push(notice(&labels, &i, NoticeReason::Resolved, active_at, now));
-                }
+            if let Some(i) = self.instances.get_mut(&labels) {
+                i.value = obs.value;
             }
+            self.finish(&labels, prev, transition, Some(rule), now, &mut round.out);
             return;
         }
         let i = self
@@ -230,13 +228,28 @@ impl Engine {
         if next != State::Inactive {
             return;
         }
-        if let Some(mut i) = self.instances.remove(&labels) {
-            if let (Some(Transition::Resolved), Some(active_at)) = (transition, prev.active_at()) {
-                if let Some(rule) = rule {
-                    refresh(&mut i, rule, &self.known, now);
-                }
-                out.push(notice(&labels, &i, NoticeReason::Resolved, active_at, now));
+        self.finish(&labels, prev, transition, rule, now, out);
+    }
+
+    /// Forgets an instance that stepped to inactive, announcing it if it was firing: with
+    /// text re-rendered from what is known now when its rule still exists.
+    fn finish(
+        &mut self,
+        labels: &Labels,
+        prev: State,
+        transition: Option<Transition>,
+        rule: Option<&Rule>,
+        now: SystemTime,
+        out: &mut Vec<Notice>,
+    ) {
+        let Some(mut i) = self.instances.remove(labels) else {
+            return;
+        };
+        if let (Some(Transition::Resolved), Some(active_at)) = (transition, prev.active_at()) {
+            if let Some(rule) = rule {
+                refresh(&mut i, rule, &self.known, now);
             }
+            out.push(notice(labels, &i, NoticeReason::Resolved, active_at, now));
         }
     }
 
@@ -245,14 +258,17 @@ impl Engine {
         if self.repeat_interval.is_zero() {
             return;
         }
-        for (labels, i) in self.instances.iter_mut() {
+        for (labels, i) in self
+            .instances
+            .iter_mut()
+            .filter(|(_, i)| i.target == target)
+        {
             let State::Firing { active_at, .. } = i.state else {
                 continue;
             };
-            let due = i.last_notified.is_none_or(|t| {
-                now.duration_since(t).unwrap_or(Duration::ZERO) >= self.repeat_interval
-            });
-            if i.target == target && due {
+            if i.last_notified
+                .is_none_or(|t| elapsed(t, now) >= self.repeat_interval)
+            {
                 i.last_notified = Some(now);
                 out.push(notice(labels, i, NoticeReason::Repeat, active_at, now));
             }
@@ -284,9 +300,7 @@ impl Known {
             }
             h.prune(now, horizon);
             // A vanished pool's history only matters while it could still show a drop.
-            present.contains(key)
-                || h.last_change()
-                    .is_some_and(|t| now.duration_since(t).unwrap_or(Duration::ZERO) < horizon)
+            present.contains(key) || h.last_change().is_some_and(|t| elapsed(t, now) < horizon)
         });
         self.seen.insert(
             target.to_string(),

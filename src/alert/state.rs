@@ -75,7 +75,7 @@ pub enum Transition {
 }
 
 /// `now - since`, zero when the clock went backwards.
-fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
+pub fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)
 }
 

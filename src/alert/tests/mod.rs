@@ -24,6 +24,20 @@ fn engine() -> Engine {
     Engine::new(rules(&[], true), Duration::from_secs(4 * 3600))
 }
 
+/// Rule `Busy`: critical as soon as 10 connections are in use.
+fn busy() -> RuleConfig {
+    RuleConfig {
+        name: "Busy".into(),
+        metric: Some(crate::config::schema::PoolMetric::InUse),
+        critical: Some(crate::config::schema::ThresholdConfig {
+            value: 10.0,
+            clear: None,
+            for_: None,
+        }),
+        ..RuleConfig::default()
+    }
+}
+
 /// `fired PoolNearFull/critical@orders-db:server`, `resolved TargetDown/critical@orders-db`.
 fn brief(n: &Notice) -> String {
     let l = |k: &str| n.labels.get(k).cloned().unwrap_or_default();

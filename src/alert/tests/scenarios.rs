@@ -73,15 +73,8 @@ fn hysteresis_holds_pending_and_cancel_is_silent() {
 #[test]
 fn keep_firing_for_bridges_dips() {
     let busy = RuleConfig {
-        name: "Busy".into(),
-        metric: Some(PoolMetric::InUse),
-        critical: Some(ThresholdConfig {
-            value: 10.0,
-            clear: None,
-            for_: None,
-        }),
         keep_firing_for: Some(HumanDuration::secs(30)),
-        ..RuleConfig::default()
+        ..busy()
     };
     let mut e = Engine::new(rules(&[busy], false), Duration::from_secs(4 * 3600));
     run(
