@@ -1,18 +1,191 @@
-//! (shim until the rules branch lands)
-use crate::config::schema::RuleConfig;
+//! Rule definitions: the built-in defaults merged with `[[rules]]` entries, validated into a
+//! [`RuleSet`] whose rules the alert engine evaluates on every poll.
+//!
+//! # Layout
+//!
+//! * [`builtin`] — the built-in rules, as complete [`RuleConfig`]s (so `check-config` and the
+//!   README can show them), and the default alert texts.
+//! * `build` — merging config entries over the built-ins and validating every key, recording
+//!   each problem with its key path (`rules[3].critical`).
+//! * [`matcher`] — Prometheus-style label matchers (`kind="role"`, `pool=~"app_.*"`).
+//! * [`template`] — `{{name}}` templates for `summary` and `description`, checked at build time.
+//! * [`eval`] — a threshold rule's metric value and whether it holds, with hysteresis.
+//!
+//! A rule never looks at time: `for`, `keep_firing_for` and the capacity history are the alert
+//! engine's business ([`crate::alert`]).
+
+mod build;
+pub mod builtin;
+pub mod eval;
+pub mod matcher;
+pub mod template;
+
+use crate::config::schema::{CmpOp, PoolMetric, RuleConfig};
 use crate::config::values::Problems;
+use crate::model::Severity;
+use matcher::Matcher;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use template::{Template, Vars};
 
-/// Rules.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSet {}
+pub use builtin::builtin_rules;
 
-impl RuleSet {
-    /// Build.
-    pub fn build(_c: &[RuleConfig], _b: bool, _p: &mut Problems) -> RuleSet {
-        RuleSet {}
-    }
-    /// Summary.
-    pub fn summary(&self) -> Vec<String> {
-        Vec::new()
+/// Labels that poolwatch sets on every alert itself; rules cannot set them.
+pub const RESERVED_LABELS: [&str; 5] = ["alertname", "severity", "target", "kind", "pool"];
+
+/// What a rule checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// Compare a pool metric with each level's threshold.
+    Threshold {
+        /// The metric compared.
+        metric: PoolMetric,
+        /// The comparison (`metric op threshold`).
+        op: CmpOp,
+    },
+    /// The target cannot be polled (any error but SQLSTATE 53300).
+    TargetDown,
+    /// The target refuses connections with SQLSTATE 53300.
+    TargetSaturated,
+    /// A pool's capacity is below the highest capacity seen within `window`.
+    CapacityDropped {
+        /// How far back the higher capacity may have been seen.
+        window: Duration,
+    },
+}
+
+impl Check {
+    /// True for checks evaluated per pool; false for those about the target as a whole.
+    pub fn is_per_pool(&self) -> bool {
+        !matches!(self, Check::TargetDown | Check::TargetSaturated)
     }
 }
+
+/// A threshold with its hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The alert becomes active when `metric op value`.
+    pub value: f64,
+    /// Once active (pending or firing) it stays active while `metric op clear`; equals `value`
+    /// when no hysteresis is configured.
+    pub clear: f64,
+}
+
+/// One severity of a rule: its own alert instance per pool, like a separate Prometheus rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// The alert's severity.
+    pub severity: Severity,
+    /// How long the condition must hold before the alert fires.
+    pub for_: Duration,
+    /// The threshold (threshold rules only).
+    pub threshold: Option<Threshold>,
+}
+
+/// A validated, enabled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name; the `alertname` label.
+    pub name: String,
+    /// What is checked.
+    pub check: Check,
+    /// One entry per severity, lowest first; never empty.
+    pub levels: Vec<Level>,
+    /// How long a firing alert keeps firing after its condition stops holding.
+    pub keep_firing_for: Duration,
+    /// Which pools (or targets) the rule applies to; all must match.
+    pub matchers: Vec<Matcher>,
+    /// Extra labels on the rule's alerts.
+    pub labels: BTreeMap<String, String>,
+    /// `summary` annotation.
+    pub summary: Template,
+    /// `description` annotation.
+    pub description: Template,
+}
+
+impl Rule {
+    /// Whether the rule applies to a pool or target with these labels (`target`, `kind`, `pool`
+    /// and the target's labels; a missing label matches as the empty string).
+    pub fn applies_to(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+
+    /// The level of `severity`, if the rule has one.
+    pub fn level(&self, severity: Severity) -> Option<&Level> {
+        self.levels.iter().find(|l| l.severity == severity)
+    }
+
+    /// Renders the `summary` and `description` annotations.
+    pub fn annotate(&self, vars: &Vars<'_>) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("summary".to_string(), self.summary.render(vars)),
+            ("description".to_string(), self.description.render(vars)),
+        ])
+    }
+}
+
+/// The enabled rules, validated, built-ins first (in their documented order), then the config's
+/// own rules in file order.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Merges the built-in rules (when `builtin`) with the config's `[[rules]]` entries and
+    /// validates the result. Every problem is recorded in `problems` under the entry's key path
+    /// (`rules[3].critical`); a rule with a problem is left out of the returned set, so callers
+    /// must check `problems` before using it.
+    pub fn build(configs: &[RuleConfig], builtin: bool, problems: &mut Problems) -> RuleSet {
+        RuleSet {
+            rules: build::build(configs, builtin, problems),
+        }
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule called `name`.
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The longest `capacity_dropped` window, if any rule has one: how long capacity history
+    /// must be kept.
+    pub fn max_window(&self) -> Option<Duration> {
+        self.rules
+            .iter()
+            .filter_map(|r| match r.check {
+                Check::CapacityDropped { window } => Some(window),
+                _ => None,
+            })
+            .max()
+    }
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely misspelling.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word_lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -1,0 +1,280 @@
+//! Reload, persistence across a restart, target removal, API views and labels.
+
+use super::*;
+use crate::config::schema::{PoolMetric, ThresholdConfig};
+use crate::model::{ErrorClass, PoolSnapshot};
+use crate::notice::fingerprint;
+use crate::rules::fixtures::{failed, labels, pool, role_pool, up};
+
+const FULL_FIRED: &str = "fired PoolNearFull/critical@db:server";
+const FULL_RESOLVED: &str = "resolved PoolNearFull/critical@db:server";
+const UTIL_FIRED: &str = "fired PoolUtilizationHigh/warning@db:server";
+const UTIL_RESOLVED: &str = "resolved PoolUtilizationHigh/warning@db:server";
+
+fn db(secs: u64, in_use: u64) -> TargetReport {
+    up("db", t(secs), vec![pool("db", 100, in_use)])
+}
+
+/// An engine where PoolNearFull fired at 15s and PoolUtilizationHigh is pending since 0s.
+fn firing_engine() -> Engine {
+    let mut e = engine();
+    assert!(observe(&mut e, 0, &db(0, 96)).is_empty());
+    assert_eq!(observe(&mut e, 15, &db(15, 96)), [FULL_FIRED]);
+    e
+}
+
+fn override_of(name: &str, f: impl FnOnce(&mut RuleConfig)) -> RuleConfig {
+    let mut rc = RuleConfig {
+        name: name.into(),
+        ..RuleConfig::default()
+    };
+    f(&mut rc);
+    rc
+}
+
+#[test]
+fn reload_keeps_state_of_unchanged_rules() {
+    let mut e = firing_engine();
+    let notices = e.set_rules(t(20), rules(&[], true), Duration::from_secs(4 * 3600));
+    assert!(notices.is_empty());
+    assert!(
+        observe(&mut e, 25, &db(25, 96)).is_empty(),
+        "no second Fired"
+    );
+    // The pending PoolUtilizationHigh kept its activeAt of 0s.
+    assert_eq!(observe(&mut e, 60, &db(60, 96)), [UTIL_FIRED]);
+}
+
+#[test]
+fn reload_resolves_firing_alerts_of_removed_rules() {
+    let mut e = firing_engine();
+    let off = |name: &str| override_of(name, |r| r.enabled = Some(false));
+    let new_rules = rules(&[off("PoolNearFull"), off("PoolUtilizationHigh")], true);
+    let notices = e.set_rules(t(20), new_rules, Duration::from_secs(3600));
+    // The pending PoolUtilizationHigh goes silently.
+    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
+    assert_eq!(notices[0].ends_at, Some(t(20)));
+    assert_eq!(notices[0].starts_at, t(0));
+    assert!(e.alerts().is_empty());
+    assert!(observe(&mut e, 25, &db(25, 96)).is_empty());
+}
+
+#[test]
+fn reload_with_new_rule_labels_starts_a_new_alert() {
+    let mut e = firing_engine();
+    let team = override_of("PoolNearFull", |r| {
+        r.labels = Some(labels(&[("team", "dba")]));
+    });
+    let notices = e.set_rules(t(20), rules(&[team], true), Duration::from_secs(3600));
+    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
+    assert!(observe(&mut e, 25, &db(25, 96)).is_empty());
+    let fired = e.observe(t(40), &db(40, 96), &Labels::new());
+    assert_eq!(briefs(&fired), [FULL_FIRED]);
+    assert_eq!(fired[0].labels["team"], "dba");
+}
+
+#[test]
+fn reload_with_matchers_that_exclude_the_pool_resolves_at_next_poll() {
+    let mut e = firing_engine();
+    let roles_only = override_of("PoolNearFull", |r| {
+        r.matchers = Some(vec!["kind=\"role\"".into()]);
+    });
+    let notices = e.set_rules(t(20), rules(&[roles_only], true), Duration::from_secs(3600));
+    assert!(notices.is_empty());
+    assert_eq!(observe(&mut e, 25, &db(25, 96)), [FULL_RESOLVED]);
+}
+
+/// db with a full server pool and role `app` of capacity `app_cap`.
+fn db_with_app(secs: u64, in_use: u64, app_cap: u64) -> TargetReport {
+    let pools: Vec<PoolSnapshot> =
+        vec![pool("db", 100, in_use), role_pool("db", "app", app_cap, 5)];
+    up("db", t(secs), pools)
+}
+
+/// Saves `e`'s state as the daemon would (JSON) and loads it into a fresh engine.
+fn restart(e: &Engine) -> Engine {
+    let json = serde_json::to_string(&e.export_state()).unwrap();
+    let st: PersistedState = serde_json::from_str(&json).unwrap();
+    let mut fresh = engine();
+    assert!(fresh.import_state(st));
+    fresh
+}
+
+#[test]
+fn restart_neither_forgets_nor_repages() {
+    let mut e = engine();
+    observe(&mut e, 0, &db_with_app(0, 96, 50));
+    assert_eq!(observe(&mut e, 15, &db_with_app(15, 96, 50)), [FULL_FIRED]);
+    assert_eq!(observe(&mut e, 60, &db_with_app(60, 96, 50)), [UTIL_FIRED]);
+    assert_eq!(e.export_state().alert_count(), 2);
+
+    let mut e = restart(&e);
+    assert_eq!(states(&e).len(), 2);
+    // Still firing: no new Fired. The lowered role limit is compared with the saved history.
+    assert_eq!(
+        observe(&mut e, 100, &db_with_app(100, 96, 10)),
+        ["fired PoolCapacityDropped/warning@db:app"]
+    );
+    // Repeats stay on the schedule of the last notice before the restart (and the drop has
+    // aged out of its 1h window by then).
+    assert_eq!(
+        observe(&mut e, 15 + 4 * 3600, &db_with_app(15 + 4 * 3600, 96, 10)),
+        [
+            "repeat PoolNearFull/critical@db:server",
+            "resolved PoolCapacityDropped/warning@db:app"
+        ]
+    );
+    let resolved = observe(&mut e, 20 + 4 * 3600, &db_with_app(20 + 4 * 3600, 10, 10));
+    assert_eq!(resolved, [FULL_RESOLVED, UTIL_RESOLVED]);
+}
+
+#[test]
+fn restored_alert_that_no_longer_holds_resolves() {
+    let e = firing_engine();
+    let before = e.alerts();
+    let mut e = restart(&e);
+    assert_eq!(e.alerts(), before, "views survive the round trip");
+    let notices = e.observe(t(30), &db(30, 10), &Labels::new());
+    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
+    assert_eq!(notices[0].starts_at, t(0));
+}
+
+#[test]
+fn restored_alert_of_a_removed_rule_resolves() {
+    let mut e = Engine::new(rules(&[busy()], false), Duration::from_secs(3600));
+    assert_eq!(
+        observe(&mut e, 0, &db(0, 50)),
+        ["fired Busy/critical@db:server"]
+    );
+    let mut e = restart(&e);
+    assert_eq!(
+        observe(&mut e, 5, &db(5, 50)),
+        ["resolved Busy/critical@db:server"]
+    );
+}
+
+#[test]
+fn import_refuses_another_version() {
+    let e = firing_engine();
+    let mut json = serde_json::to_value(e.export_state()).unwrap();
+    json["version"] = 99.into();
+    let st: PersistedState = serde_json::from_value(json).unwrap();
+    let mut fresh = engine();
+    assert!(!fresh.import_state(st));
+    assert!(fresh.alerts().is_empty());
+}
+
+#[test]
+fn removing_a_target_resolves_and_forgets_it() {
+    let mut e = firing_engine();
+    observe(&mut e, 16, &failed("other", t(16), ErrorClass::Network));
+    let notices = e.remove_target(t(20), "db");
+    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
+    assert_eq!(states(&e), [("TargetDown@other".to_string(), "pending")]);
+    // Its capacity history is gone too: a smaller pool under the same name is no drop.
+    assert!(observe(&mut e, 30, &up("db", t(30), vec![pool("db", 10, 1)])).is_empty());
+}
+
+#[test]
+fn alert_views_in_prometheus_shape() {
+    let e = firing_engine();
+    let views = e.alerts();
+    let json = serde_json::to_value(&views).unwrap();
+    let full = &json[0];
+    assert_eq!(full["labels"]["alertname"], "PoolNearFull");
+    assert_eq!(full["state"], "firing");
+    assert_eq!(full["activeAt"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(full["value"], "9.6000000000e-01");
+    assert_eq!(full["severity"], "critical");
+    assert_eq!(
+        full["annotations"]["summary"],
+        "db: 96/100 usable connections in use (96%)"
+    );
+    assert!(full.get("keepFiringSince").is_none());
+    assert_eq!(full["fingerprint"], fingerprint(&views[0].labels).as_str());
+    assert_eq!(json[1]["labels"]["alertname"], "PoolUtilizationHigh");
+    assert_eq!(json[1]["state"], "pending");
+}
+
+#[test]
+fn labels_combine_target_rule_and_reserved() {
+    let role_full = RuleConfig {
+        name: "RoleFull".into(),
+        metric: Some(PoolMetric::Utilization),
+        critical: Some(ThresholdConfig {
+            value: 1.0,
+            clear: None,
+            for_: None,
+        }),
+        matchers: Some(vec!["kind=\"role\"".into(), "env=\"prod\"".into()]),
+        labels: Some(labels(&[("team", "dba")])),
+        ..RuleConfig::default()
+    };
+    let saturated = override_of("TargetSaturated", |r| {
+        r.labels = Some(labels(&[("page", "yes")]))
+    });
+    let mut e = Engine::new(
+        rules(&[role_full, saturated], true),
+        Duration::from_secs(3600),
+    );
+    let report = up(
+        "db",
+        t(0),
+        vec![pool("db", 100, 1), role_pool("db", "app", 10, 10)],
+    );
+    // Target labels cannot override the reserved ones.
+    let prod = labels(&[
+        ("env", "prod"),
+        ("severity", "bogus"),
+        ("pool", "x"),
+        ("team", "ops"),
+    ]);
+    let notices = e.observe(t(0), &report, &prod);
+    let role = notices
+        .iter()
+        .find(|n| n.labels["alertname"] == "RoleFull")
+        .unwrap();
+    let want = labels(&[
+        ("alertname", "RoleFull"),
+        ("env", "prod"),
+        ("kind", "role"),
+        ("pool", "app"),
+        ("severity", "critical"),
+        ("target", "db"),
+        ("team", "dba"),
+    ]);
+    assert_eq!(role.labels, want, "rule labels win over target labels");
+    assert_eq!(role.fingerprint, fingerprint(&want));
+    // Matchers see the target's labels.
+    let mut other = engine();
+    let dev = labels(&[("env", "dev")]);
+    assert!(other
+        .observe(t(0), &report, &dev)
+        .iter()
+        .all(|n| n.labels["alertname"] != "RoleFull"));
+    // Target-level alerts have no kind or pool.
+    let sat = e.observe(
+        t(5),
+        &failed("db", t(5), ErrorClass::TooManyConnections),
+        &prod,
+    );
+    let want = labels(&[
+        ("alertname", "TargetSaturated"),
+        ("env", "prod"),
+        ("page", "yes"),
+        ("severity", "critical"),
+        ("target", "db"),
+        ("team", "ops"),
+    ]);
+    assert_eq!(sat[0].labels, want);
+}
+
+#[test]
+fn changed_target_labels_resolve_the_old_instance() {
+    let mut e = firing_engine();
+    let prod = labels(&[("env", "prod")]);
+    let notices = briefs(&e.observe(t(20), &db(20, 96), &prod));
+    // The old (label-less) instances end; new ones start pending under the new labels.
+    assert_eq!(notices, [FULL_RESOLVED]);
+    assert_eq!(briefs(&e.observe(t(35), &db(35, 96), &prod)), [FULL_FIRED]);
+}

@@ -1,0 +1,92 @@
+//! Engine tests with synthetic reports: no database, time driven by hand.
+
+mod lifecycle;
+mod scenarios;
+
+use super::*;
+use crate::config::schema::RuleConfig;
+use crate::config::values::Problems;
+use crate::model::TargetReport;
+use crate::notice::Notice;
+use std::time::Duration;
+
+use crate::rules::fixtures::t;
+
+fn rules(extra: &[RuleConfig], builtin: bool) -> RuleSet {
+    let mut problems = Problems::new("test.toml");
+    let set = RuleSet::build(extra, builtin, &mut problems);
+    assert!(problems.is_empty(), "{:?}", problems.into_vec());
+    set
+}
+
+/// An engine with the built-in rules and a 4h repeat interval.
+fn engine() -> Engine {
+    Engine::new(rules(&[], true), Duration::from_secs(4 * 3600))
+}
+
+/// Rule `Busy`: critical as soon as 10 connections are in use.
+fn busy() -> RuleConfig {
+    RuleConfig {
+        name: "Busy".into(),
+        metric: Some(crate::config::schema::PoolMetric::InUse),
+        critical: Some(crate::config::schema::ThresholdConfig {
+            value: 10.0,
+            clear: None,
+            for_: None,
+        }),
+        ..RuleConfig::default()
+    }
+}
+
+/// `fired PoolNearFull/critical@orders-db:server`, `resolved TargetDown/critical@orders-db`.
+fn brief(n: &Notice) -> String {
+    let l = |k: &str| n.labels.get(k).cloned().unwrap_or_default();
+    let pool = match n.labels.get("pool") {
+        Some(p) => format!(":{p}"),
+        None => String::new(),
+    };
+    format!(
+        "{} {}/{}@{}{pool}",
+        n.reason.as_str(),
+        l("alertname"),
+        l("severity"),
+        l("target")
+    )
+}
+
+/// Observes `report` at `secs` with no target labels; the notices in brief, sorted.
+fn observe(e: &mut Engine, secs: u64, report: &TargetReport) -> Vec<String> {
+    briefs(&e.observe(t(secs), report, &Labels::new()))
+}
+
+fn briefs(notices: &[Notice]) -> Vec<String> {
+    let mut v: Vec<String> = notices.iter().map(brief).collect();
+    v.sort();
+    v
+}
+
+/// Runs `(secs, report, expected notices)` rows in order against one engine.
+fn run(e: &mut Engine, rows: Vec<(u64, TargetReport, Vec<&str>)>) {
+    for (i, (secs, report, want)) in rows.into_iter().enumerate() {
+        let got = observe(e, secs, &report);
+        assert_eq!(got, want, "row {i} at {secs}s");
+    }
+}
+
+/// `(alertname@target:pool, state)` of every pending or firing alert.
+fn states(e: &Engine) -> Vec<(String, &'static str)> {
+    e.alerts()
+        .iter()
+        .map(|a| {
+            let pool = a
+                .labels
+                .get("pool")
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
+            (
+                format!("{}@{}{pool}", a.labels["alertname"], a.labels["target"]),
+                a.state,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,417 @@
+//! Table-driven scenarios: each row is one poll (time, report) and the notices it must produce.
+
+use super::*;
+use crate::config::schema::{PoolMetric, ThresholdConfig};
+use crate::config::values::HumanDuration;
+use crate::model::{ErrorClass, PoolSnapshot};
+use crate::rules::fixtures::{failed, incident_one, pool, role_pool, up};
+
+/// One server pool of target `db` with capacity 100 and `in_use` taken.
+fn db(secs: u64, in_use: u64) -> TargetReport {
+    up("db", t(secs), vec![pool("db", 100, in_use)])
+}
+
+fn down(secs: u64, class: ErrorClass) -> TargetReport {
+    failed("db", t(secs), class)
+}
+
+fn with_pools(secs: u64, pools: Vec<PoolSnapshot>) -> TargetReport {
+    up("db", t(secs), pools)
+}
+
+const UTIL_FIRED: &str = "fired PoolUtilizationHigh/warning@db:server";
+const UTIL_RESOLVED: &str = "resolved PoolUtilizationHigh/warning@db:server";
+const FULL_FIRED: &str = "fired PoolNearFull/critical@db:server";
+const FULL_RESOLVED: &str = "resolved PoolNearFull/critical@db:server";
+
+#[test]
+fn warning_then_critical_as_utilization_ramps() {
+    let mut e = engine();
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 50), vec![]),
+            (5, db(5, 80), vec![]),
+            (60, db(60, 85), vec![]),
+            (65, db(65, 90), vec![UTIL_FIRED]),
+            (70, db(70, 95), vec![]),
+            (84, db(84, 96), vec![]),
+            (85, db(85, 97), vec![FULL_FIRED]),
+            // Hysteresis: PoolNearFull clears below 0.90, PoolUtilizationHigh below 0.75.
+            (90, db(90, 92), vec![]),
+            (95, db(95, 89), vec![FULL_RESOLVED]),
+            (100, db(100, 76), vec![]),
+            (105, db(105, 74), vec![UTIL_RESOLVED]),
+        ],
+    );
+    assert!(e.alerts().is_empty());
+}
+
+#[test]
+fn hysteresis_holds_pending_and_cancel_is_silent() {
+    let mut e = engine();
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 80), vec![]),
+            // Below the threshold but above `clear`: still pending, `for` keeps counting.
+            (10, db(10, 77), vec![]),
+            (20, db(20, 74), vec![]),
+            (30, db(30, 80), vec![]),
+            (89, db(89, 80), vec![]),
+            (90, db(90, 80), vec![UTIL_FIRED]),
+        ],
+    );
+    let a = &e.alerts()[0];
+    assert_eq!(
+        a.active_at,
+        t(30),
+        "the cancelled pending period does not count"
+    );
+}
+
+#[test]
+fn keep_firing_for_bridges_dips() {
+    let busy = RuleConfig {
+        keep_firing_for: Some(HumanDuration::secs(30)),
+        ..busy()
+    };
+    let mut e = Engine::new(rules(&[busy], false), Duration::from_secs(4 * 3600));
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 10), vec!["fired Busy/critical@db:server"]),
+            (10, db(10, 5), vec![]),
+            (39, db(39, 5), vec![]),
+            (40, db(40, 12), vec![]),
+            (50, db(50, 5), vec![]),
+            (79, db(79, 5), vec![]),
+            (80, db(80, 5), vec!["resolved Busy/critical@db:server"]),
+        ],
+    );
+}
+
+#[test]
+fn saturation_fires_at_once_and_freezes_pool_alerts() {
+    let mut e = engine();
+    let full = || with_pools(0, vec![pool("db", 97, 97)]);
+    run(
+        &mut e,
+        vec![
+            (0, full(), vec![]),
+            (15, full(), vec![FULL_FIRED]),
+            (
+                20,
+                down(20, ErrorClass::TooManyConnections),
+                vec!["fired TargetSaturated/critical@db"],
+            ),
+            // Frozen: PoolUtilizationHigh stays pending although its `for` has passed, and
+            // PoolNearFull stays firing although no pool is seen.
+            (61, down(61, ErrorClass::TooManyConnections), vec![]),
+        ],
+    );
+    assert_eq!(
+        states(&e),
+        [
+            ("PoolNearFull@db:server".to_string(), "firing"),
+            ("PoolUtilizationHigh@db:server".to_string(), "pending"),
+            ("TargetSaturated@db".to_string(), "firing"),
+        ]
+    );
+    let got = observe(&mut e, 65, &db(65, 50));
+    assert_eq!(got, [FULL_RESOLVED, "resolved TargetSaturated/critical@db"]);
+    assert!(e.alerts().is_empty());
+}
+
+#[test]
+fn target_down_after_30s_then_saturated() {
+    let mut e = engine();
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 10), vec![]),
+            (5, down(5, ErrorClass::Network), vec![]),
+            (34, down(34, ErrorClass::Timeout), vec![]),
+            (
+                35,
+                down(35, ErrorClass::Network),
+                vec!["fired TargetDown/critical@db"],
+            ),
+            (
+                40,
+                down(40, ErrorClass::TooManyConnections),
+                vec![
+                    "fired TargetSaturated/critical@db",
+                    "resolved TargetDown/critical@db",
+                ],
+            ),
+            (45, db(45, 10), vec!["resolved TargetSaturated/critical@db"]),
+            // A short outage stays pending and is forgotten silently.
+            (50, down(50, ErrorClass::Auth), vec![]),
+            (55, db(55, 10), vec![]),
+        ],
+    );
+}
+
+#[test]
+fn capacity_drop_fires_at_once_and_resolves_when_restored_or_aged_out() {
+    const FIRED: &str = "fired PoolCapacityDropped/warning@db:app";
+    const RESOLVED: &str = "resolved PoolCapacityDropped/warning@db:app";
+    // Per scenario: (secs, capacity of role `app`, expected notices).
+    type Rows = Vec<(u64, u64, Vec<&'static str>)>;
+    let scenarios: [(&str, Rows); 2] = [
+        (
+            "restored",
+            vec![
+                (0, 50, vec![]),
+                (10, 10, vec![FIRED]),
+                (20, 10, vec![]),
+                (30, 50, vec![RESOLVED]),
+                // A rise is no drop.
+                (40, 80, vec![]),
+            ],
+        ),
+        (
+            "aged out of the 1h window",
+            vec![
+                (0, 50, vec![]),
+                (10, 10, vec![FIRED]),
+                (3609, 10, vec![]),
+                (3610, 10, vec![RESOLVED]),
+                (3620, 10, vec![]),
+            ],
+        ),
+    ];
+    for (name, rows) in scenarios {
+        let mut e = engine();
+        for (secs, cap, want) in rows {
+            let report = with_pools(secs, vec![role_pool("db", "app", cap, 5)]);
+            assert_eq!(observe(&mut e, secs, &report), want, "{name} at {secs}s");
+        }
+    }
+}
+
+#[test]
+fn capacity_drop_shows_after_a_restart() {
+    // Lowering max_connections needs a restart: the target is down in between.
+    let mut e = engine();
+    let server = |secs, cap| with_pools(secs, vec![pool("db", cap, 5)]);
+    run(
+        &mut e,
+        vec![
+            (0, server(0, 97), vec![]),
+            (10, down(10, ErrorClass::Network), vec![]),
+            (20, down(20, ErrorClass::CannotConnectNow), vec![]),
+            (
+                30,
+                server(30, 47),
+                vec!["fired PoolCapacityDropped/warning@db:server"],
+            ),
+        ],
+    );
+    let a = e.alerts();
+    assert_eq!(
+        a[0].annotations["summary"],
+        "db: capacity fell from 97 to 47"
+    );
+}
+
+#[test]
+fn a_vanished_pool_resolves() {
+    let mut e = engine();
+    let batch = role_pool("db", "batch", 10, 10);
+    run(
+        &mut e,
+        vec![
+            (
+                0,
+                with_pools(0, vec![pool("db", 100, 5), batch.clone()]),
+                vec![],
+            ),
+            (
+                15,
+                with_pools(15, vec![pool("db", 100, 5), batch]),
+                vec!["fired PoolNearFull/critical@db:batch"],
+            ),
+            (
+                20,
+                with_pools(20, vec![pool("db", 100, 5)]),
+                vec!["resolved PoolNearFull/critical@db:batch"],
+            ),
+        ],
+    );
+    assert!(e.alerts().is_empty(), "{:?}", states(&e));
+}
+
+#[test]
+fn waiting_clients_are_critical_within_one_poll() {
+    let mut e = engine();
+    let mut p = pool("db", 20, 20);
+    p.waiting = 3;
+    let got = observe(&mut e, 0, &with_pools(0, vec![p]));
+    assert_eq!(got, ["fired PoolClientsWaiting/critical@db:server"]);
+    let got = observe(&mut e, 5, &db(5, 10));
+    assert_eq!(got, ["resolved PoolClientsWaiting/critical@db:server"]);
+}
+
+#[test]
+fn repeat_interval_also_while_frozen() {
+    let mut e = Engine::new(rules(&[], true), Duration::from_secs(3600));
+    let sat = |secs| down(secs, ErrorClass::TooManyConnections);
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 96), vec![]),
+            (15, db(15, 96), vec![FULL_FIRED]),
+            (60, db(60, 96), vec![UTIL_FIRED]),
+            (3614, db(3614, 96), vec![]),
+            (
+                3615,
+                db(3615, 96),
+                vec!["repeat PoolNearFull/critical@db:server"],
+            ),
+            (
+                3660,
+                db(3660, 96),
+                vec!["repeat PoolUtilizationHigh/warning@db:server"],
+            ),
+            (3700, sat(3700), vec!["fired TargetSaturated/critical@db"]),
+            (
+                7215,
+                sat(7215),
+                vec!["repeat PoolNearFull/critical@db:server"],
+            ),
+            (
+                7300,
+                sat(7300),
+                vec![
+                    "repeat PoolUtilizationHigh/warning@db:server",
+                    "repeat TargetSaturated/critical@db",
+                ],
+            ),
+        ],
+    );
+    // A zero interval turns repeats off.
+    let mut quiet = Engine::new(rules(&[], true), Duration::ZERO);
+    observe(&mut quiet, 0, &db(0, 96));
+    assert_eq!(
+        observe(&mut quiet, 60, &db(60, 96)),
+        [FULL_FIRED, UTIL_FIRED]
+    );
+    assert!(observe(&mut quiet, 100_000, &db(100_000, 96)).is_empty());
+}
+
+#[test]
+fn each_severity_has_its_own_for() {
+    let two = RuleConfig {
+        name: "Util".into(),
+        metric: Some(PoolMetric::Utilization),
+        warning: Some(ThresholdConfig {
+            value: 0.5,
+            clear: None,
+            for_: Some(HumanDuration::secs(0)),
+        }),
+        critical: Some(ThresholdConfig {
+            value: 0.9,
+            clear: None,
+            for_: None,
+        }),
+        for_: Some(HumanDuration::secs(30)),
+        ..RuleConfig::default()
+    };
+    let mut e = Engine::new(rules(&[two], false), Duration::from_secs(3600));
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 95), vec!["fired Util/warning@db:server"]),
+            (29, db(29, 95), vec![]),
+            (30, db(30, 95), vec!["fired Util/critical@db:server"]),
+            (35, db(35, 60), vec!["resolved Util/critical@db:server"]),
+            (40, db(40, 10), vec!["resolved Util/warning@db:server"]),
+        ],
+    );
+}
+
+#[test]
+fn targets_are_independent() {
+    let mut e = engine();
+    let other = |secs| up("other", t(secs), vec![pool("other", 100, 10)]);
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 99), vec![]),
+            (15, db(15, 99), vec![FULL_FIRED]),
+            // Another target's report neither resolves nor repeats db's alerts.
+            (20, other(20), vec![]),
+            (20_000, other(20_000), vec![]),
+            (
+                20_001,
+                failed("other", t(20_001), ErrorClass::TooManyConnections),
+                vec!["fired TargetSaturated/critical@other"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn incident_one_text() {
+    let mut e = engine();
+    let report = |secs| up("orders-db", t(secs), vec![incident_one()]);
+    e.observe(t(0), &report(0), &Labels::new());
+    let notices = e.observe(t(15), &report(15), &Labels::new());
+    assert_eq!(notices.len(), 1);
+    let n = &notices[0];
+    assert_eq!(
+        n.annotations["summary"],
+        "orders-db: 97/97 usable connections in use (100%)"
+    );
+    assert_eq!(
+        n.annotations["description"],
+        "max_connections 100, 3 reserved; app=django holds 91 (12 idle in transaction), \
+         app=celery holds 4; role=app 95, role=postgres 2; 12 idle in transaction \
+         (oldest 4m), 0 waiting"
+    );
+    assert_eq!(
+        n.starts_at,
+        t(0),
+        "starts_at is when the condition started holding"
+    );
+    assert_eq!(n.ends_at, None);
+
+    // Saturation: the text names the refusal and the last numbers seen.
+    let sat = failed("orders-db", t(20), ErrorClass::TooManyConnections);
+    let notices = e.observe(t(20), &sat, &Labels::new());
+    assert_eq!(
+        notices[0].annotations["summary"],
+        "orders-db refuses connections: too many clients already (SQLSTATE 53300)"
+    );
+    assert_eq!(
+        notices[0].annotations["description"],
+        "sorry, too many clients already. Last seen: 97/97 usable connections in use \
+         (max_connections 100, 3 reserved); app=django holds 91 (12 idle in transaction), \
+         app=celery holds 4; role=app 95, role=postgres 2"
+    );
+}
+
+#[test]
+fn capacity_drop_text() {
+    let mut e = engine();
+    let app = |secs, cap| {
+        up(
+            "orders-db",
+            t(secs),
+            vec![role_pool("orders-db", "app", cap, 5)],
+        )
+    };
+    e.observe(t(0), &app(0, 50), &Labels::new());
+    let n = e.observe(t(5), &app(5, 10), &Labels::new());
+    assert_eq!(
+        n[0].annotations["summary"],
+        "orders-db role app: capacity fell from 50 to 10"
+    );
+    assert!(n[0].annotations["description"].starts_with("rolconnlimit 10; 5 in use now (50%)"));
+    let n = e.observe(t(10), &app(10, 50), &Labels::new());
+    assert_eq!(n[0].status, crate::notice::NoticeStatus::Resolved);
+    assert_eq!(n[0].ends_at, Some(t(10)));
+    assert_eq!(n[0].starts_at, t(5));
+}

@@ -1,0 +1,183 @@
+//! The built-in rules and the default alert texts. The built-ins are complete [`RuleConfig`]s,
+//! every key set, so that `check-config` and the README can show exactly what runs; a
+//! `[[rules]]` entry with the same name replaces only the keys it sets.
+
+use super::Check;
+use crate::config::schema::{CmpOp, Condition, PoolMetric, RuleConfig, ThresholdConfig};
+use crate::config::values::HumanDuration;
+use crate::model::Severity;
+use std::collections::BTreeMap;
+
+/// Default `window` of `capacity_dropped`.
+pub const DEFAULT_WINDOW: HumanDuration = HumanDuration::secs(3600);
+
+/// What any pool alert's description says: how capacity is derived, who holds the
+/// connections, and the idle-in-transaction sessions that often are the real culprit.
+const POOL_DESCRIPTION: &str = "{{capacity_note}}; {{top_holders}}; \
+    {{idle_in_transaction}} idle in transaction (oldest {{oldest_idle_in_transaction}}), \
+    {{waiting}} waiting";
+
+/// The default `summary` of a rule that does not set one.
+pub fn default_summary(check: &Check) -> &'static str {
+    match check {
+        Check::Threshold { metric, .. } => match metric {
+            PoolMetric::Utilization
+            | PoolMetric::InUse
+            | PoolMetric::Free
+            | PoolMetric::Capacity
+            | PoolMetric::Idle => {
+                "{{subject}}: {{in_use}}/{{capacity}} usable connections in use ({{utilization}})"
+            }
+            PoolMetric::Waiting => {
+                "{{subject}}: {{waiting}} clients waiting for a connection \
+                 ({{in_use}}/{{capacity}} in use)"
+            }
+            PoolMetric::IdleInTransaction | PoolMetric::OldestIdleInTransactionSeconds => {
+                "{{subject}}: {{idle_in_transaction}} sessions idle in transaction \
+                 (oldest {{oldest_idle_in_transaction}})"
+            }
+            PoolMetric::OldestTransactionSeconds => {
+                "{{subject}}: a transaction has been open for {{oldest_transaction}}"
+            }
+            PoolMetric::LockWaiting => "{{subject}}: {{lock_waiting}} sessions waiting on a lock",
+        },
+        Check::CapacityDropped { .. } => {
+            "{{subject}}: capacity fell from {{previous_capacity}} to {{capacity}}"
+        }
+        Check::TargetSaturated => {
+            "{{target}} refuses connections: too many clients already (SQLSTATE 53300)"
+        }
+        Check::TargetDown => "{{target}} cannot be polled ({{error_class}})",
+    }
+}
+
+/// The default `description` of a rule that does not set one.
+pub fn default_description(check: &Check) -> &'static str {
+    match check {
+        Check::Threshold { .. } => POOL_DESCRIPTION,
+        Check::CapacityDropped { .. } => {
+            "{{capacity_note}}; {{in_use}} in use now ({{utilization}}). A smaller pool \
+             saturates at the next peak: check the latest deployment or configuration change"
+        }
+        Check::TargetSaturated => {
+            "{{error}}. Last seen: {{in_use}}/{{capacity}} usable connections in use \
+             ({{capacity_note}}); {{top_holders}}"
+        }
+        Check::TargetDown => "{{error}}",
+    }
+}
+
+fn threshold(value: f64, clear: f64) -> Option<ThresholdConfig> {
+    Some(ThresholdConfig {
+        value,
+        clear: Some(clear),
+        for_: None,
+    })
+}
+
+/// The skeleton shared by the built-ins: every optional key set to its default.
+fn base(name: &str, check: Check, for_secs: u64) -> RuleConfig {
+    RuleConfig {
+        name: name.into(),
+        enabled: Some(true),
+        for_: Some(HumanDuration::secs(for_secs)),
+        keep_firing_for: Some(HumanDuration::secs(0)),
+        matchers: Some(Vec::new()),
+        labels: Some(BTreeMap::new()),
+        summary: Some(default_summary(&check).into()),
+        description: Some(default_description(&check).into()),
+        ..RuleConfig::default()
+    }
+}
+
+fn pool_rule(name: &str, metric: PoolMetric, op: CmpOp, for_secs: u64) -> RuleConfig {
+    RuleConfig {
+        metric: Some(metric),
+        op: Some(op),
+        ..base(name, Check::Threshold { metric, op }, for_secs)
+    }
+}
+
+fn condition_rule(
+    name: &str,
+    condition: Condition,
+    check: Check,
+    severity: Severity,
+    for_secs: u64,
+) -> RuleConfig {
+    RuleConfig {
+        condition: Some(condition),
+        severity: Some(severity),
+        ..base(name, check, for_secs)
+    }
+}
+
+/// The built-in rules, in evaluation order:
+///
+/// | rule | checks | severity | for |
+/// |---|---|---|---|
+/// | `PoolUtilizationHigh` | utilization >= 0.80 (clears below 0.75) | warning | 1m |
+/// | `PoolNearFull` | utilization >= 0.95 (clears below 0.90) | critical | 15s |
+/// | `PoolClientsWaiting` | waiting > 0 | critical | 0s |
+/// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
+/// | `TargetSaturated` | the server refuses with SQLSTATE 53300 | critical | 0s |
+/// | `TargetDown` | the server cannot be polled | critical | 30s |
+pub fn builtin_rules() -> Vec<RuleConfig> {
+    vec![
+        RuleConfig {
+            warning: threshold(0.80, 0.75),
+            ..pool_rule(
+                "PoolUtilizationHigh",
+                PoolMetric::Utilization,
+                CmpOp::Ge,
+                60,
+            )
+        },
+        RuleConfig {
+            critical: threshold(0.95, 0.90),
+            ..pool_rule("PoolNearFull", PoolMetric::Utilization, CmpOp::Ge, 15)
+        },
+        // A full pool with queued clients is critical within one poll. PostgreSQL's own pools
+        // never queue (waiting = 0); PgBouncer and application pools report real queues.
+        RuleConfig {
+            critical: Some(ThresholdConfig {
+                value: 0.0,
+                clear: None,
+                for_: None,
+            }),
+            ..pool_rule("PoolClientsWaiting", PoolMetric::Waiting, CmpOp::Gt, 0)
+        },
+        // Incident 2: a deployment shrank a pool. Flag it when it happens, not at the next peak.
+        RuleConfig {
+            window: Some(DEFAULT_WINDOW),
+            ..condition_rule(
+                "PoolCapacityDropped",
+                Condition::CapacityDropped,
+                Check::CapacityDropped {
+                    window: DEFAULT_WINDOW.0,
+                },
+                Severity::Warning,
+                0,
+            )
+        },
+        condition_rule(
+            "TargetSaturated",
+            Condition::TargetSaturated,
+            Check::TargetSaturated,
+            Severity::Critical,
+            0,
+        ),
+        condition_rule(
+            "TargetDown",
+            Condition::TargetDown,
+            Check::TargetDown,
+            Severity::Critical,
+            30,
+        ),
+    ]
+}
+
+/// Whether `name` is a built-in rule's name.
+pub fn is_builtin_name(name: &str) -> bool {
+    builtin_rules().iter().any(|r| r.name == name)
+}

@@ -1,0 +1,429 @@
+//! Alert text templates: plain text with `{{name}}` placeholders (spaces inside the braces are
+//! allowed), parsed and checked when the rules are built, rendered with live numbers when a
+//! notice is sent. There is deliberately no logic in templates: every variable already renders
+//! in the most useful human form (`97%`, `4m 12s`, `app=django holds 91`).
+
+use super::did_you_mean;
+use crate::model::{PollError, PoolSnapshot, Severity};
+use crate::timefmt;
+use std::fmt::Write as _;
+
+/// A variable a template can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    Target,
+    Kind,
+    Pool,
+    Subject,
+    Severity,
+    Alertname,
+    Value,
+    Threshold,
+    Capacity,
+    InUse,
+    Idle,
+    Waiting,
+    Free,
+    Utilization,
+    IdleInTransaction,
+    OldestIdleInTransaction,
+    OldestTransaction,
+    LockWaiting,
+    CapacityNote,
+    TopHolders,
+    PreviousCapacity,
+    ErrorClass,
+    Error,
+}
+
+/// Every variable by name; the README's list of template variables mirrors this table.
+const VARS: [(&str, Var); 23] = [
+    ("target", Var::Target),
+    ("kind", Var::Kind),
+    ("pool", Var::Pool),
+    ("subject", Var::Subject),
+    ("severity", Var::Severity),
+    ("alertname", Var::Alertname),
+    ("value", Var::Value),
+    ("threshold", Var::Threshold),
+    ("capacity", Var::Capacity),
+    ("in_use", Var::InUse),
+    ("idle", Var::Idle),
+    ("waiting", Var::Waiting),
+    ("free", Var::Free),
+    ("utilization", Var::Utilization),
+    ("idle_in_transaction", Var::IdleInTransaction),
+    ("oldest_idle_in_transaction", Var::OldestIdleInTransaction),
+    ("oldest_transaction", Var::OldestTransaction),
+    ("lock_waiting", Var::LockWaiting),
+    ("capacity_note", Var::CapacityNote),
+    ("top_holders", Var::TopHolders),
+    ("previous_capacity", Var::PreviousCapacity),
+    ("error_class", Var::ErrorClass),
+    ("error", Var::Error),
+];
+
+/// The names of every template variable, for documentation and error messages.
+pub fn variable_names() -> impl Iterator<Item = &'static str> {
+    VARS.iter().map(|(name, _)| *name)
+}
+
+/// Rendered where a number is not known (no snapshot of the pool yet, no such value).
+const UNKNOWN: &str = "-";
+
+/// How many applications and roles `top_holders` names.
+const TOP_APPLICATIONS: usize = 3;
+const TOP_ROLES: usize = 2;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    Var(Var),
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    source: String,
+    pieces: Vec<Piece>,
+}
+
+impl Template {
+    /// Parses `source`. The error names the offending placeholder and, for a misspelled
+    /// variable, the closest known one.
+    pub fn parse(source: &str) -> Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| {
+                format!(
+                    "unclosed placeholder \"{{{{{}\": close it with \"}}}}\"",
+                    after
+                )
+            })?;
+            let name = after[..close].trim();
+            let var = VARS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| unknown_variable(name))?;
+            pieces.push(Piece::Var(var));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Ok(Template {
+            source: source.to_string(),
+            pieces,
+        })
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Fills in the placeholders.
+    pub fn render(&self, vars: &Vars<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(v) => vars.write(*v, &mut out),
+            }
+        }
+        out
+    }
+}
+
+fn unknown_variable(name: &str) -> String {
+    if name.is_empty() {
+        return "empty placeholder \"{{}}\": put a variable name inside, e.g. {{target}}".into();
+    }
+    let hint = did_you_mean(name, variable_names())
+        .map(|s| format!("did you mean {{{{{s}}}}}? "))
+        .unwrap_or_default();
+    let known: Vec<&str> = variable_names().collect();
+    format!(
+        "unknown template variable {{{{{name}}}}}; {hint}known variables: {}",
+        known.join(", ")
+    )
+}
+
+/// Everything a template can refer to, for one alert at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Vars<'a> {
+    /// The rule's name.
+    pub alertname: &'a str,
+    /// The alert's severity.
+    pub severity: Severity,
+    /// Target name.
+    pub target: &'a str,
+    /// Pool kind label; empty for target-level alerts.
+    pub kind: &'a str,
+    /// Pool name label; empty for target-level alerts.
+    pub pool: &'a str,
+    /// The pool's numbers: current, or the last known when the target cannot be polled; for
+    /// target-level alerts, the last known server pool.
+    pub snapshot: Option<&'a PoolSnapshot>,
+    /// The alert's value (metric value, current capacity, or 1 for target conditions).
+    pub value: Option<f64>,
+    /// The threshold compared with (threshold rules).
+    pub threshold: Option<f64>,
+    /// The highest capacity within the window (capacity_dropped).
+    pub previous_capacity: Option<u64>,
+    /// Why the target cannot be polled (target conditions).
+    pub error: Option<&'a PollError>,
+}
+
+impl Vars<'_> {
+    fn write(&self, var: Var, out: &mut String) {
+        let snap = self.snapshot;
+        // Writing to a String cannot fail.
+        let _ = match var {
+            Var::Target => write!(out, "{}", self.target),
+            Var::Kind => write!(out, "{}", self.kind),
+            Var::Pool => write!(out, "{}", self.pool),
+            Var::Subject => match self.kind {
+                "" | "server" => write!(out, "{}", self.target),
+                kind => write!(out, "{} {} {}", self.target, kind, self.pool),
+            },
+            Var::Severity => write!(out, "{}", self.severity),
+            Var::Alertname => write!(out, "{}", self.alertname),
+            Var::Value => write!(out, "{}", opt_num(self.value)),
+            Var::Threshold => write!(out, "{}", opt_num(self.threshold)),
+            Var::Capacity => write!(out, "{}", count(snap.map(|s| s.capacity))),
+            Var::InUse => write!(out, "{}", count(snap.map(|s| s.in_use))),
+            Var::Idle => write!(out, "{}", count(snap.map(|s| s.idle))),
+            Var::Waiting => write!(out, "{}", count(snap.map(|s| s.waiting))),
+            Var::Free => write!(out, "{}", count(snap.map(|s| s.free()))),
+            Var::Utilization => match snap {
+                Some(s) => write!(out, "{}", percent(s.utilization())),
+                None => write!(out, "{UNKNOWN}"),
+            },
+            Var::IdleInTransaction => {
+                write!(out, "{}", count(snap.map(|s| s.idle_in_transaction)))
+            }
+            Var::OldestIdleInTransaction => {
+                write!(
+                    out,
+                    "{}",
+                    age(snap.and_then(|s| s.oldest_idle_in_transaction))
+                )
+            }
+            Var::OldestTransaction => {
+                write!(out, "{}", age(snap.and_then(|s| s.oldest_transaction)))
+            }
+            Var::LockWaiting => write!(out, "{}", count(snap.map(|s| s.lock_waiting))),
+            Var::CapacityNote => match snap {
+                Some(s) if !s.capacity_note.is_empty() => write!(out, "{}", s.capacity_note),
+                Some(s) => write!(out, "capacity {}", s.capacity),
+                None => write!(out, "{UNKNOWN}"),
+            },
+            Var::TopHolders => write!(out, "{}", top_holders(snap)),
+            Var::PreviousCapacity => write!(out, "{}", count(self.previous_capacity)),
+            Var::ErrorClass => match self.error {
+                Some(e) => write!(out, "{}", e.class),
+                None => write!(out, "{UNKNOWN}"),
+            },
+            Var::Error => match self.error {
+                Some(e) => write!(out, "{}", e.message),
+                None => write!(out, "{UNKNOWN}"),
+            },
+        };
+    }
+}
+
+/// A number for people: integers without decimals, others with at most three.
+pub fn number(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let s = format!("{v:.3}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn opt_num(v: Option<f64>) -> String {
+    v.map(number).unwrap_or_else(|| UNKNOWN.into())
+}
+
+fn count(v: Option<u64>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_else(|| UNKNOWN.into())
+}
+
+fn age(d: Option<std::time::Duration>) -> String {
+    d.map(timefmt::human).unwrap_or_else(|| UNKNOWN.into())
+}
+
+/// A ratio as a whole percentage, rounded down so that a pool shows 100% only when it is full.
+pub fn percent(ratio: f64) -> String {
+    // The epsilon keeps 0.29 * 100 = 28.999... at 29.
+    format!("{:.0}%", (ratio * 100.0 + 1e-9).floor())
+}
+
+/// `app=django holds 91 (12 idle in transaction), app=celery holds 4; role=app 95`.
+fn top_holders(snap: Option<&PoolSnapshot>) -> String {
+    let Some(s) = snap else {
+        return UNKNOWN.into();
+    };
+    let apps: Vec<String> = s
+        .holders
+        .applications
+        .iter()
+        .take(TOP_APPLICATIONS)
+        .map(|h| {
+            let name = if h.name.is_empty() { "\"\"" } else { &h.name };
+            match h.idle_in_transaction {
+                0 => format!("app={name} holds {}", h.connections),
+                n => format!(
+                    "app={name} holds {} ({n} idle in transaction)",
+                    h.connections
+                ),
+            }
+        })
+        .collect();
+    let roles: Vec<String> = s
+        .holders
+        .roles
+        .iter()
+        .take(TOP_ROLES)
+        .map(|h| format!("role={} {}", h.name, h.connections))
+        .collect();
+    let parts: Vec<String> = [apps.join(", "), roles.join(", ")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        "no breakdown by holder".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ErrorClass, Holders};
+    use crate::rules::fixtures::incident_one;
+
+    fn vars(snapshot: Option<&PoolSnapshot>) -> Vars<'_> {
+        Vars {
+            alertname: "PoolNearFull",
+            severity: Severity::Critical,
+            target: "orders-db",
+            kind: "server",
+            pool: "server",
+            snapshot,
+            value: Some(1.0),
+            threshold: Some(0.95),
+            previous_capacity: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn renders_every_variable() {
+        let snap = incident_one();
+        let v = vars(Some(&snap));
+        let cases = [
+            ("{{target}}", "orders-db"),
+            ("{{ subject }}", "orders-db"),
+            ("{{value}} vs {{threshold}}", "1 vs 0.95"),
+            ("{{in_use}}/{{capacity}} ({{utilization}})", "97/97 (100%)"),
+            ("{{free}} free, {{idle}} idle", "0 free, 3 idle"),
+            (
+                "{{idle_in_transaction}} oldest {{oldest_idle_in_transaction}}",
+                "12 oldest 4m",
+            ),
+            ("{{oldest_transaction}}", "-"),
+            ("{{capacity_note}}", "max_connections 100, 3 reserved"),
+            (
+                "{{top_holders}}",
+                "app=django holds 91 (12 idle in transaction), app=celery holds 4; \
+                 role=app 95, role=postgres 2",
+            ),
+            ("{{previous_capacity}} {{error}} {{error_class}}", "- - -"),
+            ("{{severity}} {{alertname}}", "critical PoolNearFull"),
+            ("no placeholders", "no placeholders"),
+            ("", ""),
+        ];
+        for (src, want) in cases {
+            let t = Template::parse(src).unwrap();
+            assert_eq!(t.render(&v), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn renders_without_snapshot_and_with_error() {
+        let err = PollError {
+            class: ErrorClass::TooManyConnections,
+            message: "sorry, too many clients already".into(),
+        };
+        let mut v = vars(None);
+        v.kind = "";
+        v.pool = "";
+        v.error = Some(&err);
+        let t = Template::parse("{{subject}}: {{error}} ({{error_class}}) {{in_use}}/{{capacity}} {{utilization}} {{top_holders}} {{capacity_note}}").unwrap();
+        assert_eq!(
+            t.render(&v),
+            "orders-db: sorry, too many clients already (too_many_connections) -/- - - -"
+        );
+    }
+
+    #[test]
+    fn role_subject_and_missing_breakdown() {
+        let mut snap = incident_one();
+        snap.holders = Holders::default();
+        snap.capacity_note = String::new();
+        let mut v = vars(Some(&snap));
+        v.kind = "role";
+        v.pool = "app";
+        let t = Template::parse("{{subject}}: {{capacity_note}}; {{top_holders}}").unwrap();
+        assert_eq!(
+            t.render(&v),
+            "orders-db role app: capacity 97; no breakdown by holder"
+        );
+    }
+
+    #[test]
+    fn parse_errors_are_precise() {
+        let err = Template::parse("{{ utilisation }}").unwrap_err();
+        assert!(err.contains("did you mean {{utilization}}"), "{err}");
+        let err = Template::parse("{{tagret}} x").unwrap_err();
+        assert!(
+            err.contains("{{tagret}}") && err.contains("{{target}}"),
+            "{err}"
+        );
+        let err = Template::parse("a {{target").unwrap_err();
+        assert!(err.contains("unclosed"), "{err}");
+        let err = Template::parse("{{ }}").unwrap_err();
+        assert!(err.contains("empty placeholder"), "{err}");
+        let err = Template::parse("{{zzzzqqq}}").unwrap_err();
+        assert!(
+            !err.contains("did you mean") && err.contains("known variables"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_and_percentages() {
+        assert_eq!(number(0.97), "0.97");
+        assert_eq!(number(10.0), "10");
+        assert_eq!(number(1.0 / 3.0), "0.333");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(percent(0.29), "29%");
+        assert_eq!(percent(96.0 / 97.0), "98%");
+        assert_eq!(percent(0.999), "99%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.0), "0%");
+    }
+}
