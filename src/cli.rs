@@ -135,10 +135,9 @@ fn check_config(file: &std::path::Path) -> i32 {
                     t.sslmode
                 );
             }
-            let rules = c.rules.summary();
-            println!("rules ({}):", rules.len());
-            for r in rules {
-                println!("  {r}");
+            println!("rules ({}):", c.rules.rules().len());
+            for r in c.rules.rules() {
+                println!("  {}", r.describe());
             }
             println!("receivers ({}):", c.receivers.len());
             for r in &c.receivers {

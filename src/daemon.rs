@@ -352,8 +352,11 @@ fn load_state(engine: &mut Engine, file: &Path) {
     match std::fs::read(file) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(state) => {
-                engine.import_state(state);
-                tracing::info!(file = %file.display(), "alert state restored");
+                if engine.import_state(state) {
+                    tracing::info!(file = %file.display(), "alert state restored");
+                } else {
+                    tracing::warn!(file = %file.display(), "alert state file is from another poolwatch version; starting fresh");
+                }
             }
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")

@@ -214,7 +214,7 @@ pub fn render(store: &Store, process: &Registry) -> String {
                 get("target"),
                 get("kind"),
                 get("pool"),
-                a.state.as_str(),
+                a.state,
             ])
             .set(1.0);
     }

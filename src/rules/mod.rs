@@ -189,3 +189,50 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+impl Rule {
+    /// One line for `check-config`: `PoolNearFull: utilization >= 0.95 → critical after 15s`.
+    pub fn describe(&self) -> String {
+        let what = match &self.check {
+            Check::Threshold { metric, op } => {
+                format!("{} {}", serde_plain_metric(*metric), eval::op_str(*op))
+            }
+            Check::TargetDown => "target down".to_string(),
+            Check::TargetSaturated => "target saturated (SQLSTATE 53300)".to_string(),
+            Check::CapacityDropped { window } => {
+                format!("capacity dropped within {}", crate::timefmt::human(*window))
+            }
+        };
+        let levels: Vec<String> = self
+            .levels
+            .iter()
+            .map(|l| {
+                let threshold = l.threshold.as_ref().map(|t| {
+                    if t.clear != t.value {
+                        format!("{} (clear {}) ", t.value, t.clear)
+                    } else {
+                        format!("{} ", t.value)
+                    }
+                });
+                format!(
+                    "{}{} after {}",
+                    threshold.unwrap_or_default(),
+                    l.severity,
+                    crate::timefmt::human(l.for_)
+                )
+            })
+            .collect();
+        format!("{}: {} {}", self.name, what, levels.join("; "))
+    }
+}
+
+fn serde_plain_metric(m: crate::config::schema::PoolMetric) -> String {
+    format!("{m:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+        })
+        .collect()
+}
