@@ -42,6 +42,9 @@ impl DropReason {
     }
 }
 
+/// The log target of every notifier event, whichever file logs it.
+const TARGET: &str = "poolwatch::notify";
+
 /// Latency buckets from enqueue to delivery: milliseconds when the receiver is up, up to the
 /// default `max_retry_age` of an hour when it was down.
 const DELIVERY_BUCKETS: [f64; 16] = [
@@ -153,6 +156,7 @@ impl Recorder {
     /// A notice was queued for this receiver.
     pub(crate) fn enqueued(&self, item: &Item) {
         tracing::debug!(
+                target: TARGET,
             receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
             fingerprint = %item.notice.fingerprint, "notification queued"
         );
@@ -164,6 +168,7 @@ impl Recorder {
         self.delivered.inc();
         self.delivery_seconds.observe(latency.as_secs_f64());
         tracing::info!(
+                target: TARGET,
             receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
             fingerprint = %item.notice.fingerprint, attempts, latency = ?latency,
             "notification delivered"
@@ -182,11 +187,13 @@ impl Recorder {
         self.retryable.inc();
         match retry_in {
             Some(retry_in) => tracing::warn!(
+                target: TARGET,
                 receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
                 fingerprint = %item.notice.fingerprint, attempts, error, retry_in = ?retry_in,
                 "notification delivery failed, will retry"
             ),
             None => tracing::warn!(
+                target: TARGET,
                 receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
                 fingerprint = %item.notice.fingerprint, attempts, error,
                 "notification delivery failed"
@@ -200,6 +207,7 @@ impl Recorder {
         self.permanent.inc();
         self.dropped(DropReason::PermanentError).inc();
         tracing::error!(
+                target: TARGET,
             receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
             fingerprint = %item.notice.fingerprint, attempts, error,
             reason = DropReason::PermanentError.as_str(),
@@ -211,6 +219,7 @@ impl Recorder {
     pub(crate) fn dropped_one(&self, reason: DropReason, item: &Item) {
         self.dropped(reason).inc();
         tracing::warn!(
+                target: TARGET,
             receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
             fingerprint = %item.notice.fingerprint, reason = reason.as_str(),
             age = ?item.enqueued.elapsed(), "notification dropped"
@@ -224,6 +233,7 @@ impl Recorder {
         }
         self.dropped(DropReason::Shutdown).inc_by(count as u64);
         tracing::warn!(
+                target: TARGET,
             receiver = %self.receiver, count, reason = DropReason::Shutdown.as_str(),
             "notifications dropped: shutdown deadline reached before delivery"
         );

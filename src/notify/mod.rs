@@ -44,6 +44,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use worker::{Stop, Worker};
 
+/// The smallest retry delay used, whatever the settings say.
+const MIN_BACKOFF: Duration = Duration::from_millis(1);
+
 /// Delivers notices to a fixed set of receivers, each through its own queue and worker task.
 ///
 /// A configuration reload starts a new `Notifier` and shuts the old one down in the background,
@@ -106,9 +109,11 @@ impl Notifier {
                 queue: Arc::clone(&queue),
                 endpoint,
                 recorder: recorder.clone(),
+                // Never a zero backoff, even for hand-built settings: that would hammer a
+                // failing receiver in a tight loop.
                 policy: retry::RetryPolicy {
-                    initial: settings.initial_backoff,
-                    max: settings.max_backoff,
+                    initial: settings.initial_backoff.max(MIN_BACKOFF),
+                    max: settings.max_backoff.max(MIN_BACKOFF),
                 },
                 max_retry_age: settings.max_retry_age,
                 external_url: Arc::clone(&external_url),
