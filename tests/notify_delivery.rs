@@ -36,6 +36,8 @@ struct Reply {
     /// Echo the request path and `Authorization` header in the body, as a careless receiver
     /// might: the notifier must keep them out of its logs.
     echo: bool,
+    /// Hold the response until the test releases it: an attempt deterministically in flight.
+    hold: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Reply {
@@ -44,6 +46,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             echo: false,
+            hold: None,
         }
     }
 }
@@ -174,6 +177,9 @@ async fn answer(
         json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status: reply.status,
     });
+    if let Some(gate) = &reply.hold {
+        gate.notified().await;
+    }
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         response = response.header(*name, value);
@@ -568,6 +574,39 @@ async fn a_full_queue_drops_the_oldest_and_counts_it() {
     hook.wait_for_requests(3).await;
     assert_eq!(hook.accepted(), ["N4", "N5", "N6"]);
     assert!(fx.logs().contains("reason=\"queue_full\""), "{}", fx.logs());
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_notice_evicted_mid_attempt_is_settled_by_that_attempt() {
+    let fx = Fixture::new();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let held = |status| Reply {
+        hold: Some(Arc::clone(&gate)),
+        ..Reply::status(status)
+    };
+    let hook = Hook::start(0, vec![held(200), Reply::status(200), held(500)]).await;
+    let mut settings = fast("ops", hook.url("/"));
+    settings.queue_capacity = 1;
+    let notifier = fx.start(vec![settings]);
+    // Accepted after eviction: delivered, not dropped.
+    notifier.notify(&firing("H1"));
+    hook.wait_for_requests(1).await;
+    notifier.notify(&firing("X1"));
+    gate.notify_one();
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 2.0).await;
+    assert_eq!(fx.value(DROPPED, &[("reason", "queue_full")]), Some(0.0));
+    // Failed after eviction: dropped (queue_full), never retried.
+    notifier.notify(&firing("H2"));
+    hook.wait_for_requests(3).await;
+    notifier.notify(&firing("X2"));
+    gate.notify_one();
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 3.0).await;
+    assert_eq!(fx.value(DROPPED, &[("reason", "queue_full")]), Some(1.0));
+    assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(1.0));
+    let sent: Vec<String> = hook.received().iter().map(Received::alertname).collect();
+    assert_eq!(sent, ["H1", "X1", "H2", "X2"]);
+    assert_eq!(hook.accepted(), ["H1", "X1", "X2"]);
     notifier.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -58,8 +58,17 @@ impl Stop {
 
 /// What one turn of the loop did with the head.
 enum Turn {
-    /// Go on with whatever is at the head now.
-    Next,
+    /// The head is settled (delivered or given up): go on with the next at once.
+    Settled,
+    /// Nothing was attempted (the head was evicted meanwhile): go on, the receiver's state is
+    /// unchanged.
+    Skipped,
+    /// The attempt failed but its item is gone (evicted during the attempt, already reported):
+    /// back off before trying the next one, the receiver is still failing.
+    Backoff {
+        /// The receiver's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
     /// The head failed and is worth retrying.
     Retry {
         /// What went wrong, redacted.
@@ -120,23 +129,29 @@ impl Worker {
                 _ = stop.reached() => break,
                 turn = self.attempt(&item, head_attempts.1) => turn,
             };
-            match turn {
-                Turn::Next => failures = 0,
+            let (retry_after, failure) = match turn {
+                Turn::Settled => {
+                    failures = 0;
+                    continue;
+                }
+                Turn::Skipped => continue,
+                Turn::Backoff { retry_after } => (retry_after, None),
                 Turn::Retry {
                     message,
                     retry_after,
-                } => {
-                    failures = failures.saturating_add(1);
-                    let delay = self.policy.delay(failures, retry_after, rand::random());
-                    let attempts = head_attempts.1;
-                    self.recorder
-                        .retryable_failure(&item, attempts, &message, Some(delay));
-                    tokio::select! {
-                        biased;
-                        _ = stop.reached() => break,
-                        _ = sleep(delay) => {}
-                    }
-                }
+                } => (retry_after, Some(message)),
+            };
+            failures = failures.saturating_add(1);
+            let delay = self.policy.delay(failures, retry_after, rand::random());
+            if let Some(message) = failure {
+                let attempts = head_attempts.1;
+                self.recorder
+                    .retryable_failure(&item, attempts, &message, Some(delay));
+            }
+            tokio::select! {
+                biased;
+                _ = stop.reached() => break,
+                _ = sleep(delay) => {}
             }
         }
         self.recorder.dropped_at_shutdown(self.queue.take_all());
@@ -154,13 +169,12 @@ impl Worker {
                     Ok(body) => {
                         if !self.queue.begin_attempt(item.seq) {
                             // Evicted (and reported) since we looked at the head.
-                            return Turn::Next;
+                            return Turn::Skipped;
                         }
                         let result = endpoint.attempt(body).await;
                         let settled = !matches!(result, Err(AttemptError::Retryable { .. }));
                         if self.queue.end_attempt(item.seq, settled) == AttemptEnd::Evicted {
-                            self.settle_evicted(item, attempts, result);
-                            return Turn::Next;
+                            return self.settle_evicted(item, attempts, result);
                         }
                         result
                     }
@@ -170,13 +184,13 @@ impl Worker {
         match result {
             Ok(_) => {
                 self.recorder.delivered(item, attempts);
-                Turn::Next
+                Turn::Settled
             }
             Err(AttemptError::Permanent { message }) => {
                 // Not attempted over HTTP if the endpoint or payload failed: remove it here.
                 self.queue.remove_head(item.seq);
                 self.recorder.permanent_failure(item, attempts, &message);
-                Turn::Next
+                Turn::Settled
             }
             Err(AttemptError::Retryable {
                 message,
@@ -194,16 +208,24 @@ impl Worker {
         item: &Item,
         attempts: u32,
         result: Result<reqwest::StatusCode, AttemptError>,
-    ) {
+    ) -> Turn {
         match result {
-            Ok(_) => self.recorder.delivered(item, attempts),
-            Err(AttemptError::Permanent { message }) => {
-                self.recorder.permanent_failure(item, attempts, &message)
+            Ok(_) => {
+                self.recorder.delivered(item, attempts);
+                Turn::Settled
             }
-            Err(AttemptError::Retryable { message, .. }) => {
+            Err(AttemptError::Permanent { message }) => {
+                self.recorder.permanent_failure(item, attempts, &message);
+                Turn::Settled
+            }
+            Err(AttemptError::Retryable {
+                message,
+                retry_after,
+            }) => {
                 self.recorder
                     .retryable_failure(item, attempts, &message, None);
                 self.recorder.dropped_one(DropReason::QueueFull, item);
+                Turn::Backoff { retry_after }
             }
         }
     }
