@@ -657,6 +657,19 @@ async fn shutdown_flushes_what_it_can_and_counts_the_rest() {
 }
 
 #[tokio::test]
+async fn dropping_a_notifier_without_shutdown_stops_its_workers_and_counts_the_loss() {
+    let fx = Fixture::new();
+    let notifier = fx.start(vec![fast(
+        "ops",
+        format!("http://127.0.0.1:{}/", closed_port()),
+    )]);
+    notifier.notify(&firing("Orphan"));
+    drop(notifier);
+    fx.wait_value(DROPPED, &[("reason", "shutdown")], 1.0).await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
+}
+
+#[tokio::test]
 async fn receivers_get_only_their_severities_and_resolved_if_asked() {
     let fx = Fixture::new();
     let hook = Hook::start(0, vec![]).await;

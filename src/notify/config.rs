@@ -127,8 +127,11 @@ pub fn settings_from_config(
 
 /// Records problems of one receiver and remembers whether there were any.
 struct Check<'a> {
+    /// Position in `[[receivers]]`, for the key paths.
     index: usize,
+    /// Where every problem goes.
     problems: &'a mut Problems,
+    /// No problem recorded yet: only then is the receiver returned.
     ok: bool,
 }
 

@@ -34,10 +34,16 @@ pub(crate) enum AttemptError {
 
 /// Where and how to post one receiver's notifications. Holds secrets, so it has no `Debug`.
 pub(crate) struct Endpoint {
+    /// One client per receiver: its own connection pool, so a slow receiver cannot starve
+    /// another's connections.
     client: Client,
+    /// The webhook URL (secret).
     url: Url,
+    /// `Content-Type` and the configured headers, values marked sensitive.
     headers: HeaderMap,
+    /// Per-attempt timeout, connection included.
     timeout: Duration,
+    /// Scrubs this receiver's secrets out of every error text.
     redactor: Redactor,
 }
 

@@ -55,10 +55,15 @@ const DELIVERY_BUCKETS: [f64; 16] = [
 /// [`super::Notifier`] (a reload starts a new notifier with the same metrics).
 #[derive(Clone)]
 pub struct NotifyMetrics {
+    /// `poolwatch_notifications_delivered_total{receiver}`.
     delivered: IntCounterVec,
+    /// `poolwatch_notification_failures_total{receiver,class}`.
     failures: IntCounterVec,
+    /// `poolwatch_notifications_dropped_total{receiver,reason}`.
     dropped: IntCounterVec,
+    /// `poolwatch_notification_queue_length{receiver}`.
     queue_length: IntGaugeVec,
+    /// `poolwatch_notification_delivery_seconds{receiver}`.
     delivery_seconds: HistogramVec,
 }
 
@@ -136,14 +141,20 @@ impl NotifyMetrics {
 /// the receiver and the alert, never the URL or a header.
 #[derive(Clone)]
 pub(crate) struct Recorder {
+    /// The receiver name: log field and metric label.
     receiver: Arc<str>,
+    /// Resolved series, so that an event costs no label lookup.
     delivered: IntCounter,
+    /// Failures of class `retryable`.
     retryable: IntCounter,
+    /// Failures of class `permanent`.
     permanent: IntCounter,
+    /// Drops, in the order of [`DropReason::ALL`].
     dropped: [IntCounter; 4],
     /// Shared by every queue of this receiver name: while an old notifier drains after a
     /// reload, both add their own length, so the gauge is the total held.
     pub(crate) queue_length: IntGauge,
+    /// Enqueue-to-delivery latency.
     delivery_seconds: Histogram,
 }
 

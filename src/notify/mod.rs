@@ -53,7 +53,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(1);
 /// so that the old queues still drain. Dropping a `Notifier` without [`Notifier::shutdown`]
 /// stops its workers at once and counts what they held as dropped (`shutdown`).
 pub struct Notifier {
+    /// Where [`Notifier::notify`] fans out to, in configuration order.
     receivers: Vec<Receiver>,
+    /// The worker tasks with their receiver names, awaited by [`Notifier::shutdown`].
     workers: Vec<(String, JoinHandle<()>)>,
     /// `Some(deadline)` once shutdown is requested; dropping it stops the workers at once.
     stop: watch::Sender<Option<Instant>>,
@@ -61,10 +63,15 @@ pub struct Notifier {
 
 /// The notifier's side of one receiver: what it wants and where to queue it.
 struct Receiver {
+    /// For [`Notifier::receiver_names`].
     name: String,
+    /// Filter: only these severities are queued.
     severities: Vec<Severity>,
+    /// Filter: resolved notices are queued only if set.
     send_resolved: bool,
+    /// Shared with the worker, which drains it.
     queue: Arc<Queue>,
+    /// Logs and counts `queue_full` drops, which happen on this side.
     recorder: Recorder,
 }
 
