@@ -1,0 +1,263 @@
+//! Notifier metrics and the one place where every runtime event is both logged and counted.
+
+use super::queue::Item;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a notification was given up; the `reason` label of
+/// `poolwatch_notifications_dropped_total` and the log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The receiver's queue was full; the oldest notification made room for a new one.
+    QueueFull,
+    /// It waited longer than the receiver's `max_retry_age`.
+    Expired,
+    /// The receiver answered with a status that retrying cannot fix (4xx other than 408/429).
+    PermanentError,
+    /// The notifier was shut down before it could be delivered.
+    Shutdown,
+}
+
+impl DropReason {
+    /// Every reason, for pre-initialised series.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::Expired,
+        DropReason::PermanentError,
+        DropReason::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Expired => "expired",
+            DropReason::PermanentError => "permanent_error",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The log target of every notifier event, whichever file logs it.
+const TARGET: &str = "poolwatch::notify";
+
+/// Latency buckets from enqueue to delivery: milliseconds when the receiver is up, up to the
+/// default `max_retry_age` of an hour when it was down.
+const DELIVERY_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// The notifier's metric families. Create it once per process and pass clones to every
+/// [`super::Notifier`] (a reload starts a new notifier with the same metrics).
+#[derive(Clone)]
+pub struct NotifyMetrics {
+    /// `poolwatch_notifications_delivered_total{receiver}`.
+    delivered: IntCounterVec,
+    /// `poolwatch_notification_failures_total{receiver,class}`.
+    failures: IntCounterVec,
+    /// `poolwatch_notifications_dropped_total{receiver,reason}`.
+    dropped: IntCounterVec,
+    /// `poolwatch_notification_queue_length{receiver}`.
+    queue_length: IntGaugeVec,
+    /// `poolwatch_notification_delivery_seconds{receiver}`.
+    delivery_seconds: HistogramVec,
+}
+
+impl NotifyMetrics {
+    /// Creates the families and registers them in `registry`; fails if they already are.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let delivered = IntCounterVec::new(
+            Opts::new(
+                "poolwatch_notifications_delivered_total",
+                "Notifications a receiver accepted with a 2xx response.",
+            ),
+            &["receiver"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "poolwatch_notification_failures_total",
+                "Failed delivery attempts, by whether retrying can help (retryable) or not (permanent).",
+            ),
+            &["receiver", "class"],
+        )?;
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "poolwatch_notifications_dropped_total",
+                "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown).",
+            ),
+            &["receiver", "reason"],
+        )?;
+        let queue_length = IntGaugeVec::new(
+            Opts::new(
+                "poolwatch_notification_queue_length",
+                "Notifications waiting for delivery to a receiver, including the one being retried.",
+            ),
+            &["receiver"],
+        )?;
+        let delivery_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "poolwatch_notification_delivery_seconds",
+                "Time from queueing a notification to its delivery, retries included.",
+            )
+            .buckets(DELIVERY_BUCKETS.to_vec()),
+            &["receiver"],
+        )?;
+        registry.register(Box::new(delivered.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
+        registry.register(Box::new(queue_length.clone()))?;
+        registry.register(Box::new(delivery_seconds.clone()))?;
+        Ok(NotifyMetrics {
+            delivered,
+            failures,
+            dropped,
+            queue_length,
+            delivery_seconds,
+        })
+    }
+
+    /// The series of one receiver, created now so that they are exported at 0 before the first
+    /// event.
+    pub(crate) fn recorder(&self, receiver: &str) -> Recorder {
+        let dropped =
+            DropReason::ALL.map(|r| self.dropped.with_label_values(&[receiver, r.as_str()]));
+        Recorder {
+            receiver: Arc::from(receiver),
+            delivered: self.delivered.with_label_values(&[receiver]),
+            retryable: self.failures.with_label_values(&[receiver, "retryable"]),
+            permanent: self.failures.with_label_values(&[receiver, "permanent"]),
+            dropped,
+            queue_length: self.queue_length.with_label_values(&[receiver]),
+            delivery_seconds: self.delivery_seconds.with_label_values(&[receiver]),
+        }
+    }
+}
+
+/// One receiver's series, and the only place that logs and counts its events. Log lines name
+/// the receiver and the alert, never the URL or a header.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    /// The receiver name: log field and metric label.
+    receiver: Arc<str>,
+    /// Resolved series, so that an event costs no label lookup.
+    delivered: IntCounter,
+    /// Failures of class `retryable`.
+    retryable: IntCounter,
+    /// Failures of class `permanent`.
+    permanent: IntCounter,
+    /// Drops, in the order of [`DropReason::ALL`].
+    dropped: [IntCounter; 4],
+    /// Shared by every queue of this receiver name: while an old notifier drains after a
+    /// reload, both add their own length, so the gauge is the total held.
+    pub(crate) queue_length: IntGauge,
+    /// Enqueue-to-delivery latency.
+    delivery_seconds: Histogram,
+}
+
+impl Recorder {
+    /// The receiver name.
+    pub(crate) fn receiver(&self) -> &str {
+        &self.receiver
+    }
+
+    /// A notice was queued for this receiver.
+    pub(crate) fn enqueued(&self, item: &Item) {
+        tracing::debug!(
+                target: TARGET,
+            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+            fingerprint = %item.notice.fingerprint, "notification queued"
+        );
+    }
+
+    /// The receiver accepted the notification.
+    pub(crate) fn delivered(&self, item: &Item, attempts: u32) {
+        let latency = item.enqueued.elapsed();
+        self.delivered.inc();
+        self.delivery_seconds.observe(latency.as_secs_f64());
+        tracing::info!(
+                target: TARGET,
+            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+            fingerprint = %item.notice.fingerprint, attempts, latency = ?latency,
+            "notification delivered"
+        );
+    }
+
+    /// An attempt failed in a way a later attempt may not; the next attempt is in `retry_in`,
+    /// or there is none because the notification was evicted meanwhile (its drop follows).
+    pub(crate) fn retryable_failure(
+        &self,
+        item: &Item,
+        attempts: u32,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) {
+        self.retryable.inc();
+        match retry_in {
+            Some(retry_in) => tracing::warn!(
+                target: TARGET,
+                receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+                fingerprint = %item.notice.fingerprint, attempts, error, retry_in = ?retry_in,
+                "notification delivery failed, will retry"
+            ),
+            None => tracing::warn!(
+                target: TARGET,
+                receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+                fingerprint = %item.notice.fingerprint, attempts, error,
+                "notification delivery failed"
+            ),
+        }
+    }
+
+    /// The receiver refused the notification for good: counted as a permanent failure and as
+    /// dropped (`permanent_error`), in one log line.
+    pub(crate) fn permanent_failure(&self, item: &Item, attempts: u32, error: &str) {
+        self.permanent.inc();
+        self.dropped(DropReason::PermanentError).inc();
+        tracing::error!(
+                target: TARGET,
+            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+            fingerprint = %item.notice.fingerprint, attempts, error,
+            reason = DropReason::PermanentError.as_str(),
+            "notification dropped: the receiver rejected it and retrying cannot help"
+        );
+    }
+
+    /// The notification was given up for `reason` (not a receiver's rejection).
+    pub(crate) fn dropped_one(&self, reason: DropReason, item: &Item) {
+        self.dropped(reason).inc();
+        tracing::warn!(
+                target: TARGET,
+            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
+            fingerprint = %item.notice.fingerprint, reason = reason.as_str(),
+            age = ?item.enqueued.elapsed(), "notification dropped"
+        );
+    }
+
+    /// Shutdown left `count` notifications undelivered: one line, one counter.
+    pub(crate) fn dropped_at_shutdown(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.dropped(DropReason::Shutdown).inc_by(count as u64);
+        tracing::warn!(
+                target: TARGET,
+            receiver = %self.receiver, count, reason = DropReason::Shutdown.as_str(),
+            "notifications dropped: shutdown deadline reached before delivery"
+        );
+    }
+
+    /// The counter of `reason`, in the order of [`DropReason::ALL`].
+    fn dropped(&self, reason: DropReason) -> &IntCounter {
+        let index = match reason {
+            DropReason::QueueFull => 0,
+            DropReason::Expired => 1,
+            DropReason::PermanentError => 2,
+            DropReason::Shutdown => 3,
+        };
+        &self.dropped[index]
+    }
+}

@@ -1,0 +1,188 @@
+//! The Alertmanager webhook payload, version 4, byte for byte as Alertmanager's
+//! `notify/webhook` sends it, so that every receiver built for Alertmanager works unchanged.
+//!
+//! One notice is one payload: the group is that one alert, as if Alertmanager routed with
+//! `group_by: ['...']` from its root route. Hence `groupLabels`, `commonLabels` are the alert's
+//! labels, `commonAnnotations` its annotations, and `groupKey` is `{}:{label="value", ...}`
+//! (root route key `{}`, then the group's label set as Prometheus prints it).
+//!
+//! Details copied from Alertmanager so that byte-level consumers see no difference: field
+//! order (the embedded `template.Data` first, then `version`, `groupKey`, `truncatedAlerts`),
+//! `receiver` passed through `regexp.QuoteMeta`, a firing alert's `endsAt` as Go's zero time,
+//! times in Go's RFC 3339 with trimmed nanoseconds, `<`, `>` and `&` escaped as Go's JSON
+//! encoder does, and a trailing newline.
+
+use crate::notice::{Notice, NoticeStatus};
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
+use std::collections::BTreeMap;
+use std::io;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What Go's `time.Time{}` marshals to: Alertmanager's `endsAt` of a firing alert.
+pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The webhook body, in Alertmanager's field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    receiver: String,
+    status: &'static str,
+    alerts: [Alert<'a>; 1],
+    group_labels: &'a BTreeMap<String, String>,
+    common_labels: &'a BTreeMap<String, String>,
+    common_annotations: &'a BTreeMap<String, String>,
+    #[serde(rename = "externalURL")]
+    external_url: &'a str,
+    version: &'static str,
+    group_key: String,
+    truncated_alerts: u64,
+}
+
+/// One alert of the payload.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Alert<'a> {
+    status: &'static str,
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: &'a str,
+}
+
+/// Renders the webhook body of `notice` for `receiver`. `external_url` is the base URL of this
+/// poolwatch; `generatorURL` points at its `/api/v1/alerts`.
+pub fn render(notice: &Notice, receiver: &str, external_url: &str) -> serde_json::Result<Vec<u8>> {
+    let ends_at = match (notice.status, notice.ends_at) {
+        (NoticeStatus::Resolved, Some(t)) => go_time(t),
+        // Alertmanager hides the end of an alert that has not ended yet.
+        _ => GO_ZERO_TIME.to_string(),
+    };
+    let message = Message {
+        receiver: quote_meta(receiver),
+        status: notice.status.as_str(),
+        alerts: [Alert {
+            status: notice.status.as_str(),
+            labels: &notice.labels,
+            annotations: &notice.annotations,
+            starts_at: go_time(notice.starts_at),
+            ends_at,
+            generator_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
+            fingerprint: &notice.fingerprint,
+        }],
+        group_labels: &notice.labels,
+        common_labels: &notice.labels,
+        common_annotations: &notice.annotations,
+        external_url,
+        version: "4",
+        group_key: group_key(&notice.labels),
+        truncated_alerts: 0,
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoJsonFormatter);
+    message.serialize(&mut ser)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Alertmanager's group key for a group of one alert under the root route.
+pub fn group_key(labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", go_quote(v)))
+        .collect();
+    format!("{{}}:{{{}}}", pairs.join(", "))
+}
+
+/// Go's `strconv.Quote`: a double-quoted string with Go escapes. Unprintable characters are
+/// approximated as control and non-ASCII space characters (Go consults full Unicode tables).
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' => {
+                let n = c as u32;
+                if n < 0x1_0000 {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `regexp.QuoteMeta`, which Alertmanager applies to the receiver name.
+fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A time as Go's `time.Time` marshals to JSON in UTC: RFC 3339 with the nanoseconds' trailing
+/// zeros trimmed (`2024-05-01T10:00:00.5Z`, `2024-05-01T10:00:00Z`). Times outside 1970..9999
+/// are clamped rather than allowed to panic the formatter.
+pub fn go_time(t: SystemTime) -> String {
+    const LATEST: Duration = Duration::new(253_402_300_799, 999_999_999);
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default().min(LATEST);
+    let full = humantime::format_rfc3339_nanos(UNIX_EPOCH + since_epoch).to_string();
+    // `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`: trim the fraction's zeros, then a bare dot.
+    let body = full.trim_end_matches('Z').trim_end_matches('0');
+    format!("{}Z", body.trim_end_matches('.'))
+}
+
+/// serde_json's compact output plus the escaping of Go's `json.Encoder` (`SetEscapeHTML(true)`,
+/// its default): `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`.
+struct GoJsonFormatter;
+
+impl Formatter for GoJsonFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escape = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(escape.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        CompactFormatter.write_string_fragment(writer, &fragment[start..])
+    }
+}
+
+#[cfg(test)]
+#[path = "payload_tests.rs"]
+mod tests;

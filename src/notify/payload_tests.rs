@@ -1,0 +1,114 @@
+use super::*;
+use crate::model::Severity;
+use crate::notice::{fingerprint, NoticeReason};
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn at(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+fn notice(status: NoticeStatus) -> Notice {
+    let labels = map(&[
+        ("alertname", "PoolNearFull"),
+        ("pool", "server"),
+        ("severity", "critical"),
+        ("target", "orders-db"),
+    ]);
+    Notice {
+        status,
+        reason: NoticeReason::Fired,
+        severity: Severity::Critical,
+        fingerprint: fingerprint(&labels),
+        labels,
+        annotations: map(&[
+            ("description", "in_use > 95% & waiting <3>"),
+            ("summary", "orders-db: 97/97 in use"),
+        ]),
+        starts_at: at(1_700_000_000_120),
+        ends_at: (status == NoticeStatus::Resolved).then(|| at(1_700_000_300_000)),
+    }
+}
+
+fn render_str(n: &Notice, receiver: &str) -> String {
+    let bytes = render(n, receiver, "http://poolwatch.example:9671/").expect("render");
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+/// Golden: exactly the bytes Alertmanager's webhook notifier would post for this alert.
+#[test]
+fn firing_payload_golden() {
+    let want = concat!(
+        r#"{"receiver":"ops\\.pager","status":"firing","alerts":[{"status":"firing","#,
+        r#""labels":{"alertname":"PoolNearFull","pool":"server","severity":"critical","target":"orders-db"},"#,
+        r#""annotations":{"description":"in_use \u003e 95% \u0026 waiting \u003c3\u003e","summary":"orders-db: 97/97 in use"},"#,
+        r#""startsAt":"2023-11-14T22:13:20.12Z","endsAt":"0001-01-01T00:00:00Z","#,
+        r#""generatorURL":"http://poolwatch.example:9671/api/v1/alerts","fingerprint":"#,
+        r#""FP"}],"#,
+        r#""groupLabels":{"alertname":"PoolNearFull","pool":"server","severity":"critical","target":"orders-db"},"#,
+        r#""commonLabels":{"alertname":"PoolNearFull","pool":"server","severity":"critical","target":"orders-db"},"#,
+        r#""commonAnnotations":{"description":"in_use \u003e 95% \u0026 waiting \u003c3\u003e","summary":"orders-db: 97/97 in use"},"#,
+        r#""externalURL":"http://poolwatch.example:9671/","version":"4","#,
+        r#""groupKey":"{}:{alertname=\"PoolNearFull\", pool=\"server\", severity=\"critical\", target=\"orders-db\"}","#,
+        r#""truncatedAlerts":0}"#,
+        "\n"
+    );
+    let n = notice(NoticeStatus::Firing);
+    assert_eq!(
+        render_str(&n, "ops.pager"),
+        want.replace("FP", &n.fingerprint)
+    );
+}
+
+#[test]
+fn resolved_payload_has_end_time_and_parses_back() {
+    let n = notice(NoticeStatus::Resolved);
+    let v: serde_json::Value = serde_json::from_str(&render_str(&n, "ops")).expect("json");
+    assert_eq!(v["status"], "resolved");
+    assert_eq!(v["receiver"], "ops");
+    assert_eq!(v["alerts"][0]["status"], "resolved");
+    assert_eq!(v["alerts"][0]["endsAt"], "2023-11-14T22:18:20Z");
+    assert_eq!(
+        v["alerts"][0]["annotations"]["description"],
+        "in_use > 95% & waiting <3>"
+    );
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn group_key_quotes_like_go() {
+    let labels = map(&[("a", "x\"y\\z"), ("b", "tab\there\u{1}"), ("c", "é\u{a0}")]);
+    assert_eq!(
+        group_key(&labels),
+        r#"{}:{a="x\"y\\z", b="tab\there\x01", c="é\u00a0"}"#
+    );
+    assert_eq!(group_key(&BTreeMap::new()), "{}:{}");
+}
+
+#[test]
+fn receiver_name_is_regexp_quoted_like_alertmanager() {
+    assert_eq!(quote_meta("team-a"), "team-a");
+    assert_eq!(
+        quote_meta("a.b+c*(d)|[e]{f}^$?\\"),
+        r"a\.b\+c\*\(d\)\|\[e\]\{f\}\^\$\?\\"
+    );
+}
+
+#[test]
+fn go_time_format() {
+    assert_eq!(go_time(at(1_700_000_000_000)), "2023-11-14T22:13:20Z");
+    assert_eq!(go_time(at(1_700_000_000_500)), "2023-11-14T22:13:20.5Z");
+    let nanos = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+    assert_eq!(go_time(nanos), "2023-11-14T22:13:20.123456789Z");
+    assert_eq!(
+        go_time(UNIX_EPOCH - Duration::from_secs(1)),
+        "1970-01-01T00:00:00Z"
+    );
+    let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+    assert_eq!(go_time(far), "9999-12-31T23:59:59.999999999Z");
+}

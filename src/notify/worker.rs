@@ -1,0 +1,232 @@
+//! One receiver's worker: delivers its queue in order, retrying the head with backoff until it
+//! is delivered, refused, expired or evicted, and at shutdown flushes until the deadline.
+
+use super::deliver::{AttemptError, Endpoint};
+use super::metrics::{DropReason, Recorder};
+use super::payload;
+use super::queue::{AttemptEnd, Item, Queue};
+use super::retry::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until, Instant};
+
+/// The shutdown signal as a worker sees it: no deadline while running, then the instant by
+/// which it must stop. A notifier dropped without `shutdown` means "stop now".
+pub(crate) struct Stop {
+    rx: watch::Receiver<Option<Instant>>,
+    abandoned_at: Option<Instant>,
+}
+
+impl Stop {
+    /// Wraps the receiving side of the notifier's shutdown channel.
+    pub(crate) fn new(rx: watch::Receiver<Option<Instant>>) -> Self {
+        Stop {
+            rx,
+            abandoned_at: None,
+        }
+    }
+
+    /// The shutdown deadline, once shutdown was requested.
+    fn deadline(&mut self) -> Option<Instant> {
+        if let Some(deadline) = *self.rx.borrow() {
+            return Some(deadline);
+        }
+        if self.rx.has_changed().is_err() {
+            return Some(*self.abandoned_at.get_or_insert_with(Instant::now));
+        }
+        None
+    }
+
+    /// Resolves when shutdown is requested.
+    async fn requested(&mut self) -> Instant {
+        loop {
+            if let Some(deadline) = self.deadline() {
+                return deadline;
+            }
+            // An error means the sender is gone: `deadline` reports that on the next turn.
+            let _ = self.rx.changed().await;
+        }
+    }
+
+    /// Resolves when the shutdown deadline has passed.
+    async fn reached(&mut self) {
+        let deadline = self.requested().await;
+        sleep_until(deadline).await;
+    }
+}
+
+/// What one turn of the loop did with the head.
+enum Turn {
+    /// The head is settled (delivered or given up): go on with the next at once.
+    Settled,
+    /// Nothing was attempted (the head was evicted meanwhile): go on, the receiver's state is
+    /// unchanged.
+    Skipped,
+    /// The attempt failed but its item is gone (evicted during the attempt, already reported):
+    /// back off before trying the next one, the receiver is still failing.
+    Backoff {
+        /// The receiver's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The head failed and is worth retrying.
+    Retry {
+        /// What went wrong, redacted.
+        message: String,
+        /// The receiver's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Delivers one receiver's queue.
+pub(crate) struct Worker {
+    /// The queue shared with [`super::Notifier::notify`].
+    pub(crate) queue: Arc<Queue>,
+    /// Where to post; an error (already logged) makes every notice a permanent failure.
+    pub(crate) endpoint: Result<Endpoint, String>,
+    /// Logs and counts every event.
+    pub(crate) recorder: Recorder,
+    /// Backoff between failed attempts.
+    pub(crate) policy: RetryPolicy,
+    /// Age after which a queued notice is given up.
+    pub(crate) max_retry_age: Duration,
+    /// `externalURL` of payloads.
+    pub(crate) external_url: Arc<str>,
+}
+
+impl Worker {
+    /// Runs until shutdown: until the queue is empty, or the deadline passes, whichever is
+    /// first; what is left then is counted dropped (`shutdown`).
+    pub(crate) async fn run(self, mut stop: Stop) {
+        // Consecutive failed attempts of this receiver (not of one notice): the backoff
+        // exponent. Reset whenever the receiver answers for good.
+        let mut failures = 0u32;
+        // Attempts made on the current head, for log lines.
+        let mut head_attempts = (u64::MAX, 0u32);
+        loop {
+            let Some(item) = self.queue.front() else {
+                if stop.deadline().is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.queue.pushed() => {}
+                    _ = stop.requested() => {}
+                }
+                continue;
+            };
+            if item.enqueued.elapsed() > self.max_retry_age {
+                if self.queue.remove_head(item.seq) {
+                    self.recorder.dropped_one(DropReason::Expired, &item);
+                }
+                continue;
+            }
+            if head_attempts.0 != item.seq {
+                head_attempts = (item.seq, 0);
+            }
+            head_attempts.1 += 1;
+            let turn = tokio::select! {
+                biased;
+                _ = stop.reached() => break,
+                turn = self.attempt(&item, head_attempts.1) => turn,
+            };
+            let (retry_after, failure) = match turn {
+                Turn::Settled => {
+                    failures = 0;
+                    continue;
+                }
+                Turn::Skipped => continue,
+                Turn::Backoff { retry_after } => (retry_after, None),
+                Turn::Retry {
+                    message,
+                    retry_after,
+                } => (retry_after, Some(message)),
+            };
+            failures = failures.saturating_add(1);
+            let delay = self.policy.delay(failures, retry_after, rand::random());
+            if let Some(message) = failure {
+                let attempts = head_attempts.1;
+                self.recorder
+                    .retryable_failure(&item, attempts, &message, Some(delay));
+            }
+            tokio::select! {
+                biased;
+                _ = stop.reached() => break,
+                _ = sleep(delay) => {}
+            }
+        }
+        self.recorder.dropped_at_shutdown(self.queue.take_all());
+    }
+
+    /// One attempt on the head `item`, settled with the queue, logged and counted.
+    async fn attempt(&self, item: &Item, attempts: u32) -> Turn {
+        let result = match &self.endpoint {
+            Err(e) => Err(AttemptError::Permanent { message: e.clone() }),
+            Ok(endpoint) => {
+                match payload::render(&item.notice, self.recorder.receiver(), &self.external_url) {
+                    Err(e) => Err(AttemptError::Permanent {
+                        message: format!("cannot encode the payload: {e}"),
+                    }),
+                    Ok(body) => {
+                        if !self.queue.begin_attempt(item.seq) {
+                            // Evicted (and reported) since we looked at the head.
+                            return Turn::Skipped;
+                        }
+                        let result = endpoint.attempt(body).await;
+                        let settled = !matches!(result, Err(AttemptError::Retryable { .. }));
+                        if self.queue.end_attempt(item.seq, settled) == AttemptEnd::Evicted {
+                            return self.settle_evicted(item, attempts, result);
+                        }
+                        result
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(_) => {
+                self.recorder.delivered(item, attempts);
+                Turn::Settled
+            }
+            Err(AttemptError::Permanent { message }) => {
+                // Not attempted over HTTP if the endpoint or payload failed: remove it here.
+                self.queue.remove_head(item.seq);
+                self.recorder.permanent_failure(item, attempts, &message);
+                Turn::Settled
+            }
+            Err(AttemptError::Retryable {
+                message,
+                retry_after,
+            }) => Turn::Retry {
+                message,
+                retry_after,
+            },
+        }
+    }
+
+    /// The queue overflowed while `item` was in flight: the attempt decides its fate.
+    fn settle_evicted(
+        &self,
+        item: &Item,
+        attempts: u32,
+        result: Result<reqwest::StatusCode, AttemptError>,
+    ) -> Turn {
+        match result {
+            Ok(_) => {
+                self.recorder.delivered(item, attempts);
+                Turn::Settled
+            }
+            Err(AttemptError::Permanent { message }) => {
+                self.recorder.permanent_failure(item, attempts, &message);
+                Turn::Settled
+            }
+            Err(AttemptError::Retryable {
+                message,
+                retry_after,
+            }) => {
+                self.recorder
+                    .retryable_failure(item, attempts, &message, None);
+                self.recorder.dropped_one(DropReason::QueueFull, item);
+                Turn::Backoff { retry_after }
+            }
+        }
+    }
+}

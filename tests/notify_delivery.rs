@@ -1,0 +1,767 @@
+//! The notifier against real HTTP receivers: a small hyper server on 127.0.0.1 that records
+//! every request and answers from a script. Waits are bounded polls for expected events; no
+//! assertion depends on how fast the machine is.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use poolwatch::config::values::Secret;
+use poolwatch::model::Severity;
+use poolwatch::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
+use poolwatch::notify::{Notifier, NotifyMetrics, ReceiverSettings, USER_AGENT};
+use prometheus::{Registry, TextEncoder};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+const TOKEN: &str = "tok-9f8e7d6c5b4a";
+
+// ---------------------------------------------------------------- the test receiver
+
+/// How the test receiver answers one request.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    /// Echo the request path and `Authorization` header in the body, as a careless receiver
+    /// might: the notifier must keep them out of its logs.
+    echo: bool,
+    /// Hold the response until the test releases it: an attempt deterministically in flight.
+    hold: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Reply {
+    fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            echo: false,
+            hold: None,
+        }
+    }
+}
+
+/// One request the receiver got, and what it answered.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    path: String,
+    headers: hyper::HeaderMap,
+    json: Value,
+    status: u16,
+}
+
+impl Received {
+    fn alertname(&self) -> String {
+        self.json["alerts"][0]["labels"]["alertname"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    }
+}
+
+#[derive(Default)]
+struct HookState {
+    script: Mutex<VecDeque<Reply>>,
+    received: Mutex<Vec<Received>>,
+}
+
+/// A webhook receiver on 127.0.0.1; it stops (connections included) when dropped.
+struct Hook {
+    addr: SocketAddr,
+    state: Arc<HookState>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Hook {
+    /// Listens on `port` (0: any) and answers `script` in order, then 200.
+    async fn start(port: u16, script: Vec<Reply>) -> Hook {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(HookState {
+            script: Mutex::new(script.into()),
+            ..HookState::default()
+        });
+        let task = tokio::spawn(serve(listener, Arc::clone(&state)));
+        Hook { addr, state, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// The alert names of the requests answered 2xx, in order.
+    fn accepted(&self) -> Vec<String> {
+        let received = self.received();
+        received
+            .iter()
+            .filter(|r| r.status < 300)
+            .map(Received::alertname)
+            .collect()
+    }
+
+    async fn wait_for_requests(&self, n: usize) -> Vec<Received> {
+        eventually(&format!("{n} requests"), || self.received().len() >= n).await;
+        self.received()
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<HookState>) {
+    // Owned here so that aborting this task also closes kept-alive connections.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let service = service_fn(move |req| answer(Arc::clone(&state), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn answer(
+    state: Arc<HookState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = state
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(Reply::status(200));
+    let path = parts.uri.path().to_string();
+    let text = if reply.echo {
+        let auth = parts
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        format!("no such hook {path} for {}", auth.unwrap_or(""))
+    } else {
+        String::new()
+    };
+    state.received.lock().expect("lock").push(Received {
+        at: Instant::now(),
+        path,
+        headers: parts.headers,
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        status: reply.status,
+    });
+    if let Some(gate) = &reply.hold {
+        gate.notified().await;
+    }
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    Ok(response
+        .body(Full::new(Bytes::from(text)))
+        .expect("response"))
+}
+
+/// A port nobody listens on (until a test starts a [`Hook`] on it).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Polls `ok` until it holds; fails the test after a generous bound.
+async fn eventually(what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn notice(alertname: &str, severity: Severity, status: NoticeStatus) -> Notice {
+    let labels: BTreeMap<String, String> = [
+        ("alertname", alertname),
+        ("severity", severity.as_str()),
+        ("target", "orders-db"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let starts_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    Notice {
+        status,
+        reason: match status {
+            NoticeStatus::Firing => NoticeReason::Fired,
+            NoticeStatus::Resolved => NoticeReason::Resolved,
+        },
+        severity,
+        fingerprint: fingerprint(&labels),
+        labels,
+        annotations: BTreeMap::from([("summary".to_string(), format!("{alertname} happened"))]),
+        starts_at,
+        ends_at: (status == NoticeStatus::Resolved).then_some(starts_at + Duration::from_secs(60)),
+    }
+}
+
+fn firing(alertname: &str) -> Notice {
+    notice(alertname, Severity::Critical, NoticeStatus::Firing)
+}
+
+/// Settings with millisecond backoffs so that retries are quick.
+fn fast(name: &str, url: String) -> ReceiverSettings {
+    let mut s = ReceiverSettings::new(name, Secret::new(url));
+    s.timeout = Duration::from_secs(5);
+    s.initial_backoff = Duration::from_millis(5);
+    s.max_backoff = Duration::from_millis(50);
+    s
+}
+
+/// A registry with the notifier's metrics, and a buffer that captures this test's log lines.
+struct Fixture {
+    registry: Registry,
+    metrics: NotifyMetrics,
+    logs: Arc<Mutex<Vec<u8>>>,
+    _log_guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Fixture {
+    /// Tests run on a current-thread runtime, so a thread-local subscriber sees the workers.
+    fn new() -> Fixture {
+        let registry = Registry::new();
+        let metrics = NotifyMetrics::new(&registry).expect("metrics");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(Arc::clone(&logs));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _log_guard = tracing::subscriber::set_default(subscriber);
+        Fixture {
+            registry,
+            metrics,
+            logs,
+            _log_guard,
+        }
+    }
+
+    fn start(&self, receivers: Vec<ReceiverSettings>) -> Notifier {
+        Notifier::start(
+            receivers,
+            "http://poolwatch.test:9671".into(),
+            self.metrics.clone(),
+        )
+    }
+
+    fn exposition(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .expect("encode")
+    }
+
+    /// The value of the series `name{labels}`, `None` if it is not exported.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.exposition().lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (n == name && all).then(|| value.parse().ok())?
+        })
+    }
+
+    async fn wait_value(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let what = format!("{name}{labels:?} == {want}");
+        eventually(&what, || self.value(name, labels) == Some(want)).await;
+    }
+
+    fn logs(&self) -> String {
+        String::from_utf8_lossy(&self.logs.lock().expect("lock")).into_owned()
+    }
+}
+
+const DELIVERED: &str = "poolwatch_notifications_delivered_total";
+const FAILURES: &str = "poolwatch_notification_failures_total";
+const DROPPED: &str = "poolwatch_notifications_dropped_total";
+const QUEUE: &str = "poolwatch_notification_queue_length";
+const LATENCY: &str = "poolwatch_notification_delivery_seconds_count";
+
+// ---------------------------------------------------------------- cases
+
+#[tokio::test]
+async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
+    let fx = Fixture::new();
+    let hook = Hook::start(0, vec![]).await;
+    let mut settings = fast("ops", hook.url("/hooks/ops"));
+    settings
+        .headers
+        .push(("x-team".parse().expect("name"), Secret::new("dba")));
+    let notifier = fx.start(vec![settings]);
+    assert_eq!(notifier.receiver_names(), ["ops"]);
+    // Every series exists at 0 before the first event.
+    for reason in ["queue_full", "expired", "permanent_error", "shutdown"] {
+        assert_eq!(
+            fx.value(DROPPED, &[("receiver", "ops"), ("reason", reason)]),
+            Some(0.0)
+        );
+    }
+    for class in ["retryable", "permanent"] {
+        assert_eq!(
+            fx.value(FAILURES, &[("receiver", "ops"), ("class", class)]),
+            Some(0.0)
+        );
+    }
+    assert_eq!(fx.value(DELIVERED, &[("receiver", "ops")]), Some(0.0));
+    assert_eq!(fx.value(LATENCY, &[("receiver", "ops")]), Some(0.0));
+    let text = fx.exposition();
+    for family in [
+        DELIVERED,
+        FAILURES,
+        DROPPED,
+        QUEUE,
+        "poolwatch_notification_delivery_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
+    }
+
+    notifier.notify(&firing("PoolExhausted"));
+    let got = hook.wait_for_requests(1).await;
+    let req = &got[0];
+    assert_eq!(req.path, "/hooks/ops");
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert_eq!(req.headers["user-agent"], USER_AGENT);
+    assert!(USER_AGENT.starts_with("poolwatch/"));
+    assert_eq!(req.headers["x-team"], "dba");
+    let body = &req.json;
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["receiver"], "ops");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["truncatedAlerts"], 0);
+    assert_eq!(body["externalURL"], "http://poolwatch.test:9671");
+    assert_eq!(
+        body["groupKey"],
+        "{}:{alertname=\"PoolExhausted\", severity=\"critical\", target=\"orders-db\"}"
+    );
+    assert_eq!(body["groupLabels"], body["alerts"][0]["labels"]);
+    assert_eq!(body["commonLabels"], body["alerts"][0]["labels"]);
+    assert_eq!(
+        body["commonAnnotations"]["summary"],
+        "PoolExhausted happened"
+    );
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["startsAt"], "2023-11-14T22:13:20Z");
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        alert["generatorURL"],
+        "http://poolwatch.test:9671/api/v1/alerts"
+    );
+    assert_eq!(alert["fingerprint"].as_str().map(str::len), Some(16));
+
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 1.0).await;
+    assert_eq!(fx.value(LATENCY, &[("receiver", "ops")]), Some(1.0));
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
+    notifier.shutdown(Duration::from_secs(5)).await;
+    promtool_check(&fx.exposition());
+}
+
+/// `promtool check metrics` prints nothing for a clean exposition. Skipped (loudly) where
+/// promtool is not installed.
+fn promtool_check(exposition: &str) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("promtool not installed: metric lint skipped");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(exposition.as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("promtool");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+}
+
+#[test]
+fn the_notifier_can_be_shared_between_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Notifier>();
+    assert_send_sync::<NotifyMetrics>();
+    assert_send_sync::<ReceiverSettings>();
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_delivery_stays_in_order() {
+    let fx = Fixture::new();
+    let hook = Hook::start(
+        0,
+        vec![Reply::status(500), Reply::status(502), Reply::status(503)],
+    )
+    .await;
+    let notifier = fx.start(vec![fast("ops", hook.url("/"))]);
+    for name in ["A", "B", "C"] {
+        notifier.notify(&firing(name));
+    }
+    let got = hook.wait_for_requests(6).await;
+    let sent: Vec<String> = got.iter().map(Received::alertname).collect();
+    assert_eq!(sent, ["A", "A", "A", "A", "B", "C"]);
+    assert_eq!(hook.accepted(), ["A", "B", "C"]);
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 3.0).await;
+    assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(3.0));
+    notifier.shutdown(Duration::from_secs(5)).await;
+    // Nothing else was sent: each notice was delivered exactly once.
+    assert_eq!(hook.received().len(), 6);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried_and_are_counted_dropped() {
+    let fx = Fixture::new();
+    let hook = Hook::start(0, vec![Reply::status(400)]).await;
+    let notifier = fx.start(vec![fast("ops", hook.url("/"))]);
+    notifier.notify(&firing("Rejected"));
+    notifier.notify(&firing("Accepted"));
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 1.0).await;
+    let sent: Vec<String> = hook.received().iter().map(Received::alertname).collect();
+    assert_eq!(sent, ["Rejected", "Accepted"]);
+    assert_eq!(fx.value(FAILURES, &[("class", "permanent")]), Some(1.0));
+    assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(0.0));
+    assert_eq!(
+        fx.value(DROPPED, &[("reason", "permanent_error")]),
+        Some(1.0)
+    );
+    assert!(fx.logs().contains("HTTP 400 Bad Request"), "{}", fx.logs());
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_capped_at_max_backoff() {
+    let fx = Fixture::new();
+    let wait_1s = Reply {
+        headers: vec![("retry-after", "1".into())],
+        ..Reply::status(429)
+    };
+    let wait_1h = Reply {
+        headers: vec![("retry-after", "3600".into())],
+        ..Reply::status(503)
+    };
+    let polite = Hook::start(0, vec![wait_1s]).await;
+    let capped = Hook::start(0, vec![wait_1h]).await;
+    let mut honoured = fast("polite", polite.url("/"));
+    honoured.max_backoff = Duration::from_secs(30);
+    let notifier = fx.start(vec![honoured, fast("capped", capped.url("/"))]);
+    notifier.notify(&firing("Slow"));
+    let got = polite.wait_for_requests(2).await;
+    // A lower bound only: the receiver asked for one second, our backoff alone is 5ms.
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(950),
+        "{:?}",
+        got[1].at - got[0].at
+    );
+    // An hour is capped at max_backoff (50ms): the retry arrives within the bounded wait.
+    capped.wait_for_requests(2).await;
+    assert_eq!(capped.accepted(), ["Slow"]);
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_comes_back_gets_everything_in_order() {
+    let fx = Fixture::new();
+    let port = closed_port();
+    let notifier = fx.start(vec![fast("ops", format!("http://127.0.0.1:{port}/"))]);
+    let names = ["N1", "N2", "N3", "N4", "N5"];
+    for name in names {
+        notifier.notify(&firing(name));
+    }
+    // Down for a while: several attempts fail with connection refused.
+    let retryable = [("receiver", "ops"), ("class", "retryable")];
+    eventually("3 failed attempts", || {
+        fx.value(FAILURES, &retryable) >= Some(3.0)
+    })
+    .await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(5.0));
+    let hook = Hook::start(port, vec![]).await;
+    hook.wait_for_requests(5).await;
+    assert_eq!(hook.accepted(), names);
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 5.0).await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
+    notifier.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(hook.received().len(), 5);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest_and_counts_it() {
+    let fx = Fixture::new();
+    let port = closed_port();
+    let mut settings = fast("ops", format!("http://127.0.0.1:{port}/"));
+    settings.queue_capacity = 3;
+    let notifier = fx.start(vec![settings]);
+    notifier.notify(&firing("N1"));
+    let retryable = [("receiver", "ops"), ("class", "retryable")];
+    eventually("a failed attempt", || {
+        fx.value(FAILURES, &retryable) >= Some(1.0)
+    })
+    .await;
+    for name in ["N2", "N3", "N4", "N5", "N6"] {
+        notifier.notify(&firing(name));
+    }
+    // N1 may be evicted mid-attempt; then its drop is counted when that attempt fails.
+    fx.wait_value(DROPPED, &[("reason", "queue_full")], 3.0)
+        .await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(3.0));
+    let hook = Hook::start(port, vec![]).await;
+    hook.wait_for_requests(3).await;
+    assert_eq!(hook.accepted(), ["N4", "N5", "N6"]);
+    assert!(fx.logs().contains("reason=\"queue_full\""), "{}", fx.logs());
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_notice_evicted_mid_attempt_is_settled_by_that_attempt() {
+    let fx = Fixture::new();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let held = |status| Reply {
+        hold: Some(Arc::clone(&gate)),
+        ..Reply::status(status)
+    };
+    let hook = Hook::start(0, vec![held(200), Reply::status(200), held(500)]).await;
+    let mut settings = fast("ops", hook.url("/"));
+    settings.queue_capacity = 1;
+    let notifier = fx.start(vec![settings]);
+    // Accepted after eviction: delivered, not dropped.
+    notifier.notify(&firing("H1"));
+    hook.wait_for_requests(1).await;
+    notifier.notify(&firing("X1"));
+    gate.notify_one();
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 2.0).await;
+    assert_eq!(fx.value(DROPPED, &[("reason", "queue_full")]), Some(0.0));
+    // Failed after eviction: dropped (queue_full), never retried.
+    notifier.notify(&firing("H2"));
+    hook.wait_for_requests(3).await;
+    notifier.notify(&firing("X2"));
+    gate.notify_one();
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 3.0).await;
+    assert_eq!(fx.value(DROPPED, &[("reason", "queue_full")]), Some(1.0));
+    assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(1.0));
+    let sent: Vec<String> = hook.received().iter().map(Received::alertname).collect();
+    assert_eq!(sent, ["H1", "X1", "H2", "X2"]);
+    assert_eq!(hook.accepted(), ["H1", "X1", "X2"]);
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn notices_older_than_max_retry_age_are_given_up() {
+    let fx = Fixture::new();
+    let mut settings = fast("ops", format!("http://127.0.0.1:{}/", closed_port()));
+    settings.max_retry_age = Duration::from_millis(200);
+    let notifier = fx.start(vec![settings]);
+    notifier.notify(&firing("Stale"));
+    fx.wait_value(DROPPED, &[("reason", "expired")], 1.0).await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
+    notifier.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(fx.value(DROPPED, &[("reason", "shutdown")]), Some(0.0));
+}
+
+#[tokio::test]
+async fn shutdown_flushes_what_it_can_and_counts_the_rest() {
+    let fx = Fixture::new();
+    let hook = Hook::start(0, vec![]).await;
+    let up = fast("up", hook.url("/"));
+    let down = fast("down", format!("http://127.0.0.1:{}/", closed_port()));
+    let notifier = fx.start(vec![up, down]);
+    for name in ["S1", "S2", "S3"] {
+        notifier.notify(&firing(name));
+    }
+    let bounded = Duration::from_secs(20);
+    let stopped =
+        tokio::time::timeout(bounded, notifier.shutdown(Duration::from_millis(300))).await;
+    assert!(stopped.is_ok(), "shutdown did not return");
+    // The live receiver got everything; the dead one's notices are counted, not lost silently.
+    assert_eq!(hook.accepted(), ["S1", "S2", "S3"]);
+    assert_eq!(fx.value(DELIVERED, &[("receiver", "up")]), Some(3.0));
+    assert_eq!(
+        fx.value(DROPPED, &[("receiver", "down"), ("reason", "shutdown")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        fx.value(DROPPED, &[("receiver", "up"), ("reason", "shutdown")]),
+        Some(0.0)
+    );
+    assert_eq!(fx.value(QUEUE, &[("receiver", "down")]), Some(0.0));
+    assert!(
+        fx.logs().contains("shutdown deadline reached"),
+        "{}",
+        fx.logs()
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_notifier_without_shutdown_stops_its_workers_and_counts_the_loss() {
+    let fx = Fixture::new();
+    let notifier = fx.start(vec![fast(
+        "ops",
+        format!("http://127.0.0.1:{}/", closed_port()),
+    )]);
+    notifier.notify(&firing("Orphan"));
+    drop(notifier);
+    fx.wait_value(DROPPED, &[("reason", "shutdown")], 1.0).await;
+    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
+}
+
+#[tokio::test]
+async fn receivers_get_only_their_severities_and_resolved_if_asked() {
+    let fx = Fixture::new();
+    let hook = Hook::start(0, vec![]).await;
+    let mut pager = fast("pager", hook.url("/pager"));
+    pager.severities = vec![Severity::Critical];
+    pager.send_resolved = false;
+    let notifier = fx.start(vec![pager, fast("all", hook.url("/all"))]);
+    notifier.notify(&notice("Warn", Severity::Warning, NoticeStatus::Firing));
+    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Firing));
+    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Resolved));
+    // A sentinel: once the pager has it, it has had every earlier notice it was going to get.
+    notifier.notify(&notice(
+        "Sentinel",
+        Severity::Critical,
+        NoticeStatus::Firing,
+    ));
+    hook.wait_for_requests(6).await;
+    let seen = |path: &str| -> Vec<String> {
+        let got = hook.received();
+        let mine = got.iter().filter(|r| r.path == path);
+        mine.map(|r| {
+            format!(
+                "{} {}",
+                r.alertname(),
+                r.json["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+    };
+    assert_eq!(seen("/pager"), ["Crit firing", "Sentinel firing"]);
+    assert_eq!(
+        seen("/all"),
+        [
+            "Warn firing",
+            "Crit firing",
+            "Crit resolved",
+            "Sentinel firing"
+        ]
+    );
+    let resolved = hook
+        .received()
+        .into_iter()
+        .find(|r| r.json["status"] == "resolved");
+    let resolved = resolved.expect("resolved notice");
+    assert_eq!(resolved.json["alerts"][0]["endsAt"], "2023-11-14T22:14:20Z");
+    notifier.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_errors_or_metrics() {
+    let fx = Fixture::new();
+    let echo = |status| Reply {
+        echo: true,
+        ..Reply::status(status)
+    };
+    let hook = Hook::start(0, vec![echo(500), echo(404)]).await;
+    let mut echoed = fast("echoed", hook.url(&format!("/hooks/{TOKEN}")));
+    echoed.headers.push((
+        "authorization".parse().expect("name"),
+        Secret::new(format!("Bearer {TOKEN}")),
+    ));
+    let refused = fast(
+        "refused",
+        format!("http://u:{TOKEN}@127.0.0.1:{}/{TOKEN}", closed_port()),
+    );
+    let notifier = fx.start(vec![echoed, refused]);
+    notifier.notify(&firing("Leaky"));
+    let got = hook.wait_for_requests(2).await;
+    // The receiver really did echo the secrets back...
+    assert_eq!(got[0].headers["authorization"], format!("Bearer {TOKEN}"));
+    fx.wait_value(
+        DROPPED,
+        &[("receiver", "echoed"), ("reason", "permanent_error")],
+        1.0,
+    )
+    .await;
+    let retryable = [("receiver", "refused"), ("class", "retryable")];
+    eventually("refused attempts", || {
+        fx.value(FAILURES, &retryable) >= Some(2.0)
+    })
+    .await;
+    notifier.shutdown(Duration::from_millis(100)).await;
+    // ...and yet no log line, error text or metric carries them.
+    let logs = fx.logs();
+    assert!(
+        logs.contains("receiver=echoed") && logs.contains("receiver=refused"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("HTTP 500") && logs.contains("<redacted>"),
+        "{logs}"
+    );
+    assert!(!logs.contains(TOKEN), "secret in logs:\n{logs}");
+    assert!(!fx.exposition().contains(TOKEN));
+}
