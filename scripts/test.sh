@@ -9,7 +9,8 @@
 # plus pgbouncer, promtool (Debian package `prometheus`) and openssl. As root on Debian or
 # Ubuntu this script installs the missing ones with apt-get (without starting any service);
 # otherwise it says what to install. Environment:
-#   PG_BIN              directory with initdb/pg_ctl/postgres (default: newest /usr/lib/postgresql/*/bin)
+#   PG_BIN (or POOLWATCH_TEST_PG_BIN)  directory with initdb/pg_ctl/postgres
+#                              (default: newest /usr/lib/postgresql/*/bin)
 #   POOLWATCH_SKIP_INSTALL=1   never install anything, just check
 set -euo pipefail
 
@@ -20,16 +21,18 @@ export NEEDRESTART_MODE=a
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
-# The newest /usr/lib/postgresql/<version>/bin holding initdb, or $PG_BIN.
+# $POOLWATCH_TEST_PG_BIN or $PG_BIN, else the newest /usr/lib/postgresql/<version>/bin holding
+# initdb, else the directory of initdb on PATH.
 find_pg_bin() {
-    if [[ -n "${PG_BIN:-}" ]]; then
-        [[ -x "$PG_BIN/initdb" ]] || { log "PG_BIN=$PG_BIN holds no initdb"; return 1; }
-        printf '%s\n' "$PG_BIN"
+    local override="${POOLWATCH_TEST_PG_BIN:-${PG_BIN:-}}"
+    if [[ -n "$override" ]]; then
+        [[ -x "$override/initdb" ]] || { log "$override (PG_BIN) holds no initdb"; return 1; }
+        printf '%s\n' "$override"
         return 0
     fi
     local dir
     dir=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null \
-        | sort -V | tail -n 1)
+        | sort -V | tail -n 1 || true)
     if [[ -n "$dir" ]]; then
         dirname "$dir"
         return 0

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
-use crate::common::poll_until;
+use crate::common::{poll_until, process_exited};
 
 /// The `application_name` of the harness's own superuser connections, so tests can tell them
 /// apart from the connections they count.
@@ -61,7 +61,7 @@ impl Conn {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
         if let Some(pid) = self.backend_pid {
             let gone = poll_until(Duration::from_secs(10), || async move {
-                process_gone(pid).then_some(())
+                process_exited(pid).then_some(())
             })
             .await;
             assert!(
@@ -69,18 +69,6 @@ impl Conn {
                 "PostgreSQL backend {pid} still running 10s after its client left"
             );
         }
-    }
-}
-
-/// Whether process `pid` has exited (absent, or a zombie not yet reaped by the postmaster).
-fn process_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => matches!(
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next()),
-            Some('Z' | 'X')
-        ),
     }
 }
 

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
-use crate::common::running_as_root;
+use crate::common::{process_exited, running_as_root};
 
 /// The prefix of every cluster directory; the creating process id follows it.
 pub const CLUSTER_DIR_PREFIX: &str = "poolwatch-pg-c";
+
+/// The prefix of the directories templates are built in before being renamed into place.
+const STAGING_PREFIX: &str = "poolwatch-pg-template-staging-";
 
 /// The superuser every cluster is initialised with (`initdb -U`).
 pub const SUPERUSER: &str = "postgres";
@@ -207,7 +210,7 @@ fn build_template() -> Result<PathBuf, String> {
         return Ok(final_dir.join("data"));
     }
     let staging = tempfile::Builder::new()
-        .prefix("poolwatch-pg-template-staging-")
+        .prefix(STAGING_PREFIX)
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
     hand_over(staging.path())?;
@@ -272,6 +275,18 @@ pub fn sweep_stale_clusters() {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(STAGING_PREFIX) {
+                // A template build interrupted long ago (a live one takes seconds).
+                let age = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|age| age > std::time::Duration::from_secs(600)) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                continue;
+            }
             let Some(pid) = name
                 .strip_prefix(CLUSTER_DIR_PREFIX)
                 .and_then(|rest| rest.split('-').next())
@@ -279,7 +294,7 @@ pub fn sweep_stale_clusters() {
             else {
                 continue;
             };
-            if Path::new(&format!("/proc/{pid}")).exists() {
+            if !process_exited(pid) {
                 continue;
             }
             let dir = entry.path();
