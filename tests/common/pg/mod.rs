@@ -25,8 +25,9 @@ pub struct PgOptions {
     pub max_connections: u32,
     /// `superuser_reserved_connections`. Default 3 (PostgreSQL's own default).
     pub superuser_reserved_connections: u32,
-    /// `reserved_connections` (slots for `pg_use_reserved_connections`); PostgreSQL 16+ only,
-    /// starting a cluster with `Some` on an older server panics. Default `None` (unset).
+    /// `reserved_connections` (slots for `pg_use_reserved_connections`). PostgreSQL 16+ only:
+    /// on an older server the start fails, so tests check `setup::major_version()` first.
+    /// Default `None` (unset).
     pub reserved_connections: Option<u32>,
     /// Serve TLS with a throwaway CA ([`PgCluster::ca_file`]). Default off.
     pub ssl: bool,
@@ -85,10 +86,10 @@ impl PgCluster {
     /// Like [`PgCluster::start`], returning the failure instead of panicking.
     pub async fn try_start(options: PgOptions) -> Result<PgCluster, String> {
         if options.reserved_connections.is_some() && setup::major_version() < 16 {
-            panic!(
+            return Err(format!(
                 "reserved_connections needs PostgreSQL 16+, this is {}",
                 setup::major_version()
-            );
+            ));
         }
         setup::sweep_stale_clusters();
         let template = tokio::task::spawn_blocking(setup::template_data_dir)
