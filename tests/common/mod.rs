@@ -1,0 +1,82 @@
+//! Reusable test harness for poolwatch integration tests: real services, no mocks.
+//!
+//! Include it from a test crate with `mod common;`. Each test binary uses a different part of
+//! it, hence the crate-wide `allow(dead_code)` below.
+//!
+//! # Layout
+//!
+//! * [`pg`] — [`PgCluster`]: a throwaway PostgreSQL cluster (own data dir, free port, private
+//!   socket dir, optional TLS with a throwaway CA), plus [`ConnectionHold`] to occupy slots.
+//! * [`receiver`] — [`Receiver`]: a real HTTP/1.1 server recording webhook deliveries, whose
+//!   status can be changed and which can be stopped and restarted on the same port.
+//! * [`poolwatch`] — [`Poolwatch`]: the daemon binary as a child process, with its logs,
+//!   HTTP address, signals and exit status; [`run_cli`] for one-shot commands.
+//! * [`metrics`] — a small Prometheus text-format parser and [`promtool_check_metrics`].
+//!
+//! # Environment
+//!
+//! * `POOLWATCH_TEST_PG_BIN` (or `PG_BIN`) — directory holding `initdb`, `pg_ctl`, `postgres`;
+//!   defaults to the newest `/usr/lib/postgresql/*/bin`. `scripts/test.sh` sets it.
+//! * `POOLWATCH_TEST_PROMTOOL` — the `promtool` binary; defaults to `promtool` on `PATH`.
+//!
+//! When the tests run as root, PostgreSQL is run as the `postgres` system user (it refuses to
+//! run as root); its directories live under the system temporary directory and are handed to
+//! that user.
+
+#![allow(dead_code)]
+
+pub mod metrics;
+pub mod pg;
+pub mod poolwatch;
+pub mod receiver;
+
+// Re-exports for test files; each uses only some of them.
+#[allow(unused_imports)]
+pub use metrics::{parse_exposition, promtool_check_metrics, Sample};
+#[allow(unused_imports)]
+pub use pg::{ConnectionHold, PgCluster, PgOptions};
+#[allow(unused_imports)]
+pub use poolwatch::{run_cli, ConfigFile, Poolwatch, PoolwatchOptions};
+#[allow(unused_imports)]
+pub use receiver::{Receiver, RecordedRequest};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it returns `Some`, or `timeout` passes (then `None`).
+///
+/// The check runs at least once, even with a zero timeout.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether this process runs with effective uid 0.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether process `pid` has exited: absent from `/proc`, or a zombie nobody has reaped yet.
+pub fn process_exited(pid: impl std::fmt::Display) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => matches!(
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next()),
+            Some('Z' | 'X')
+        ),
+    }
+}
