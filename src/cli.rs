@@ -141,7 +141,15 @@ fn check_config(file: &std::path::Path) -> i32 {
             }
             println!("receivers ({}):", c.receivers.len());
             for r in &c.receivers {
-                println!("  {}", r.summary());
+                let severities: Vec<&str> = r.severities.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "  {:<20} url <redacted>, severities {}, send_resolved {}, queue {}, headers {}",
+                    r.name,
+                    severities.join("+"),
+                    r.send_resolved,
+                    r.queue_capacity,
+                    r.headers.len()
+                );
             }
             0
         }

@@ -229,33 +229,6 @@ async fn ssl_cluster_accepts_verify_full_with_its_ca_only() {
 }
 
 #[tokio::test]
-async fn reserved_connections_on_postgres_16_and_later() {
-    if setup::major_version() < 16 {
-        eprintln!(
-            "skipped: reserved_connections needs PostgreSQL 16+, this is {}",
-            setup::major_version()
-        );
-        return;
-    }
-    let pg = PgCluster::start(PgOptions {
-        max_connections: 6,
-        superuser_reserved_connections: 1,
-        reserved_connections: Some(2),
-        ..Default::default()
-    })
-    .await;
-    let rows = pg.query("SHOW reserved_connections").await;
-    assert_eq!(rows[0].get::<_, String>(0), "2");
-    pg.create_role("app", "pw", None).await;
-    let _app = pg
-        .hold_connections("app", 3, "app")
-        .await
-        .expect("6 - 1 - 2 = 3 ordinary slots");
-    let (code, _) = refusal(pg.connect("app", "postgres").await);
-    assert_eq!(code, SqlState::TOO_MANY_CONNECTIONS);
-}
-
-#[tokio::test]
 async fn receiver_records_fails_on_demand_and_restarts_on_its_port() {
     let mut receiver = Receiver::start().await;
     let http = reqwest::Client::builder()

@@ -232,7 +232,8 @@ fn serde_plain_metric(m: crate::config::schema::PoolMetric) -> String {
         .enumerate()
         .flat_map(|(i, c)| {
             let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
-            sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+            sep.into_iter()
+                .chain(std::iter::once(c.to_ascii_lowercase()))
         })
         .collect()
 }
