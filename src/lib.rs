@@ -27,6 +27,8 @@
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod cli;
 pub mod config;

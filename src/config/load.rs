@@ -154,3 +154,81 @@ mod tests {
         assert_eq!(with_suggestion("other"), "other");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The example file documents every key; it must stay valid as the code changes.
+    #[test]
+    fn example_config_is_valid() {
+        let src = include_str!("../../config.example.toml");
+        let config = parse(Path::new("config.example.toml"), src).unwrap_or_else(|problems| {
+            let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            panic!("config.example.toml is invalid:\n{}", text.join("\n"))
+        });
+        assert_eq!(config.targets.len(), 1);
+        assert_eq!(config.targets[0].name, "local");
+        assert_eq!(
+            config.targets[0].endpoint,
+            "poolwatch@127.0.0.1:5432/postgres"
+        );
+        assert_eq!(config.receivers.len(), 1);
+        let names: Vec<&str> = config
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        for builtin in [
+            "PoolUtilizationHigh",
+            "PoolNearFull",
+            "PoolCapacityDropped",
+            "TargetSaturated",
+            "TargetDown",
+        ] {
+            assert!(names.contains(&builtin), "{builtin} missing from {names:?}");
+        }
+        assert!(names.contains(&"IdleInTransactionTooLong"));
+    }
+
+    #[test]
+    fn problems_are_located_and_all_reported() {
+        let src = "[http]\nlisten = \"nope\"\n\n[[targets]]\nname = \"a\"\ninterval = \"10ms\"\n\n[[targets]]\nname = \"a\"\n";
+        let problems = parse(Path::new("x.toml"), src).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("x.toml:2:1: http.listen")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("x.toml:6:1: targets[0].interval: must be at least 100ms")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("x.toml:9:1: targets[1].name: duplicate")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_carry_positions() {
+        let problems = parse(
+            Path::new("x.toml"),
+            "[[targets]]\nname = \"a\"\nintervall = \"5s\"\n",
+        )
+        .unwrap_err();
+        let text = problems[0].to_string();
+        assert!(text.starts_with("x.toml:3:1:"), "{text}");
+        assert!(text.contains("did you mean `interval`?"), "{text}");
+        let problems = parse(Path::new("x.toml"), "[[targets]\n").unwrap_err();
+        assert!(
+            problems[0].to_string().starts_with("x.toml:1:"),
+            "{}",
+            problems[0]
+        );
+    }
+}
