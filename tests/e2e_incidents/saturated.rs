@@ -1,0 +1,247 @@
+//! Staying sighted when the server is full: refused with SQLSTATE 53300, poolwatch reports the
+//! target *saturated* (not down); connected before the server filled, it keeps seeing through
+//! its one long-lived session.
+
+use crate::common::Poolwatch;
+use crate::scene::{describe, metric, server_pool, wait_metric, Scene, APP, MONITOR, WAIT};
+
+/// TargetDown as fast as the pool rules: a 53300 misread as "down" would page within a second.
+const FAST_TARGET_DOWN: &str = r#"
+[[rules]]
+name = "TargetDown"
+for = "300ms"
+"#;
+
+/// Waits until poolwatch has counted at least `n` failed attempts of `class`.
+async fn wait_errors(pw: &Poolwatch, target: &str, class: &str, n: f64) {
+    let labels = [("target", target), ("class", class)];
+    if let Err(e) = pw
+        .wait_for_metric("poolwatch_poll_errors_total", &labels, |v| v >= n, WAIT)
+        .await
+    {
+        panic!("{e}\n{}", pw.logs());
+    }
+}
+
+/// Client backends other than the harness's own query session: the truth poolwatch must match.
+async fn client_backends(scene: &Scene) -> i64 {
+    scene
+        .pg
+        .query(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+             AND application_name <> 'poolwatch-test-harness'",
+        )
+        .await[0]
+        .get(0)
+}
+
+/// The server is full before poolwatch starts, so its monitoring role is refused with 53300:
+/// saturated and too_many_connections in the metrics, a TargetSaturated page (never
+/// TargetDown); one freed slot later it is up, and TargetSaturated resolves.
+#[tokio::test]
+async fn started_on_a_full_server_reports_saturated_not_down_then_recovers() {
+    let scene = Scene::start("full-db", 13, None).await;
+    let t = scene.target;
+    let mut held = scene.hold(10, "batch").await;
+    let refusal = scene.assert_refused(MONITOR).await;
+    assert_eq!(
+        refusal,
+        "remaining connection slots are reserved for non-replication superuser connections"
+    );
+
+    let pw = scene.poolwatch(FAST_TARGET_DOWN).await;
+    let state = |s: &'static str| [("target", t), ("state", s)];
+    wait_metric(&pw, "poolwatch_target_state", &state("saturated"), 1.0).await;
+    let saturated = scene
+        .wait_delivered("TargetSaturated firing", |d| {
+            d.is_target("TargetSaturated", "firing")
+        })
+        .await;
+    // Several refused attempts later (enough for TargetDown's 300ms), still saturated, not down.
+    wait_errors(&pw, t, "too_many_connections", 5.0).await;
+    for (s, want) in [
+        ("saturated", 1.0),
+        ("down", 0.0),
+        ("up", 0.0),
+        ("unknown", 0.0),
+    ] {
+        assert_eq!(
+            metric(&pw, "poolwatch_target_state", &state(s)).await,
+            Some(want),
+            "{s}"
+        );
+    }
+    let error = |class: &'static str| {
+        let pw = &pw;
+        async move {
+            metric(
+                pw,
+                "poolwatch_target_error",
+                &[("target", t), ("class", class)],
+            )
+            .await
+        }
+    };
+    assert_eq!(error("too_many_connections").await, Some(1.0));
+    assert_eq!(error("network").await, None);
+    assert_eq!(
+        metric(&pw, "poolwatch_target_up", &[("target", t)]).await,
+        Some(0.0)
+    );
+    assert_eq!(saturated.labels["severity"], "critical");
+    assert_eq!(saturated.labels["target"], t);
+    assert_eq!(
+        saturated.summary,
+        "full-db refuses connections: too many clients already (SQLSTATE 53300)"
+    );
+    assert!(
+        saturated.description.starts_with(
+            "FATAL remaining connection slots are reserved for non-replication superuser \
+             connections (SQLSTATE 53300)."
+        ),
+        "{}",
+        saturated.description
+    );
+    let so_far = scene.delivered();
+    assert_eq!(so_far.len(), 1, "{}", describe(&so_far));
+    assert_eq!(scene.poolwatch_sessions().await, 0);
+
+    // One slot frees up: poolwatch takes it, the server is up (and full again: 9 + poolwatch).
+    held.close(1).await;
+    wait_metric(&pw, "poolwatch_target_up", &[("target", t)], 1.0).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
+    let resolved = scene
+        .wait_delivered("TargetSaturated resolved", |d| {
+            d.is_target("TargetSaturated", "resolved")
+        })
+        .await;
+    assert_eq!(resolved.fingerprint, saturated.fingerprint);
+    assert_eq!(resolved.starts_at, saturated.starts_at);
+    assert_eq!(error("too_many_connections").await, None);
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+    let all = scene.delivered();
+    assert!(
+        !all.iter().any(|d| d.alertname() == "TargetDown"),
+        "{}",
+        describe(&all)
+    );
+}
+
+/// Connected before the server fills, poolwatch keeps polling through saturation on its one
+/// session: up, in_use = capacity = 10 (matching pg_stat_activity), PoolNearFull pages, and a
+/// new monitoring connection would have been refused.
+#[tokio::test]
+async fn connected_before_the_server_filled_keeps_reporting_through_saturation() {
+    let scene = Scene::start("busy-db", 13, None).await;
+    let t = scene.target;
+    let pw = scene.poolwatch(FAST_TARGET_DOWN).await;
+    wait_metric(&pw, "poolwatch_target_up", &[("target", t)], 1.0).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+
+    let mut holds = Vec::new();
+    let mut total = 1;
+    for step in [3, 3, 3] {
+        holds.push(scene.hold(step, "web").await);
+        total += step;
+        wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), total as f64).await;
+        assert_eq!(
+            metric(&pw, "poolwatch_target_up", &[("target", t)]).await,
+            Some(1.0)
+        );
+        assert_eq!(scene.poolwatch_sessions().await, 1, "at {total} in use");
+    }
+    // Full: neither the application nor a new monitoring session gets in.
+    scene.assert_refused(APP).await;
+    scene.assert_refused(MONITOR).await;
+    assert_eq!(client_backends(&scene).await, 10);
+
+    let near_full = scene
+        .wait_delivered("PoolNearFull firing", |d| {
+            d.is("PoolNearFull", "firing", "server", "server")
+        })
+        .await;
+    assert_eq!(
+        near_full.summary,
+        "busy-db: 10/10 usable connections in use (100%)"
+    );
+    assert!(
+        near_full
+            .description
+            .contains("app=web holds 9, app=poolwatch holds 1"),
+        "{}",
+        near_full.description
+    );
+    for (name, want) in [
+        ("poolwatch_pool_in_use", 10.0),
+        ("poolwatch_pool_capacity", 10.0),
+        ("poolwatch_pool_utilization_ratio", 1.0),
+    ] {
+        assert_eq!(
+            metric(&pw, name, &server_pool(t)).await,
+            Some(want),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &pw,
+            "poolwatch_target_state",
+            &[("target", t), ("state", "up")]
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&pw, "poolwatch_connects_total", &[("target", t)]).await,
+        Some(1.0),
+        "never reconnected"
+    );
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+
+    // Still polling successfully while full, on the same session.
+    let last_success = [("target", t)];
+    let before = metric(
+        &pw,
+        "poolwatch_target_last_success_timestamp_seconds",
+        &last_success,
+    )
+    .await
+    .expect("last success");
+    if let Err(e) = pw
+        .wait_for_metric(
+            "poolwatch_target_last_success_timestamp_seconds",
+            &last_success,
+            |v| v >= before + 0.5,
+            WAIT,
+        )
+        .await
+    {
+        panic!(
+            "polling stopped while the server was full: {e}\n{}",
+            pw.logs()
+        );
+    }
+    assert_eq!(
+        metric(&pw, "poolwatch_pool_in_use", &server_pool(t)).await,
+        Some(10.0)
+    );
+
+    for hold in holds {
+        hold.close_all().await;
+    }
+    let resolved = scene
+        .wait_delivered("PoolNearFull resolved", |d| {
+            d.status == "resolved" && d.fingerprint == near_full.fingerprint
+        })
+        .await;
+    assert_eq!(resolved.labels, near_full.labels);
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+    let all = scene.delivered();
+    assert!(
+        !all.iter()
+            .any(|d| ["TargetSaturated", "TargetDown"].contains(&d.alertname())),
+        "{}",
+        describe(&all)
+    );
+}
