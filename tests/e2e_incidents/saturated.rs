@@ -139,9 +139,12 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
     wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
     assert_eq!(scene.poolwatch_sessions().await, 1);
 
+    // The harness's superuser sessions (counting poolwatch sessions in pg_stat_activity) are
+    // client backends too: they run before each step, never while an alert text is rendered.
     let mut holds = Vec::new();
     let mut total = 1;
     for step in [3, 3, 3] {
+        assert_eq!(scene.poolwatch_sessions().await, 1, "at {total} in use");
         holds.push(scene.hold(step, "web").await);
         total += step;
         wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), total as f64).await;
@@ -149,13 +152,7 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
             metric(&pw, "poolwatch_target_up", &[("target", t)]).await,
             Some(1.0)
         );
-        assert_eq!(scene.poolwatch_sessions().await, 1, "at {total} in use");
     }
-    // Full: neither the application nor a new monitoring session gets in.
-    scene.assert_refused(APP).await;
-    scene.assert_refused(MONITOR).await;
-    assert_eq!(client_backends(&scene).await, 10);
-
     let near_full = scene
         .wait_delivered("PoolNearFull firing", |d| {
             d.is("PoolNearFull", "firing", "server", "server")
@@ -172,6 +169,13 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
         "{}",
         near_full.description
     );
+    // Full: neither the application nor a new monitoring session gets in, and the server
+    // counts the same 10 client backends as poolwatch.
+    scene.assert_refused(APP).await;
+    scene.assert_refused(MONITOR).await;
+    assert_eq!(client_backends(&scene).await, 10);
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
     for (name, want) in [
         ("poolwatch_pool_in_use", 10.0),
         ("poolwatch_pool_capacity", 10.0),
@@ -197,7 +201,6 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
         Some(1.0),
         "never reconnected"
     );
-    assert_eq!(scene.poolwatch_sessions().await, 1);
 
     // Still polling successfully while full, on the same session.
     let last_success = [("target", t)];

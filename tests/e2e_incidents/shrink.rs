@@ -2,7 +2,7 @@
 //! queued. poolwatch must flag the smaller pool when it happens, not at the next peak.
 
 use crate::scene::{
-    api_alert, api_alerts, describe, metric, server_pool, wait_metric, Delivered, Scene, APP,
+    api_alert, api_alerts, describe, metric, server_pool, wait_metric, Delivered, Scene, APP, WAIT,
 };
 
 /// Alerts that mean "saturated": none may come before the capacity drop is flagged.
@@ -107,10 +107,16 @@ async fn server_restarted_with_lower_max_connections_is_flagged_after_reconnect(
     assert_eq!(dropped.labels["severity"], "warning");
     assert_eq!(dropped.labels["target"], t);
     assert_eq!(dropped.summary, "files-db: capacity fell from 17 to 9");
-    assert_eq!(
-        dropped.description,
-        "max_connections 12, 3 reserved for superusers; 1 in use now (11%). A smaller pool \
-         saturates at the next peak: check the latest deployment or configuration change"
+    // In use: poolwatch, and the harness's readiness probe if the first poll after the restart
+    // caught it.
+    let text = regex::Regex::new(
+        r"^max_connections 12, 3 reserved for superusers; (1 in use now \(11%\)|2 in use now \(22%\))\. A smaller pool saturates at the next peak: check the latest deployment or configuration change$",
+    )
+    .expect("regex");
+    assert!(
+        text.is_match(&dropped.description),
+        "{}",
+        dropped.description
     );
     wait_metric(
         &pw,
@@ -131,4 +137,43 @@ async fn server_restarted_with_lower_max_connections_is_flagged_after_reconnect(
     let all = scene.delivered();
     assert_eq!(all.len(), 1, "{}", describe(&all));
     assert_eq!(scene.poolwatch_sessions().await, 1);
+}
+
+/// poolwatch as a sidecar is redeployed together with the application: it stops (SIGTERM)
+/// while the role allows 50, the deployment cuts the limit to 10, and the new poolwatch, reading
+/// the same `state_file`, still flags the drop from 50 to 10 on its first polls.
+#[tokio::test]
+async fn role_limit_cut_while_poolwatch_restarts_is_flagged_from_the_state_file() {
+    let scene = Scene::start("files-db", 30, Some(50)).await;
+    let t = scene.target;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state_file = dir.path().join("state.json");
+    let alerting = format!(
+        "[alerting]\nstate_file = {:?}\n",
+        state_file.display().to_string()
+    );
+    let role_pool = [("target", t), ("kind", "role"), ("pool", APP)];
+
+    let mut first = scene.poolwatch(&alerting).await;
+    wait_metric(&first, "poolwatch_pool_capacity", &role_pool, 50.0).await;
+    first.sigterm();
+    let status = first.wait_exit(WAIT).await;
+    assert!(status.success(), "{status}\n{}", first.logs());
+    assert!(state_file.is_file(), "no state file after SIGTERM");
+
+    scene.pg.exec("ALTER ROLE app CONNECTION LIMIT 10").await;
+    let _held = scene.hold(2, "file-api").await;
+    let second = scene.poolwatch(&alerting).await;
+    let dropped = scene
+        .wait_delivered("PoolCapacityDropped after the restart", |d| {
+            d.is("PoolCapacityDropped", "firing", "role", APP)
+        })
+        .await;
+    assert_eq!(
+        dropped.summary,
+        "files-db role app: capacity fell from 50 to 10"
+    );
+    wait_metric(&second, "poolwatch_pool_capacity", &role_pool, 10.0).await;
+    let all = scene.delivered();
+    assert_eq!(all.len(), 1, "{}", describe(&all));
 }
