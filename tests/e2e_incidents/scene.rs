@@ -26,6 +26,18 @@ const APP_PASSWORD: &str = "app-pw-2";
 /// `superuser_reserved_connections` of every scene's cluster.
 pub const RESERVED: u32 = 3;
 
+/// What PostgreSQL says when only superuser slots are left: the PostgreSQL 13-15 wording, or
+/// 16+'s (a regex fragment).
+pub const RESERVED_REFUSAL: &str = "remaining connection slots are reserved for \
+     (non-replication superuser connections|roles with the SUPERUSER attribute)";
+
+/// Whether `text` matches the regex `pattern` as a whole.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .unwrap_or_else(|e| panic!("regex {pattern}: {e}"))
+        .is_match(text)
+}
+
 /// The receiver's name in the config, hence the payloads' `receiver`.
 pub const RECEIVER_NAME: &str = "oncall";
 

@@ -80,6 +80,16 @@ async fn role_limit_cut_by_a_deployment_is_flagged_before_any_saturation() {
         describe(&all)
     );
     assert_eq!(scene.poolwatch_sessions().await, 1);
+
+    // The rollback restores the limit: the capacity drop resolves under its fingerprint.
+    scene.pg.exec("ALTER ROLE app CONNECTION LIMIT 50").await;
+    let rolled_back = scene
+        .wait_delivered("PoolCapacityDropped resolved", |d| {
+            d.status == "resolved" && d.fingerprint == dropped.fingerprint
+        })
+        .await;
+    assert_eq!(rolled_back.labels, dropped.labels);
+    assert_eq!(rolled_back.starts_at, dropped.starts_at);
     drop((before, peak));
 }
 
