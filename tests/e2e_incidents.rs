@@ -11,9 +11,10 @@
 //! * `scene` — the shared set-up, readers of webhook payloads (checked against the
 //!   Alertmanager v4 shape), `/metrics` and `/api/v1/alerts`.
 //! * `exhaustion` — incident 1: a pool of 10 exhausted at peak, on the server and on a role.
-//! * `shrink` — incident 2: a deployment lowers a pool's size; flagged before any saturation.
-//! * `saturated` — a server that refuses poolwatch itself (53300), and one that fills while
-//!   poolwatch is connected.
+//! * `shrink` — incident 2: a deployment lowers a pool's size; flagged before any saturation,
+//!   across a server restart, and across a restart of poolwatch itself (state file).
+//! * `saturated` — a server that refuses poolwatch itself (53300), one that fills while
+//!   poolwatch is connected, and poolwatch locked out after losing its session.
 //! * `snapshot` — `poolwatch snapshot` on held, idle-in-transaction, stopped and full servers.
 
 mod common;

@@ -4,8 +4,8 @@
 
 use crate::common::Poolwatch;
 use crate::scene::{
-    describe, matches, metric, server_pool, wait_metric, Scene, APP, MONITOR, RESERVED_REFUSAL,
-    WAIT,
+    api_alert, api_alerts, describe, matches, metric, server_pool, wait_metric, Scene, APP,
+    MONITOR, RESERVED_REFUSAL, WAIT,
 };
 
 /// TargetDown as fast as the pool rules: a 53300 misread as "down" would page within a second.
@@ -23,6 +23,19 @@ async fn wait_errors(pw: &Poolwatch, target: &str, class: &str, n: f64) {
         .await
     {
         panic!("{e}\n{}", pw.logs());
+    }
+}
+
+/// Waits until poolwatch has kept polling `target` successfully for another half second.
+async fn wait_successful_polls(pw: &Poolwatch, target: &str) {
+    let name = "poolwatch_target_last_success_timestamp_seconds";
+    let labels = [("target", target)];
+    let before = metric(pw, name, &labels).await.expect("a successful poll");
+    if let Err(e) = pw
+        .wait_for_metric(name, &labels, |v| v >= before + 0.5, WAIT)
+        .await
+    {
+        panic!("polling stopped: {e}\n{}", pw.logs());
     }
 }
 
@@ -203,28 +216,7 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
     );
 
     // Still polling successfully while full, on the same session.
-    let last_success = [("target", t)];
-    let before = metric(
-        &pw,
-        "poolwatch_target_last_success_timestamp_seconds",
-        &last_success,
-    )
-    .await
-    .expect("last success");
-    if let Err(e) = pw
-        .wait_for_metric(
-            "poolwatch_target_last_success_timestamp_seconds",
-            &last_success,
-            |v| v >= before + 0.5,
-            WAIT,
-        )
-        .await
-    {
-        panic!(
-            "polling stopped while the server was full: {e}\n{}",
-            pw.logs()
-        );
-    }
+    wait_successful_polls(&pw, t).await;
     assert_eq!(
         metric(&pw, "poolwatch_pool_in_use", &server_pool(t)).await,
         Some(10.0)
@@ -247,4 +239,98 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
         "{}",
         describe(&all)
     );
+}
+
+/// Full server, poolwatch connected and PoolNearFull firing; then poolwatch loses its session
+/// and an application takes the slot. It must report saturated (TargetSaturated), keep the pool
+/// alert firing rather than resolve it (it cannot see the pool), and once back in, neither
+/// resolve nor re-announce PoolNearFull for the pool that stayed full.
+#[tokio::test]
+async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_alerts() {
+    let scene = Scene::start("busy-db", 13, None).await;
+    let t = scene.target;
+    let pw = scene.poolwatch(FAST_TARGET_DOWN).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
+    let mut web = vec![scene.hold(9, "web").await];
+    let near_full = scene
+        .wait_delivered("PoolNearFull firing", |d| {
+            d.is("PoolNearFull", "firing", "server", "server")
+        })
+        .await;
+
+    // End poolwatch's session (waiting until its backend is gone) and take its slot before it
+    // reconnects; if it wins the race, try again.
+    let mut locked_out = false;
+    for _ in 0..10 {
+        let rows = scene
+            .pg
+            .query(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+                 WHERE application_name = 'poolwatch'",
+            )
+            .await;
+        assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "terminate failed");
+        match scene.pg.hold_connections(APP, 1, "web").await {
+            Ok(hold) => {
+                web.push(hold);
+                locked_out = true;
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    assert!(locked_out, "poolwatch always reconnected first");
+    let saturated = scene
+        .wait_delivered("TargetSaturated firing", |d| {
+            d.is_target("TargetSaturated", "firing")
+        })
+        .await;
+    wait_errors(&pw, t, "too_many_connections", 3.0).await;
+    assert_eq!(
+        metric(
+            &pw,
+            "poolwatch_target_state",
+            &[("target", t), ("state", "saturated")]
+        )
+        .await,
+        Some(1.0)
+    );
+    // The pool alert is frozen, not resolved: poolwatch cannot see the pool, which is full.
+    let alerts = api_alerts(&pw).await;
+    assert_eq!(
+        api_alert(&alerts, &near_full.fingerprint)["state"],
+        "firing"
+    );
+    assert!(
+        saturated
+            .description
+            .contains("Last seen: 10/10 usable connections in use"),
+        "{}",
+        saturated.description
+    );
+
+    // A slot frees up: poolwatch is back, the pool is still full (9 + poolwatch).
+    let last = web.pop().expect("the connection that took the slot");
+    last.close_all().await;
+    let resolved = scene
+        .wait_delivered("TargetSaturated resolved", |d| {
+            d.is_target("TargetSaturated", "resolved")
+        })
+        .await;
+    assert_eq!(resolved.fingerprint, saturated.fingerprint);
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
+    wait_successful_polls(&pw, t).await;
+    let all = scene.delivered();
+    let near_full_notices: Vec<_> = all
+        .iter()
+        .filter(|d| d.fingerprint == near_full.fingerprint)
+        .collect();
+    assert_eq!(near_full_notices.len(), 1, "{}", describe(&all));
+    assert!(
+        !all.iter().any(|d| d.alertname() == "TargetDown"),
+        "{}",
+        describe(&all)
+    );
+    assert_eq!(scene.poolwatch_sessions().await, 1);
+    drop(web);
 }
