@@ -13,7 +13,10 @@ pub const MIN_VERSION_NUM: i32 = 130000;
 
 /// The monitoring query. `reserved_connections` exists from PostgreSQL 16 on; reading it with
 /// `missing_ok` makes the same text valid on 13 to 17. Only client backends are counted (not
-/// autovacuum, parallel or WAL workers), and poolwatch's own session is left out.
+/// autovacuum, parallel or WAL workers). poolwatch's own session is counted like any client,
+/// because it takes a slot like any client: leaving it out would show a full server of 10 usable
+/// slots as 9/10 (90%) while it refuses the next application connection. Its own transaction
+/// (the one running this query) is left out of the transaction age.
 pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
   'max_connections', current_setting('max_connections')::int,
@@ -22,12 +25,13 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'groups', COALESCE((SELECT json_agg(g) FROM (
       SELECT datname AS db, usename AS role, application_name AS app,
              COALESCE(state, 'unknown') AS state, count(*) AS n,
-             max(extract(epoch FROM clock_timestamp() - xact_start))::float8 AS oldest_xact,
+             (max(extract(epoch FROM clock_timestamp() - xact_start))
+                FILTER (WHERE pid <> pg_backend_pid()))::float8 AS oldest_xact,
              (max(extract(epoch FROM clock_timestamp() - state_change))
                 FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
              count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
         FROM pg_stat_activity
-       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+       WHERE backend_type = 'client backend'
        GROUP BY 1, 2, 3, 4) g), '[]'::json),
   'role_limits', COALESCE((SELECT json_agg(json_build_object('name', rolname, 'limit', rolconnlimit))
         FROM pg_roles WHERE rolconnlimit >= 0 AND rolcanlogin), '[]'::json),

@@ -4,6 +4,8 @@ pub mod hold;
 pub mod setup;
 pub mod ssl;
 
+// Re-exports for test crates; each uses only some of them.
+#[allow(unused_imports)]
 pub use hold::{connect, percent_encode, Conn, ConnectionHold, HARNESS_APPLICATION_NAME};
 pub use ssl::SslFiles;
 
