@@ -144,7 +144,7 @@ pub fn render(store: &Store, process: &Registry) -> String {
     );
     let by_state = f.gauge(
         "poolwatch_connections",
-        "Client backends on the server by state (poolwatch's own session included: it holds a slot too).",
+        "Client backends on the server by state (poolwatch's own session excluded).",
         &["target", "state"],
     );
     let alerts = f.gauge(

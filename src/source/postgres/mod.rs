@@ -2,8 +2,8 @@
 //! reconnect loop that tells a saturated server (53300) from a down one.
 //!
 //! The connection is opened with `application_name = 'poolwatch'`, a `statement_timeout`, and
-//! `default_transaction_read_only`, and is counted in the pools it reports, since it holds a
-//! slot like any client (its own running query is left out of transaction ages). It is never
+//! `default_transaction_read_only`. It is not counted as load, but the slot it holds is taken
+//! out of the capacity of the pools it belongs to (see [`query::POLL_SQL`]). It is never
 //! re-opened per poll: when the server is full, a monitor that needs a new connection for each
 //! poll goes blind exactly when it is needed.
 

@@ -13,25 +13,26 @@ pub const MIN_VERSION_NUM: i32 = 130000;
 
 /// The monitoring query. `reserved_connections` exists from PostgreSQL 16 on; reading it with
 /// `missing_ok` makes the same text valid on 13 to 17. Only client backends are counted (not
-/// autovacuum, parallel or WAL workers). poolwatch's own session is counted like any client,
-/// because it takes a slot like any client: leaving it out would show a full server of 10 usable
-/// slots as 9/10 (90%) while it refuses the next application connection. Its own transaction
-/// (the one running this query) is left out of the transaction age.
+/// autovacuum, parallel or WAL workers). poolwatch's own session is not counted as load (it is
+/// not in `in_use`, the holders or the ages), but it does hold a slot, so it is taken out of the
+/// capacity of the pools it belongs to: with 10 usable slots, 9 application connections fill
+/// the server once poolwatch is connected, and poolwatch reports 9/9 (100%), not 9/10.
 pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
   'max_connections', current_setting('max_connections')::int,
   'superuser_reserved', current_setting('superuser_reserved_connections')::int,
   'reserved', COALESCE(current_setting('reserved_connections', true), '0')::int,
+  'own_role', current_user,
+  'own_db', current_database(),
   'groups', COALESCE((SELECT json_agg(g) FROM (
       SELECT datname AS db, usename AS role, application_name AS app,
              COALESCE(state, 'unknown') AS state, count(*) AS n,
-             (max(extract(epoch FROM clock_timestamp() - xact_start))
-                FILTER (WHERE pid <> pg_backend_pid()))::float8 AS oldest_xact,
+             max(extract(epoch FROM clock_timestamp() - xact_start))::float8 AS oldest_xact,
              (max(extract(epoch FROM clock_timestamp() - state_change))
                 FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
              count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
         FROM pg_stat_activity
-       WHERE backend_type = 'client backend'
+       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
        GROUP BY 1, 2, 3, 4) g), '[]'::json),
   'role_limits', COALESCE((SELECT json_agg(json_build_object('name', rolname, 'limit', rolconnlimit))
         FROM pg_roles WHERE rolconnlimit >= 0 AND rolcanlogin), '[]'::json),
@@ -46,6 +47,8 @@ pub struct RawPoll {
     max_connections: i64,
     superuser_reserved: i64,
     reserved: i64,
+    own_role: String,
+    own_db: String,
     groups: Vec<Group>,
     role_limits: Vec<Limit>,
     db_limits: Vec<Limit>,
@@ -97,7 +100,10 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
         name: name.to_string(),
     };
     let mut pools = Vec::with_capacity(1 + raw.role_limits.len() + raw.db_limits.len());
-    let capacity = (raw.max_connections - raw.superuser_reserved - raw.reserved).max(0) as u64;
+    // poolwatch's own session holds one slot of the server and of its own role's and
+    // database's limits: take it out of those capacities rather than counting it as load.
+    let own = |limit: i64| (limit - 1).max(0) as u64;
+    let capacity = own(raw.max_connections - raw.superuser_reserved - raw.reserved);
     let mut note = format!(
         "max_connections {}, {} reserved for superusers",
         raw.max_connections, raw.superuser_reserved
@@ -108,6 +114,7 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
             raw.reserved
         ));
     }
+    note.push_str(", 1 held by poolwatch");
     pools.push(aggregate(
         id(PoolKind::Server, "server"),
         capacity,
@@ -119,10 +126,10 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
             .groups
             .iter()
             .filter(|g| g.role.as_deref() == Some(l.name.as_str()));
-        let note = format!("role connection limit {}", l.limit);
+        let (capacity, note) = limit_capacity("role", l, &raw.own_role);
         pools.push(aggregate(
             id(PoolKind::Role, &l.name),
-            l.limit as u64,
+            capacity,
             note,
             groups,
         ));
@@ -132,15 +139,26 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
             .groups
             .iter()
             .filter(|g| g.db.as_deref() == Some(l.name.as_str()));
-        let note = format!("database connection limit {}", l.limit);
+        let (capacity, note) = limit_capacity("database", l, &raw.own_db);
         pools.push(aggregate(
             id(PoolKind::Database, &l.name),
-            l.limit as u64,
+            capacity,
             note,
             groups,
         ));
     }
     PollData { server, pools }
+}
+
+/// Capacity and note of a role or database limit; one slot less when it is poolwatch's own.
+fn limit_capacity(what: &str, l: &Limit, own: &str) -> (u64, String) {
+    let limit = l.limit.max(0) as u64;
+    if l.name == own {
+        let note = format!("{what} connection limit {}, 1 held by poolwatch", l.limit);
+        (limit.saturating_sub(1), note)
+    } else {
+        (limit, format!("{what} connection limit {}", l.limit))
+    }
 }
 
 fn is_idle_in_transaction(state: &str) -> bool {
@@ -234,20 +252,21 @@ fn top(map: HashMap<String, (u64, u64)>) -> Vec<Holder> {
 mod tests {
     use super::*;
 
-    const ANSWER: &str = r#"{"version_num":150004,"max_connections":100,"superuser_reserved":3,"reserved":0,
+    const ANSWER: &str = r#"{"version_num":150004,"max_connections":101,"superuser_reserved":3,"reserved":0,
+      "own_role":"poolwatch","own_db":"postgres",
       "groups":[
         {"db":"orders","role":"app","app":"django","state":"active","n":79,"oldest_xact":2.5,"oldest_iit":null,"lock_waiting":2},
         {"db":"orders","role":"app","app":"django","state":"idle in transaction","n":12,"oldest_xact":250.0,"oldest_iit":240.0,"lock_waiting":0},
         {"db":"orders","role":"batch","app":"celery","state":"idle","n":4,"oldest_xact":null,"oldest_iit":null,"lock_waiting":0},
         {"db":"postgres","role":"postgres","app":"","state":"unknown","n":2,"oldest_xact":null,"oldest_iit":null,"lock_waiting":0}
       ],
-      "role_limits":[{"name":"app","limit":91},{"name":"idle_role","limit":5}],
+      "role_limits":[{"name":"app","limit":91},{"name":"idle_role","limit":5},{"name":"poolwatch","limit":2}],
       "db_limits":[{"name":"orders","limit":200}]}"#;
 
     #[test]
     fn server_role_and_database_pools() {
         let data = parse("orders-db", ANSWER).unwrap();
-        assert_eq!(data.server.max_connections, 100);
+        assert_eq!(data.server.max_connections, 101);
         let pools: Vec<_> = data
             .pools
             .iter()
@@ -259,6 +278,7 @@ mod tests {
                 (PoolKind::Server, "server", 97, 97, 4),
                 (PoolKind::Role, "app", 91, 91, 0),
                 (PoolKind::Role, "idle_role", 5, 0, 0),
+                (PoolKind::Role, "poolwatch", 1, 0, 0),
                 (PoolKind::Database, "orders", 200, 95, 4),
             ]
         );
@@ -283,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             server.capacity_note,
-            "max_connections 100, 3 reserved for superusers"
+            "max_connections 101, 3 reserved for superusers, 1 held by poolwatch"
         );
         assert!((server.utilization() - 1.0).abs() < 1e-9);
         let empty_role = &data.pools[2];
@@ -296,9 +316,13 @@ mod tests {
         let json = ANSWER.replace("\"reserved\":0", "\"reserved\":5");
         let data = parse("t", &json).unwrap();
         assert_eq!(data.pools[0].capacity, 92);
+        assert_eq!(
+            data.pools[3].capacity_note,
+            "role connection limit 2, 1 held by poolwatch"
+        );
         assert!(data.pools[0]
             .capacity_note
-            .ends_with("5 for pg_use_reserved_connections"));
+            .ends_with("5 for pg_use_reserved_connections, 1 held by poolwatch"));
     }
 
     #[test]
