@@ -1,0 +1,139 @@
+//! poolwatch's performance benchmark: prints numbers, asserts no timings.
+//!
+//! ```text
+//! cargo bench --bench performance                     # all three sections
+//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency
+//! cargo bench --bench performance -- --quick          # smaller sample sizes
+//! ```
+//!
+//! Every section runs real PostgreSQL clusters started by the test harness (`tests/common`),
+//! the real library or the real release binary, and a real webhook receiver; all of them are
+//! stopped when the section ends (or when it panics). Results are printed as Markdown, ready
+//! for `BENCHMARKS.md`.
+//!
+//! # Layout
+//!
+//! * [`poll_cost`] — one poll with 10 and 1,000 clients: client round trip, server time, protocol.
+//! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms.
+//! * [`detection`] — pool full → firing webhook received, with `for = "0s"` and the default.
+//! * [`clients`] — many client sessions in a mix of states; roles the sections share.
+//! * [`stats`] — medians and percentiles.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+mod clients;
+mod daemon_rss;
+mod detection;
+mod poll_cost;
+mod stats;
+
+use std::time::{Duration, Instant};
+
+/// Raises the soft open-file limit to the hard one: the 1,000-client section holds over 1,000
+/// sockets in this process.
+fn raise_nofile() -> (libc::rlim_t, libc::rlim_t) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// PostgreSQL server processes still running from clusters of this process.
+fn leftover_servers() -> usize {
+    let marker = format!(
+        "{}{}-",
+        common::pg::setup::CLUSTER_DIR_PREFIX,
+        std::process::id()
+    );
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&marker))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` runs this binary without `--bench`: do nothing then.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("performance: a benchmark; run it with `cargo bench --bench performance`");
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let picked: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| picked.is_empty() || picked.contains(&name);
+    let (soft, hard) = raise_nofile();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    println!("# poolwatch performance benchmark\n");
+    println!(
+        "- profile: {} (benchmarks build the library and the `poolwatch` binary in the bench profile, \
+         which inherits [profile.release])",
+        if cfg!(debug_assertions) {
+            "debug assertions ON (not an optimised build)"
+        } else {
+            "release"
+        }
+    );
+    println!(
+        "- cores: {}, open-file limit of this process: {soft} (hard {hard})",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "- PostgreSQL {} from {}",
+        common::pg::setup::major_version(),
+        common::pg::setup::bin_dir().display()
+    );
+    runtime.block_on(async {
+        if wants("poll") {
+            poll_cost::run(poll_cost::Plan {
+                polls: if quick { 100 } else { 500 },
+                explains: if quick { 30 } else { 100 },
+                logged_polls: if quick { 20 } else { 100 },
+            })
+            .await;
+        }
+        if wants("rss") {
+            daemon_rss::run(daemon_rss::Plan {
+                targets: 10,
+                duration: Duration::from_secs(if quick { 8 } else { 20 }),
+            })
+            .await;
+        }
+        if wants("latency") {
+            detection::run(detection::Plan {
+                runs: if quick { 5 } else { 20 },
+                default_for: !quick,
+            })
+            .await;
+        }
+    });
+    drop(runtime);
+    let left = leftover_servers();
+    println!(
+        "\nTotal {:.0?}. Cleanup: {left} PostgreSQL process(es) of this run still running.",
+        started.elapsed()
+    );
+}
