@@ -19,12 +19,15 @@ use backoff::Backoff;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// An open monitoring connection.
 pub struct PgConn {
     client: Client,
+    /// The monitoring query, prepared once per connection: each poll is then one Bind/Execute
+    /// round trip with no parsing or planning on the server.
+    statement: Statement,
     driver: JoinHandle<()>,
     /// `server_version` as reported at start-up.
     pub server_version: String,
@@ -76,19 +79,25 @@ pub async fn connect(
         Err(_) => Err(classify::timed_out("connecting", limit)),
         Ok(Err(e)) => Err(classify::classify(&e)),
         Ok(Ok((client, driver))) => {
-            let mut conn = PgConn {
-                client,
-                driver,
-                server_version: String::new(),
+            let setup = async {
+                let version = client.simple_query("SHOW server_version").await?;
+                let statement = client.prepare(query::POLL_SQL).await?;
+                Ok::<_, tokio_postgres::Error>((
+                    first_cell(&version).unwrap_or_default(),
+                    statement,
+                ))
             };
-            conn.server_version = conn
-                .client
-                .simple_query("SHOW server_version")
-                .await
-                .ok()
-                .and_then(|msgs| first_cell(&msgs))
-                .unwrap_or_default();
-            Ok(conn)
+            let (server_version, statement) = match tokio::time::timeout(limit, setup).await {
+                Err(_) => return Err(classify::timed_out("preparing the monitoring query", limit)),
+                Ok(Err(e)) => return Err(classify::classify(&e)),
+                Ok(Ok(ok)) => ok,
+            };
+            Ok(PgConn {
+                client,
+                statement,
+                driver,
+                server_version,
+            })
         }
     }
 }
@@ -114,14 +123,17 @@ fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
 /// Runs the monitoring query once on an open connection.
 pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollError> {
     let limit = s.statement_timeout + Duration::from_millis(500);
-    match tokio::time::timeout(limit, conn.client.simple_query(query::POLL_SQL)).await {
+    let query = conn.client.query_opt(&conn.statement, &[]);
+    match tokio::time::timeout(limit, query).await {
         Err(_) => Err(classify::timed_out("the monitoring query", limit)),
         Ok(Err(e)) => Err(classify::classify(&e)),
-        Ok(Ok(msgs)) => {
-            let json = first_cell(&msgs).ok_or_else(|| PollError {
-                class: crate::model::ErrorClass::Query,
-                message: "the monitoring query returned no row".into(),
-            })?;
+        Ok(Ok(row)) => {
+            let json: String = row
+                .and_then(|r| r.try_get(0).ok())
+                .ok_or_else(|| PollError {
+                    class: crate::model::ErrorClass::Query,
+                    message: "the monitoring query returned no row".into(),
+                })?;
             query::parse(&s.name, &json).map_err(|message| PollError {
                 class: crate::model::ErrorClass::Query,
                 message,

@@ -11,7 +11,9 @@ use std::time::Duration;
 /// are what the query needs; 13 is the oldest release still tested and supported upstream.
 pub const MIN_VERSION_NUM: i32 = 130000;
 
-/// The monitoring query. `reserved_connections` exists from PostgreSQL 16 on; reading it with
+/// The monitoring query. It reads `pg_stat_get_activity(NULL)` (what the `pg_stat_activity`
+/// view is built on) and groups by database and role ids before looking up their names, so the
+/// name joins run once per group instead of once per backend. `reserved_connections` exists from PostgreSQL 16 on; reading it with
 /// `missing_ok` makes the same text valid on 13 to 17. Only client backends are counted (not
 /// autovacuum, parallel or WAL workers). poolwatch's own session is not counted as load (it is
 /// not in `in_use`, the holders or the ages), but it does hold a slot, so it is taken out of the
@@ -25,15 +27,19 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'own_role', current_user,
   'own_db', current_database(),
   'groups', COALESCE((SELECT json_agg(g) FROM (
-      SELECT datname AS db, usename AS role, application_name AS app,
-             COALESCE(state, 'unknown') AS state, count(*) AS n,
-             max(extract(epoch FROM clock_timestamp() - xact_start))::float8 AS oldest_xact,
-             (max(extract(epoch FROM clock_timestamp() - state_change))
-                FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
-             count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
-        FROM pg_stat_activity
-       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-       GROUP BY 1, 2, 3, 4) g), '[]'::json),
+      SELECT d.datname AS db, r.rolname AS role, a.app, a.state, a.n,
+             a.oldest_xact, a.oldest_iit, a.lock_waiting
+        FROM (SELECT datid, usesysid, application_name AS app,
+                     COALESCE(state, 'unknown') AS state, count(*) AS n,
+                     max(extract(epoch FROM clock_timestamp() - xact_start))::float8 AS oldest_xact,
+                     (max(extract(epoch FROM clock_timestamp() - state_change))
+                        FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
+                     count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
+                FROM pg_stat_get_activity(NULL)
+               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+               GROUP BY 1, 2, 3, 4) a
+        LEFT JOIN pg_database d ON d.oid = a.datid
+        LEFT JOIN pg_roles r ON r.oid = a.usesysid) g), '[]'::json),
   'role_limits', COALESCE((SELECT json_agg(json_build_object('name', rolname, 'limit', rolconnlimit))
         FROM pg_roles WHERE rolconnlimit >= 0 AND rolcanlogin), '[]'::json),
   'db_limits', COALESCE((SELECT json_agg(json_build_object('name', datname, 'limit', datconnlimit))
