@@ -4,6 +4,7 @@ pub mod hold;
 pub mod setup;
 pub mod ssl;
 
+#[allow(unused_imports)] // not every test crate uses all of them
 pub use hold::{connect, percent_encode, Conn, ConnectionHold, HARNESS_APPLICATION_NAME};
 pub use ssl::SslFiles;
 
