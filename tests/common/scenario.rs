@@ -216,3 +216,27 @@ pub async fn expect_accepted(receiver: &Receiver, want: &[&str]) {
         accepted(&receiver.requests())
     );
 }
+
+/// Waits until the receiver has accepted exactly `before + want.len()` requests and the ones
+/// after the first `before` are `want` in some order (for notices of independent targets,
+/// whose order is not defined); panics with what arrived after [`WAIT`].
+pub async fn expect_accepted_unordered(receiver: &Receiver, before: usize, want: &[&str]) {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let arrived = receiver
+        .wait_for(
+            |requests| {
+                let all = accepted(requests);
+                let mut new = all.get(before..).unwrap_or_default().to_vec();
+                new.sort();
+                all.len() == before + want.len() && new == want
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        arrived,
+        "expected {want:?} after {before} deliveries, receiver accepted {:?}",
+        accepted(&receiver.requests())
+    );
+}
