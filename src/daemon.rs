@@ -183,7 +183,7 @@ impl Daemon {
     async fn stop_source(&mut self, name: &str) {
         if let Some(r) = self.sources.remove(name) {
             let _ = r.stop.send(true);
-            // A poll in flight is bounded by the statement timeout; do not wait longer than that.
+            // A source stops at once, even mid-connect or mid-poll; this limit is a safety net.
             let limit =
                 r.settings.statement_timeout + r.settings.connect_timeout + Duration::from_secs(1);
             let abort = r.task.abort_handle();
