@@ -6,7 +6,8 @@ mod common;
 
 use common::scenario::{
     accepted, create_monitor_role, expect_accepted, expect_metric, header,
-    idle_in_transaction_rule, metric, notifications, poolwatch_sessions, receiver, target, WAIT,
+    idle_in_transaction_rule, metric, notifications, poolwatch_sessions, receiver, target,
+    SilentServer, WAIT,
 };
 use common::{PgCluster, PgOptions, Poolwatch, Receiver};
 use std::time::{Duration, Instant};
@@ -172,20 +173,24 @@ async fn a_restart_with_a_state_file_neither_pages_again_nor_forgets() {
     tx.close().await;
 }
 
-/// Starts poolwatch on `pg` with three rules that hold at the first poll (three notices queued
-/// at once) and `hook`; once the first request has reached the receiver, sends SIGTERM and
+/// Starts poolwatch on `pg` (and on a server that never answers) with three rules that hold at
+/// the first poll (three notices queued at once) and `hook`; once the first request has reached the receiver, sends SIGTERM and
 /// waits for a 0 exit. Returns the stopped process and how long it took to exit.
 async fn sigterm_with_queued_notices(
     pg: &PgCluster,
     hook: &Receiver,
     flush_timeout: &str,
 ) -> (Poolwatch, Duration) {
+    // A server that accepts and never answers: its target is connecting at SIGTERM, with a
+    // connect timeout far longer than the flush timeout.
+    let silent = SilentServer::start().await;
     let always = |name: &str| {
         format!("[[rules]]\nname = \"{name}\"\nmetric = \"capacity\"\nwarning = 0\nmatchers = ['kind=\"server\"']\n\n")
     };
     let config = [
         header(&format!("shutdown_flush_timeout = \"{flush_timeout}\"")),
         target("db", pg.port(), ""),
+        target("silent", silent.port(), "").replace("\"3s\"", "\"120s\""),
         always("A"),
         always("B"),
         always("C"),
