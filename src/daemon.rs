@@ -79,6 +79,12 @@ pub async fn run(path: &Path) -> i32 {
 
 async fn start(config: Config) -> anyhow::Result<i32> {
     use anyhow::Context;
+    // Before anything is announced: a SIGHUP or SIGTERM sent once the `listening on` line is
+    // out must not meet the default action (which kills the process), however long the rest
+    // of the start-up takes. A signal that arrives before the loop runs waits for it.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let registry = Registry::new();
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
@@ -140,9 +146,6 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     d.publish_alerts();
     tracing::info!(targets = d.sources.len(), "poolwatch started");
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
