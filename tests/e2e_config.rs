@@ -301,3 +301,35 @@ async fn sighup_keeps_the_running_config_when_invalid_and_applies_a_valid_one() 
     tx.close().await;
     tx2.close().await;
 }
+
+#[tokio::test]
+async fn a_signal_right_after_the_listening_line_is_handled() {
+    // Many targets and receivers lengthen the start-up after the HTTP port is bound.
+    let mut config = header("");
+    for i in 0..40 {
+        config.push_str(&target(&format!("t{i}"), 1, ""));
+        config.push_str(&receiver(&format!("r{i}"), "http://127.0.0.1:1/hook", ""));
+    }
+    for signal in [libc::SIGHUP, libc::SIGTERM] {
+        let mut pw = Poolwatch::spawn(&config, Default::default());
+        let seen = common::poll_until(WAIT, || async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            pw.stderr().contains("listening on").then_some(())
+        })
+        .await;
+        assert!(seen.is_some(), "{}", pw.logs());
+        pw.signal(signal);
+        if signal == libc::SIGHUP {
+            let pid = pw.pid();
+            let settled = common::poll_until(WAIT, || async {
+                let reloaded = pw.stderr().contains("configuration reloaded");
+                (reloaded || common::process_exited(pid)).then_some(reloaded)
+            })
+            .await;
+            assert_eq!(settled, Some(true), "not reloaded\n{}", pw.logs());
+            pw.sigterm();
+        }
+        let status = pw.wait_exit(WAIT).await;
+        assert_eq!(status.code(), Some(0), "signal {signal}: {status:?}");
+    }
+}
