@@ -44,6 +44,8 @@ struct Daemon {
     notify_metrics: NotifyMetrics,
     daemon_metrics: DaemonMetrics,
     external_url: String,
+    /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
+    default_external_url: String,
     state_file: Option<PathBuf>,
     flush_timeout: Duration,
     listen: std::net::SocketAddr,
@@ -94,10 +96,11 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr()?;
     tracing::info!("listening on {bound}");
+    let default_external_url = format!("http://{}:{}", hostname(), bound.port());
     let external_url = config
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}:{}", hostname(), bound.port()));
+        .unwrap_or_else(|| default_external_url.clone());
 
     let store = Arc::new(Store::new(config.targets.iter().map(|t| t.name.as_str())));
     let (stop_http, http_stop_rx) = watch::channel(false);
@@ -134,6 +137,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         notify_metrics,
         daemon_metrics,
         external_url,
+        default_external_url,
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
@@ -272,9 +276,7 @@ impl Daemon {
         if listen != self.listen {
             tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
         }
-        if let Some(url) = external_url {
-            self.external_url = url;
-        }
+        self.external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
         let now = SystemTime::now();
         let keep: Vec<String> = targets
             .iter()
