@@ -7,10 +7,10 @@ mod common;
 
 use common::poolwatch::run_cli;
 use common::scenario::{
-    accepted, create_monitor_role, expect_accepted_unordered, expect_metric, header,
-    idle_in_transaction_rule, metric, poolwatch_sessions, receiver, target, WAIT,
+    accepted, expect_accepted_unordered, expect_metric, header, idle_in_transaction_rule, metric,
+    monitored_cluster, poolwatch_sessions, receiver, target, WAIT,
 };
-use common::{ConfigFile, PgCluster, PgOptions, Poolwatch, Receiver};
+use common::{ConfigFile, Poolwatch, Receiver};
 
 /// Opens every case: a receiver whose URL and header carry secrets (lines 1–5).
 const PRELUDE: &str = r#"[[receivers]]
@@ -212,8 +212,7 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
 
 #[tokio::test]
 async fn sighup_keeps_the_running_config_when_invalid_and_applies_a_valid_one() {
-    let pg = PgCluster::start(PgOptions::default()).await;
-    create_monitor_role(&pg).await;
+    let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
     let hook_block = receiver("oncall", &hook.url("/hook"), "");
     let v1 = [
@@ -332,4 +331,80 @@ async fn a_signal_right_after_the_listening_line_is_handled() {
         let status = pw.wait_exit(WAIT).await;
         assert_eq!(status.code(), Some(0), "signal {signal}: {status:?}");
     }
+}
+
+#[tokio::test]
+async fn reloads_that_change_a_target_reconnect_it_without_leaking_sessions() {
+    let pg = monitored_cluster().await;
+    let config = |interval: &str| {
+        let t = target("db", pg.port(), "").replace("\"100ms\"", &format!("\"{interval}\""));
+        [header(""), t].concat()
+    };
+    let pw = Poolwatch::start(&config("100ms")).await;
+    let connects = [("target", "db")];
+    expect_metric(&pw, "poolwatch_connects_total", &connects, 1.0).await;
+    for (i, interval) in ["150ms", "100ms", "150ms", "100ms", "150ms"]
+        .iter()
+        .enumerate()
+    {
+        pw.config().write(&config(interval));
+        pw.sighup();
+        // A changed target gets a new source, hence a new connection; the old one is closed.
+        expect_metric(&pw, "poolwatch_connects_total", &connects, i as f64 + 2.0).await;
+        expect_metric(&pw, "poolwatch_target_up", &connects, 1.0).await;
+    }
+    let one = common::poll_until(WAIT, || async {
+        (poolwatch_sessions(&pg).await == 1).then_some(())
+    })
+    .await;
+    assert!(one.is_some(), "{} sessions", poolwatch_sessions(&pg).await);
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_start_failure_with_exit_code_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let config = [header(""), target("db", 1, "")]
+        .concat()
+        .replace("127.0.0.1:0", &addr.to_string());
+    let mut pw = Poolwatch::spawn(&config, Default::default());
+    assert_eq!(pw.wait_exit(WAIT).await.code(), Some(1));
+    assert!(
+        pw.stderr()
+            .contains(&format!("poolwatch: cannot listen on {addr}: ")),
+        "{}",
+        pw.stderr()
+    );
+}
+
+#[tokio::test]
+async fn a_reload_that_drops_external_url_goes_back_to_the_default() {
+    let pg = monitored_cluster().await;
+    let hook = Receiver::start().await;
+    let body = [
+        target("db", pg.port(), ""),
+        idle_in_transaction_rule("IdleTx", 1),
+        receiver("oncall", &hook.url("/hook"), ""),
+    ]
+    .concat();
+    let explicit = "[http]\nlisten = \"127.0.0.1:0\"\nexternal_url = \"http://pw.example:9\"\n\n";
+    let pw = Poolwatch::start(&format!("{explicit}{body}")).await;
+    let tx = pg.open("postgres", "postgres").await.expect("connect");
+    tx.client.batch_execute("BEGIN").await.expect("BEGIN");
+    expect_accepted_unordered(&hook, 0, &["firing IdleTx db"]).await;
+
+    pw.config().write(&format!("{}{body}", header("")));
+    pw.sighup();
+    assert!(pw.wait_for_log("configuration reloaded", WAIT).await);
+    tx.client.batch_execute("COMMIT").await.expect("COMMIT");
+    expect_accepted_unordered(&hook, 1, &["resolved IdleTx db"]).await;
+    let urls: Vec<String> = hook
+        .requests()
+        .iter()
+        .map(|r| r.json.as_ref().expect("JSON")["externalURL"].to_string())
+        .collect();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let default = format!("\"http://{}:{}\"", host.trim(), pw.addr().port());
+    assert_eq!(urls, ["\"http://pw.example:9\"".to_string(), default]);
+    tx.close().await;
 }

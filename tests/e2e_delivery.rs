@@ -8,7 +8,7 @@ mod common;
 use common::poolwatch::run_cli_with_env;
 use common::scenario::{
     accepted, expect_accepted, expect_metric, header, idle_in_transaction_rule, metric,
-    notifications, receiver, target, SilentServer, MONITOR_ROLE, WAIT,
+    monitored_cluster, notifications, receiver, target, SilentServer, MONITOR_ROLE, WAIT,
 };
 use common::{promtool_check_metrics, PgCluster, PgOptions, Poolwatch, PoolwatchOptions, Receiver};
 use serde_json::Value;
@@ -45,7 +45,6 @@ async fn expect_alert_states(pw: &Poolwatch, alertname: &str, want: &[&str]) {
 /// Starts poolwatch on `pg` with the `IdleTx` rule and one receiver, and opens the session
 /// whose `BEGIN`/`COMMIT` drive the rule.
 async fn idle_tx_setup(pg: &PgCluster, hook: &Receiver) -> (Poolwatch, common::pg::Conn) {
-    common::scenario::create_monitor_role(pg).await;
     let config = [
         header(""),
         target("db", pg.port(), ""),
@@ -69,7 +68,7 @@ async fn fire_and_resolve(pw: &Poolwatch, tx: &common::pg::Conn) {
 
 #[tokio::test]
 async fn a_failing_or_absent_receiver_gets_every_notification_in_order_once_back() {
-    let pg = PgCluster::start(PgOptions::default()).await;
+    let pg = monitored_cluster().await;
     let mut hook = Receiver::start().await;
     let (pw, tx) = idle_tx_setup(&pg, &hook).await;
     let oncall = [("receiver", "oncall")];
@@ -84,15 +83,13 @@ async fn a_failing_or_absent_receiver_gets_every_notification_in_order_once_back
     let pair = ["firing IdleTx db", "resolved IdleTx db"];
     let mut want = [pair, pair].concat();
     expect_accepted(&hook, &want).await;
+    // The receiver records a request before poolwatch reads the answer: wait for the count.
+    expect_metric(&pw, "poolwatch_notifications_delivered_total", &oncall, 4.0).await;
     let requests = hook.requests();
     let refused = requests.iter().filter(|r| r.answered == 500).count() as f64;
     assert_eq!(
         metric(&pw, "poolwatch_notification_failures_total", &retryable).await,
         refused
-    );
-    assert_eq!(
-        metric(&pw, "poolwatch_notifications_delivered_total", &oncall).await,
-        4.0
     );
     // Retries repeat the head; the first accepted one was the first ever sent.
     assert_eq!(notifications(&requests)[0].brief(), "firing IdleTx db");
@@ -117,10 +114,7 @@ async fn a_failing_or_absent_receiver_gets_every_notification_in_order_once_back
     hook.restart();
     want.extend(pair);
     expect_accepted(&hook, &want).await;
-    assert_eq!(
-        metric(&pw, "poolwatch_notifications_delivered_total", &oncall).await,
-        6.0
-    );
+    expect_metric(&pw, "poolwatch_notifications_delivered_total", &oncall, 6.0).await;
     expect_metric(&pw, "poolwatch_notification_queue_length", &oncall, 0.0).await;
     let permanent = [("receiver", "oncall"), ("class", "permanent")];
     assert_eq!(
@@ -140,9 +134,8 @@ async fn a_failing_or_absent_receiver_gets_every_notification_in_order_once_back
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_readyz_waits_for_the_first_poll_of_every_target() {
-    let pg = PgCluster::start(PgOptions::default()).await;
+    let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
-    common::scenario::create_monitor_role(&pg).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_port = closed.local_addr().expect("addr").port();
     drop(closed);

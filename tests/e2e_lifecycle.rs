@@ -6,8 +6,8 @@ mod common;
 
 use common::scenario::{
     accepted, create_monitor_role, expect_accepted, expect_metric, header,
-    idle_in_transaction_rule, metric, notifications, poolwatch_sessions, receiver, target,
-    SilentServer, WAIT,
+    idle_in_transaction_rule, metric, monitored_cluster, notifications, poolwatch_sessions,
+    receiver, target, SilentServer, WAIT,
 };
 use common::{PgCluster, PgOptions, Poolwatch, Receiver};
 use std::time::{Duration, Instant};
@@ -17,8 +17,7 @@ const FAST_TARGET_DOWN: &str = "[[rules]]\nname = \"TargetDown\"\nfor = \"300ms\
 
 #[tokio::test]
 async fn server_outages_page_and_recover_without_leaking_connections() {
-    let pg = PgCluster::start(PgOptions::default()).await;
-    create_monitor_role(&pg).await;
+    let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
     let config = [
         header(""),
@@ -110,8 +109,7 @@ async fn wait_polls(pw: &Poolwatch, target: &str, n: f64) {
 
 #[tokio::test]
 async fn a_restart_with_a_state_file_neither_pages_again_nor_forgets() {
-    let pg = PgCluster::start(PgOptions::default()).await;
-    create_monitor_role(&pg).await;
+    let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
     let state_dir = tempfile::tempdir().expect("temp dir");
     let state_file = state_dir.path().join("state.json");
@@ -163,7 +161,20 @@ async fn a_restart_with_a_state_file_neither_pages_again_nor_forgets() {
     tx.client.batch_execute("BEGIN").await.expect("BEGIN");
     let mut want = vec!["firing IdleTx db", "resolved IdleTx db", "firing IdleTx db"];
     expect_accepted(&hook, &want).await;
-    drop(second); // SIGKILL: the state was saved when the alert fired, not only at exit
+    // The state is saved when the alert fires, not only at exit: once the file holds it, a
+    // SIGKILL loses nothing. (Saving follows queueing, so the delivery may come first.)
+    let saved = common::poll_until(WAIT, || async {
+        let text = std::fs::read_to_string(&state_file).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        (json["alerts"].as_array().map(Vec::len) == Some(1)).then_some(())
+    })
+    .await;
+    assert!(
+        saved.is_some(),
+        "{}",
+        std::fs::read_to_string(&state_file).unwrap_or_default()
+    );
+    drop(second); // SIGKILL
     tx.client.batch_execute("COMMIT").await.expect("COMMIT");
     let third = Poolwatch::start(&config).await;
     want.push("resolved IdleTx db");
@@ -208,8 +219,7 @@ async fn sigterm_with_queued_notices(
 
 #[tokio::test]
 async fn sigterm_flushes_to_a_healthy_receiver_and_gives_up_on_a_failing_one_in_time() {
-    let pg = PgCluster::start(PgOptions::default()).await;
-    create_monitor_role(&pg).await;
+    let pg = monitored_cluster().await;
 
     // Healthy but slow: each answer takes 500 ms, so notices are still queued at SIGTERM.
     let hook = Receiver::start().await;

@@ -24,6 +24,13 @@ pub async fn create_monitor_role(pg: &PgCluster) {
         .await;
 }
 
+/// A cluster with default options and the monitoring role.
+pub async fn monitored_cluster() -> PgCluster {
+    let pg = PgCluster::start(crate::common::PgOptions::default()).await;
+    create_monitor_role(&pg).await;
+    pg
+}
+
 /// `[http]` on a free port of 127.0.0.1, then `[alerting]` with `alerting` lines (may be
 /// empty). Targets, rules and receivers follow.
 pub fn header(alerting: &str) -> String {
