@@ -12,7 +12,7 @@ use crate::exporter::DaemonMetrics;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
-use crate::notify::{Notifier, NotifyMetrics};
+use crate::notify::{Notifier, NotifyMetrics, ReceiverSettings};
 use crate::source::{postgres, SourceMetrics};
 use crate::store::Store;
 use prometheus::Registry;
@@ -46,6 +46,9 @@ struct Daemon {
     external_url: String,
     /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
     default_external_url: String,
+    /// The receivers `notifier` was started with: a reload that leaves them (and
+    /// `external_url`) as they are keeps the notifier, and with it what is queued.
+    receivers: Vec<ReceiverSettings>,
     state_file: Option<PathBuf>,
     flush_timeout: Duration,
     listen: std::net::SocketAddr,
@@ -124,7 +127,11 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     if let Some(file) = &alerting.state_file {
         load_state(&mut engine, file);
     }
-    let notifier = Notifier::start(receivers, external_url.clone(), notify_metrics.clone());
+    let notifier = Notifier::start(
+        receivers.clone(),
+        external_url.clone(),
+        notify_metrics.clone(),
+    );
     let mut d = Daemon {
         path,
         store,
@@ -138,6 +145,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         daemon_metrics,
         external_url,
         default_external_url,
+        receivers,
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
@@ -276,7 +284,7 @@ impl Daemon {
         if listen != self.listen {
             tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
         }
-        self.external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
+        let external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
         let now = SystemTime::now();
         let keep: Vec<String> = targets
             .iter()
@@ -316,15 +324,20 @@ impl Daemon {
         let notices = self
             .engine
             .set_rules(now, rules, alerting.repeat_interval.0);
-        let old = std::mem::replace(
-            &mut self.notifier,
-            Notifier::start(
-                receivers,
-                self.external_url.clone(),
+        // Replacing the notifier drains the old one for shutdown_flush_timeout only: a receiver
+        // that is down meanwhile would lose what was queued for it. Replace it only when the
+        // receivers or the URL in their payloads change.
+        if receivers != self.receivers || external_url != self.external_url {
+            let new = Notifier::start(
+                receivers.clone(),
+                external_url.clone(),
                 self.notify_metrics.clone(),
-            ),
-        );
-        tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
+            );
+            let old = std::mem::replace(&mut self.notifier, new);
+            tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
+            self.receivers = receivers;
+            self.external_url = external_url;
+        }
         self.dispatch(notices);
         self.state_file = alerting.state_file;
         self.flush_timeout = alerting.shutdown_flush_timeout.0;
