@@ -133,6 +133,49 @@ async fn a_failing_or_absent_receiver_gets_every_notification_in_order_once_back
 }
 
 #[tokio::test]
+async fn a_reload_keeps_what_is_queued_for_a_receiver_that_is_down() {
+    let pg = monitored_cluster().await;
+    let mut hook = Receiver::start().await;
+    hook.stop();
+    let config = |targets: &[&str]| {
+        let mut c = header("shutdown_flush_timeout = \"200ms\"");
+        for name in targets {
+            c.push_str(&target(name, pg.port(), ""));
+        }
+        c + &idle_in_transaction_rule("IdleTx", 1) + &receiver("oncall", &hook.url("/hook"), "")
+    };
+    let pw = Poolwatch::start(&config(&["db"])).await;
+    let tx = pg.open("postgres", "postgres").await.expect("connect");
+    tx.client.batch_execute("BEGIN").await.expect("BEGIN");
+    expect_alert_states(&pw, "IdleTx", &["firing"]).await;
+    let retryable = [("receiver", "oncall"), ("class", "retryable")];
+    pw.wait_for_metric(
+        "poolwatch_notification_failures_total",
+        &retryable,
+        |n| n >= 2.0,
+        WAIT,
+    )
+    .await
+    .expect("attempts against the stopped receiver");
+
+    // A reload that leaves the receiver as it is, while it stays down for longer than the
+    // flush timeout an old notifier would get: the queued notice must survive.
+    pw.config().write(&config(&["db", "other"]));
+    pw.sighup();
+    expect_metric(&pw, "poolwatch_target_up", &[("target", "other")], 1.0).await;
+    let polls = [("target", "other")];
+    let count = "poolwatch_poll_duration_seconds_count";
+    pw.wait_for_metric(count, &polls, |n| n >= 20.0, WAIT)
+        .await
+        .expect("polls after the reload");
+    hook.restart();
+    // `other` watches the same server, so it fires too, after the reload.
+    expect_accepted(&hook, &["firing IdleTx db", "firing IdleTx other"]).await;
+    assert!(!pw.stderr().contains("dropped"), "{}", pw.stderr());
+    tx.close().await;
+}
+
+#[tokio::test]
 async fn metrics_pass_promtool_and_readyz_waits_for_the_first_poll_of_every_target() {
     let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
