@@ -12,7 +12,7 @@ use crate::exporter::DaemonMetrics;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
-use crate::notify::{Notifier, NotifyMetrics};
+use crate::notify::{Notifier, NotifyMetrics, ReceiverSettings};
 use crate::source::{postgres, SourceMetrics};
 use crate::store::Store;
 use prometheus::Registry;
@@ -44,6 +44,11 @@ struct Daemon {
     notify_metrics: NotifyMetrics,
     daemon_metrics: DaemonMetrics,
     external_url: String,
+    /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
+    default_external_url: String,
+    /// The receivers `notifier` was started with: a reload that leaves them (and
+    /// `external_url`) as they are keeps the notifier, and with it what is queued.
+    receivers: Vec<ReceiverSettings>,
     state_file: Option<PathBuf>,
     flush_timeout: Duration,
     listen: std::net::SocketAddr,
@@ -79,6 +84,12 @@ pub async fn run(path: &Path) -> i32 {
 
 async fn start(config: Config) -> anyhow::Result<i32> {
     use anyhow::Context;
+    // Before anything is announced: a SIGHUP or SIGTERM sent once the `listening on` line is
+    // out must not meet the default action (which kills the process), however long the rest
+    // of the start-up takes. A signal that arrives before the loop runs waits for it.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let registry = Registry::new();
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
@@ -88,10 +99,11 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr()?;
     tracing::info!("listening on {bound}");
+    let default_external_url = format!("http://{}:{}", hostname(), bound.port());
     let external_url = config
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}:{}", hostname(), bound.port()));
+        .unwrap_or_else(|| default_external_url.clone());
 
     let store = Arc::new(Store::new(config.targets.iter().map(|t| t.name.as_str())));
     let (stop_http, http_stop_rx) = watch::channel(false);
@@ -115,7 +127,11 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     if let Some(file) = &alerting.state_file {
         load_state(&mut engine, file);
     }
-    let notifier = Notifier::start(receivers, external_url.clone(), notify_metrics.clone());
+    let notifier = Notifier::start(
+        receivers.clone(),
+        external_url.clone(),
+        notify_metrics.clone(),
+    );
     let mut d = Daemon {
         path,
         store,
@@ -128,6 +144,8 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         notify_metrics,
         daemon_metrics,
         external_url,
+        default_external_url,
+        receivers,
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
@@ -140,9 +158,6 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     d.publish_alerts();
     tracing::info!(targets = d.sources.len(), "poolwatch started");
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
@@ -183,7 +198,7 @@ impl Daemon {
     async fn stop_source(&mut self, name: &str) {
         if let Some(r) = self.sources.remove(name) {
             let _ = r.stop.send(true);
-            // A poll in flight is bounded by the statement timeout; do not wait longer than that.
+            // A source stops at once, even mid-connect or mid-poll; this limit is a safety net.
             let limit =
                 r.settings.statement_timeout + r.settings.connect_timeout + Duration::from_secs(1);
             let abort = r.task.abort_handle();
@@ -269,9 +284,7 @@ impl Daemon {
         if listen != self.listen {
             tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
         }
-        if let Some(url) = external_url {
-            self.external_url = url;
-        }
+        let external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
         let now = SystemTime::now();
         let keep: Vec<String> = targets
             .iter()
@@ -311,15 +324,20 @@ impl Daemon {
         let notices = self
             .engine
             .set_rules(now, rules, alerting.repeat_interval.0);
-        let old = std::mem::replace(
-            &mut self.notifier,
-            Notifier::start(
-                receivers,
-                self.external_url.clone(),
+        // Replacing the notifier drains the old one for shutdown_flush_timeout only: a receiver
+        // that is down meanwhile would lose what was queued for it. Replace it only when the
+        // receivers or the URL in their payloads change.
+        if receivers != self.receivers || external_url != self.external_url {
+            let new = Notifier::start(
+                receivers.clone(),
+                external_url.clone(),
                 self.notify_metrics.clone(),
-            ),
-        );
-        tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
+            );
+            let old = std::mem::replace(&mut self.notifier, new);
+            tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
+            self.receivers = receivers;
+            self.external_url = external_url;
+        }
         self.dispatch(notices);
         self.state_file = alerting.state_file;
         self.flush_timeout = alerting.shutdown_flush_timeout.0;

@@ -174,6 +174,8 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
             pg.password(pw.expose());
         }
         Ok(None) => {}
+        // Point at the key the user wrote, as receivers do for `url_file`.
+        Err(e) if t.password.is_none() => problems.at(at("password_file"), e),
         Err(e) => problems.at(at("password"), e),
     }
     if pg.get_user().is_none() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 ///
 /// Fields are public so that tests and tools can build a receiver by hand; start from
 /// [`ReceiverSettings::new`], which has the same defaults as the config file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverSettings {
     /// Unique name: the `receiver` payload field, the `receiver` metric label and the log field
     /// that identifies the receiver (the URL is never logged).

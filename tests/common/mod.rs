@@ -12,6 +12,8 @@
 //! * [`poolwatch`] — [`Poolwatch`]: the daemon binary as a child process, with its logs,
 //!   HTTP address, signals and exit status; [`run_cli`] for one-shot commands.
 //! * [`metrics`] — a small Prometheus text-format parser and [`promtool_check_metrics`].
+//! * [`scenario`] — for end-to-end tests of the binary: the monitoring role, config snippets
+//!   with fast settings, webhook payloads read back, a TCP server that never answers.
 //!
 //! # Environment
 //!
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod pg;
 pub mod poolwatch;
 pub mod receiver;
+pub mod scenario;
 
 // Re-exports for test files; each uses only some of them.
 #[allow(unused_imports)]

@@ -49,12 +49,12 @@ pub fn classify(e: &tokio_postgres::Error) -> PollError {
     } else if let Some(io) = find_source::<std::io::Error>(e) {
         if io.kind() == std::io::ErrorKind::TimedOut {
             ErrorClass::Timeout
-        } else if find_source::<rustls::Error>(e).is_some() {
+        } else if involves_tls(e) {
             ErrorClass::Tls
         } else {
             ErrorClass::Network
         }
-    } else if find_source::<rustls::Error>(e).is_some() || message.to_lowercase().contains("tls") {
+    } else if involves_tls(e) || message.to_lowercase().contains("tls") {
         ErrorClass::Tls
     } else if message.contains("timeout") || message.contains("timed out") {
         ErrorClass::Timeout
@@ -92,6 +92,26 @@ fn find_source<'a, T: std::error::Error + 'static>(
     None
 }
 
+/// Whether a rustls error is in `e`'s chain. A TLS failure (e.g. an untrusted certificate)
+/// reaches tokio-postgres as an `io::Error` wrapping the `rustls::Error`, and `io::Error`'s
+/// `source()` skips the error it wraps, so each `io::Error` is looked into as well.
+fn involves_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        let wrapped = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if wrapped.is_some_and(|inner| inner.is::<rustls::Error>()) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// A poll that did not answer within the client-side limit.
 pub fn timed_out(what: &str, limit: std::time::Duration) -> PollError {
     PollError {
@@ -100,5 +120,19 @@ pub fn timed_out(what: &str, limit: std::time::Duration) -> PollError {
             "{what} did not finish within {}",
             crate::timefmt::human(limit)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_errors_inside_io_errors_are_found() {
+        let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
+        assert!(involves_tls(&io));
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!involves_tls(&plain));
     }
 }

@@ -213,8 +213,14 @@ pub async fn run(
         }
         let at = SystemTime::now();
         let started = Instant::now();
+        // Connecting and polling give way to shutdown: a server that accepts and never answers
+        // would otherwise hold up the daemon's exit for the whole connect_timeout.
         if conn.is_none() && Instant::now() >= next_attempt {
-            match connect(&s, tls.as_ref()).await {
+            let attempt = tokio::select! {
+                r = connect(&s, tls.as_ref()) => r,
+                _ = shutdown.changed() => break,
+            };
+            match attempt {
                 Ok(c) => {
                     events.connected(&metrics, &s.name, &s.endpoint, &c.server_version);
                     backoff.reset();
@@ -229,7 +235,10 @@ pub async fn run(
             }
         }
         let outcome = match &conn {
-            Some(c) => match poll(c, &s).await {
+            Some(c) => match tokio::select! {
+                r = poll(c, &s) => r,
+                _ = shutdown.changed() => break,
+            } {
                 Ok(data) => {
                     events.polled(&metrics, &s.name, started.elapsed().as_secs_f64());
                     last_error = None;
