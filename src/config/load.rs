@@ -82,6 +82,15 @@ fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Con
         }
     }
     let a = &raw.alerting;
+    if let Some(file) = &a.state_file {
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            problems.at(
+                "alerting.state_file",
+                format!("directory {} does not exist", dir.display()),
+            );
+        }
+    }
     if a.repeat_interval.0.is_zero() {
         problems.at("alerting.repeat_interval", "must be greater than 0");
     }
