@@ -6,6 +6,10 @@
 //! Assertions are on exact numbers and texts; waits are bounded polls for expected events,
 //! never claims about speed.
 //!
+//! poolwatch's own session is not load (not in `in_use`, the holders or the ages), but the slot
+//! it holds is taken out of the server pool's capacity: `max_connections` 14 with 3 reserved
+//! for superusers is a pool of 10, and 10 application connections fill it (10/10, 100%).
+//!
 //! # Layout
 //!
 //! * `scene` — the shared set-up, readers of webhook payloads (checked against the

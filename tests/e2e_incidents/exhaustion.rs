@@ -12,40 +12,41 @@ fn server_text(d: &Delivered) -> (String, String) {
     (d.summary.clone(), d.description.clone())
 }
 
-/// What a server-pool alert of `images-db` (10 usable slots) says with `app` application
-/// connections of `image-compressor` and poolwatch's own session.
+/// What a server-pool alert of `images-db` (10 usable slots once poolwatch holds its own) says
+/// with `app` application connections of `image-compressor`. poolwatch's own session is not
+/// load: it is in neither the count nor the holders, only in the capacity note.
 fn expected_server_text(app: u64) -> (String, String) {
-    let in_use = app + 1;
     (
         format!(
-            "images-db: {in_use}/10 usable connections in use ({}%)",
-            in_use * 10
+            "images-db: {app}/10 usable connections in use ({}%)",
+            app * 10
         ),
         format!(
-            "max_connections 13, 3 reserved for superusers; app=image-compressor holds {app}, \
-             app=poolwatch holds 1; role=app {app}, role=poolwatch 1; 0 idle in transaction \
+            "max_connections 14, 3 reserved for superusers, 1 held by poolwatch; \
+             app=image-compressor holds {app}; role=app {app}; 0 idle in transaction \
              (oldest -), 0 waiting"
         ),
     )
 }
 
-/// The server pool: `max_connections` 13 with 3 reserved for superusers leaves 10 usable slots,
-/// one of which is poolwatch's own session.
+/// The server pool: `max_connections` 14 with 3 reserved for superusers leaves 11 slots for
+/// ordinary roles; poolwatch's own session holds one, so 10 are usable by the application.
 #[tokio::test]
 async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
-    let scene = Scene::start("images-db", 13, None).await;
+    let scene = Scene::start("images-db", 14, None).await;
     let t = scene.target;
     let pw = scene.poolwatch("").await;
     wait_metric(&pw, "poolwatch_target_up", &[("target", t)], 1.0).await;
-    // Its own session is a client backend holding one of the 10 slots: it counts.
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
+    // Its own session is not load, but the slot it holds is not usable: 0 of 10.
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 0.0).await;
     assert_eq!(
         metric(&pw, "poolwatch_pool_capacity", &server_pool(t)).await,
         Some(10.0)
     );
+    assert_eq!(scene.poolwatch_sessions().await, 1);
 
-    // The ramp: 7 application connections make 8 of 10, the warning threshold (80%).
-    let first = scene.hold(7, "image-compressor").await;
+    // The ramp: 8 application connections make 8 of 10, the warning threshold (80%).
+    let first = scene.hold(8, "image-compressor").await;
     let warning = scene
         .wait_delivered("PoolUtilizationHigh firing", |d| {
             d.is("PoolUtilizationHigh", "firing", "server", "server")
@@ -53,7 +54,7 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
         .await;
     assert_eq!(warning.labels["severity"], "warning");
     assert_eq!(warning.labels["target"], t);
-    assert_eq!(server_text(&warning), expected_server_text(7));
+    assert_eq!(server_text(&warning), expected_server_text(8));
     assert!(
         !scene
             .delivered()
@@ -63,7 +64,8 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
         describe(&scene.delivered())
     );
 
-    // Peak: 2 more fill the server; the next application connection is refused.
+    // Peak: 2 more fill the server (10 + poolwatch = the 11 ordinary slots); the next
+    // application connection is refused.
     let second = scene.hold(2, "image-compressor").await;
     let refusal = scene.assert_refused(APP).await;
     assert!(refusal.contains("reserved"), "{refusal}");
@@ -73,7 +75,7 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
         })
         .await;
     assert_eq!(critical.labels["severity"], "critical");
-    assert_eq!(server_text(&critical), expected_server_text(9));
+    assert_eq!(server_text(&critical), expected_server_text(10));
     assert_ne!(critical.fingerprint, warning.fingerprint);
     let order: Vec<String> = scene
         .delivered()
@@ -158,7 +160,7 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
             .expect("number");
         assert!(n < below, "{}", resolved.summary);
     }
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 0.0).await;
     assert_eq!(
         scene.delivered().len(),
         4,
@@ -224,10 +226,14 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
         critical.description
     );
 
-    // The server pool (11 of 27, poolwatch included) never alerted.
+    // The server pool (10 of 26: 27 ordinary slots, one held by poolwatch) never alerted.
     assert_eq!(
         metric(&pw, "poolwatch_pool_in_use", &server_pool(t)).await,
-        Some(11.0)
+        Some(10.0)
+    );
+    assert_eq!(
+        metric(&pw, "poolwatch_pool_capacity", &server_pool(t)).await,
+        Some(26.0)
     );
     assert_eq!(
         metric(&pw, "poolwatch_pool_idle_in_transaction", &role_pool).await,

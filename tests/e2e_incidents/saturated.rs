@@ -39,13 +39,31 @@ async fn wait_successful_polls(pw: &Poolwatch, target: &str) {
     }
 }
 
-/// Client backends other than the harness's own query session: the truth poolwatch must match.
+/// Asserts that poolwatch reports the server pool full, `slots`/`slots` (utilization 1.0), and
+/// that the server agrees: the next application connection is refused with 53300.
+async fn assert_server_full(scene: &Scene, pw: &Poolwatch, slots: f64) {
+    for (name, want) in [
+        ("poolwatch_pool_in_use", slots),
+        ("poolwatch_pool_capacity", slots),
+        ("poolwatch_pool_utilization_ratio", 1.0),
+    ] {
+        assert_eq!(
+            metric(pw, name, &server_pool(scene.target)).await,
+            Some(want),
+            "{name}"
+        );
+    }
+    scene.assert_refused(APP).await;
+}
+
+/// Client backends other than the harness's own query session and poolwatch's own session:
+/// the load poolwatch must report.
 async fn client_backends(scene: &Scene) -> i64 {
     scene
         .pg
         .query(
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
-             AND application_name <> 'poolwatch-test-harness'",
+             AND application_name NOT IN ('poolwatch-test-harness', 'poolwatch')",
         )
         .await[0]
         .get(0)
@@ -53,7 +71,8 @@ async fn client_backends(scene: &Scene) -> i64 {
 
 /// The server is full before poolwatch starts, so its monitoring role is refused with 53300:
 /// saturated and too_many_connections in the metrics, a TargetSaturated page (never
-/// TargetDown); one freed slot later it is up, and TargetSaturated resolves.
+/// TargetDown); one freed slot later it is up, and TargetSaturated resolves. `max_connections`
+/// 13 with 3 reserved for superusers: 10 ordinary slots, all taken by the application.
 #[tokio::test]
 async fn started_on_a_full_server_reports_saturated_not_down_then_recovers() {
     let scene = Scene::start("full-db", 13, None).await;
@@ -119,10 +138,12 @@ async fn started_on_a_full_server_reports_saturated_not_down_then_recovers() {
     assert_eq!(so_far.len(), 1, "{}", describe(&so_far));
     assert_eq!(scene.poolwatch_sessions().await, 0);
 
-    // One slot frees up: poolwatch takes it, the server is up (and full again: 9 + poolwatch).
+    // One slot frees up: poolwatch takes it, the server is up and full again: 9 application
+    // connections on the 9 slots poolwatch's own leaves, 100%; the next one is refused.
     held.close(1).await;
     wait_metric(&pw, "poolwatch_target_up", &[("target", t)], 1.0).await;
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 9.0).await;
+    assert_server_full(&scene, &pw, 9.0).await;
     let resolved = scene
         .wait_delivered("TargetSaturated resolved", |d| {
             d.is_target("TargetSaturated", "resolved")
@@ -142,21 +163,26 @@ async fn started_on_a_full_server_reports_saturated_not_down_then_recovers() {
 
 /// Connected before the server fills, poolwatch keeps polling through saturation on its one
 /// session: up, in_use = capacity = 10 (matching pg_stat_activity), PoolNearFull pages, and a
-/// new monitoring connection would have been refused.
+/// new monitoring connection would have been refused. `max_connections` 14 with 3 reserved
+/// for superusers: 11 ordinary slots, one of them poolwatch's own, 10 for the application.
 #[tokio::test]
 async fn connected_before_the_server_filled_keeps_reporting_through_saturation() {
-    let scene = Scene::start("busy-db", 13, None).await;
+    let scene = Scene::start("busy-db", 14, None).await;
     let t = scene.target;
     let pw = scene.poolwatch(FAST_TARGET_DOWN).await;
     wait_metric(&pw, "poolwatch_target_up", &[("target", t)], 1.0).await;
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 0.0).await;
+    assert_eq!(
+        metric(&pw, "poolwatch_pool_capacity", &server_pool(t)).await,
+        Some(10.0)
+    );
     assert_eq!(scene.poolwatch_sessions().await, 1);
 
     // The harness's superuser sessions (counting poolwatch sessions in pg_stat_activity) are
     // client backends too: they run before each step, never while an alert text is rendered.
     let mut holds = Vec::new();
-    let mut total = 1;
-    for step in [3, 3, 3] {
+    let mut total = 0;
+    for step in [3, 3, 4] {
         assert_eq!(scene.poolwatch_sessions().await, 1, "at {total} in use");
         holds.push(scene.hold(step, "web").await);
         total += step;
@@ -175,31 +201,18 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
         near_full.summary,
         "busy-db: 10/10 usable connections in use (100%)"
     );
-    assert!(
-        near_full
-            .description
-            .contains("app=web holds 9, app=poolwatch holds 1"),
-        "{}",
-        near_full.description
+    assert_eq!(
+        near_full.description,
+        "max_connections 14, 3 reserved for superusers, 1 held by poolwatch; app=web holds 10; \
+         role=app 10; 0 idle in transaction (oldest -), 0 waiting"
     );
     // Full: neither the application nor a new monitoring session gets in, and the server
-    // counts the same 10 client backends as poolwatch.
-    scene.assert_refused(APP).await;
+    // counts the same 10 application backends as poolwatch, besides poolwatch's own. (The
+    // metrics are read before the harness's superuser sessions, which are client backends too.)
+    assert_server_full(&scene, &pw, 10.0).await;
     scene.assert_refused(MONITOR).await;
     assert_eq!(client_backends(&scene).await, 10);
     assert_eq!(scene.poolwatch_sessions().await, 1);
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
-    for (name, want) in [
-        ("poolwatch_pool_in_use", 10.0),
-        ("poolwatch_pool_capacity", 10.0),
-        ("poolwatch_pool_utilization_ratio", 1.0),
-    ] {
-        assert_eq!(
-            metric(&pw, name, &server_pool(t)).await,
-            Some(want),
-            "{name}"
-        );
-    }
     assert_eq!(
         metric(
             &pw,
@@ -244,14 +257,20 @@ async fn connected_before_the_server_filled_keeps_reporting_through_saturation()
 /// Full server, poolwatch connected and PoolNearFull firing; then poolwatch loses its session
 /// and an application takes the slot. It must report saturated (TargetSaturated), keep the pool
 /// alert firing rather than resolve it (it cannot see the pool), and once back in, neither
-/// resolve nor re-announce PoolNearFull for the pool that stayed full.
+/// resolve nor re-announce PoolNearFull for the pool that stayed full. `max_connections` 14
+/// with 3 reserved for superusers: 10 usable slots once poolwatch holds its own.
 #[tokio::test]
 async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_alerts() {
-    let scene = Scene::start("busy-db", 13, None).await;
+    let scene = Scene::start("busy-db", 14, None).await;
     let t = scene.target;
+    // The application ends poolwatch's session itself (see below).
+    scene
+        .pg
+        .exec(&format!("GRANT pg_signal_backend TO {APP}"))
+        .await;
     let pw = scene.poolwatch(FAST_TARGET_DOWN).await;
-    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 1.0).await;
-    let mut web = vec![scene.hold(9, "web").await];
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 0.0).await;
+    let mut web = vec![scene.hold(10, "web").await];
     let near_full = scene
         .wait_delivered("PoolNearFull firing", |d| {
             d.is("PoolNearFull", "firing", "server", "server")
@@ -259,16 +278,20 @@ async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_al
         .await;
 
     // End poolwatch's session (waiting until its backend is gone) and take its slot before it
-    // reconnects; if it wins the race, try again.
+    // reconnects; if it wins the race, try again. The session is ended from one of the web
+    // connections: a harness superuser session would be a client backend of its own, and a
+    // poll that caught it would make the last pool poolwatch saw 11/10 rather than 10/10.
     let mut locked_out = false;
     for _ in 0..10 {
-        let rows = scene
-            .pg
+        let rows = web[0]
+            .client(0)
             .query(
                 "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
                  WHERE application_name = 'poolwatch'",
+                &[],
             )
-            .await;
+            .await
+            .expect("terminating poolwatch's session");
         assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "terminate failed");
         match scene.pg.hold_connections(APP, 1, "web").await {
             Ok(hold) => {
@@ -301,15 +324,19 @@ async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_al
         api_alert(&alerts, &near_full.fingerprint)["state"],
         "firing"
     );
+    // What it last saw: the 10 web connections filling the 10 usable slots.
+    let description = format!(
+        r"FATAL {RESERVED_REFUSAL} \(SQLSTATE 53300\)\. Last seen: 10/10 usable connections in use {}; {}",
+        r"\(max_connections 14, 3 reserved for superusers, 1 held by poolwatch\)",
+        "app=web holds 10; role=app 10",
+    );
     assert!(
-        saturated
-            .description
-            .contains("Last seen: 10/10 usable connections in use"),
+        matches(&description, &saturated.description),
         "{}",
         saturated.description
     );
 
-    // A slot frees up: poolwatch is back, the pool is still full (9 + poolwatch).
+    // A slot frees up: poolwatch is back, the pool is still full (10 + poolwatch).
     let last = web.pop().expect("the connection that took the slot");
     last.close_all().await;
     let resolved = scene
@@ -320,6 +347,7 @@ async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_al
     assert_eq!(resolved.fingerprint, saturated.fingerprint);
     wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 10.0).await;
     wait_successful_polls(&pw, t).await;
+    assert_server_full(&scene, &pw, 10.0).await;
     let all = scene.delivered();
     let near_full_notices: Vec<_> = all
         .iter()
