@@ -45,7 +45,7 @@ pub fn default_summary(check: &Check) -> &'static str {
             "{{subject}}: capacity fell from {{previous_capacity}} to {{capacity}}"
         }
         Check::TargetSaturated => {
-            "{{target}} refuses connections: too many clients already (SQLSTATE 53300)"
+            "{{target}} refuses new connections: too many connections (SQLSTATE 53300)"
         }
         Check::TargetDown => "{{target}} cannot be polled ({{error_class}})",
     }

@@ -383,7 +383,7 @@ fn incident_one_text() {
     let notices = e.observe(t(20), &sat, &Labels::new());
     assert_eq!(
         notices[0].annotations["summary"],
-        "orders-db refuses connections: too many clients already (SQLSTATE 53300)"
+        "orders-db refuses new connections: too many connections (SQLSTATE 53300)"
     );
     assert_eq!(
         notices[0].annotations["description"],
