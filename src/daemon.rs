@@ -150,6 +150,23 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
     };
+    // Alerts restored from the state file for targets no longer configured would otherwise
+    // stay firing for ever: resolve them now.
+    let configured: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let mut gone: Vec<String> = d
+        .engine
+        .alerts()
+        .iter()
+        .filter_map(|a| a.labels.get("target"))
+        .filter(|t| !configured.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    gone.sort();
+    gone.dedup();
+    for name in gone {
+        let notices = d.engine.remove_target(SystemTime::now(), &name);
+        d.dispatch(notices);
+    }
     for t in targets {
         d.start_source(t);
     }
@@ -161,7 +178,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
-            _ = sighup.recv() => d.reload(),
+            _ = sighup.recv() => d.reload().await,
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
         }
@@ -257,7 +274,7 @@ impl Daemon {
         }
     }
 
-    fn reload(&mut self) {
+    async fn reload(&mut self) {
         let new = match config::load(&self.path) {
             Ok(c) => c,
             Err(problems) => {
@@ -303,11 +320,8 @@ impl Daemon {
             .collect();
         let new_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         for name in &removed {
-            let r = self.sources.remove(name);
-            if let Some(r) = r {
-                let _ = r.stop.send(true);
-                r.task.abort();
-            }
+            // Awaited, so that the old session is closed before a replacement opens: never two.
+            self.stop_source(name).await;
             self.labels.remove(name);
             if !new_names.contains(name) {
                 self.source_metrics.remove_target(name);
@@ -317,7 +331,9 @@ impl Daemon {
         }
         self.store.set_targets(new_names.iter().map(String::as_str));
         for t in targets {
-            if !keep.contains(&t.name) {
+            if keep.contains(&t.name) {
+                self.labels.insert(t.name.clone(), t.labels.clone());
+            } else {
                 self.start_source(t);
             }
         }

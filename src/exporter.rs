@@ -143,7 +143,7 @@ pub fn render(store: &Store, process: &Registry) -> String {
         pool_labels,
     );
     let by_state = f.gauge(
-        "poolwatch_connections",
+        "poolwatch_server_connections",
         "Client backends on the server by state (poolwatch's own session excluded).",
         &["target", "state"],
     );

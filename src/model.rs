@@ -266,6 +266,9 @@ pub struct ServerInfo {
     pub superuser_reserved_connections: i64,
     /// `reserved_connections` (PostgreSQL 16+; 0 before).
     pub reserved_connections: i64,
+    /// Whether poolwatch's role can see other roles' sessions (`pg_monitor` /
+    /// `pg_read_all_stats`). Without it their state is hidden and counted as `unknown`.
+    pub sees_all_sessions: bool,
 }
 
 /// What one poll of one target produced: the result every consumer receives.

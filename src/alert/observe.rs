@@ -151,7 +151,12 @@ impl Engine {
             let obs = match seeing {
                 Seeing::Target(obs) => Some(obs),
                 Seeing::Pool(pool) => {
-                    let was_active = self.instances.contains_key(&labels);
+                    // Hysteresis holds a *firing* alert; a pending one must meet the threshold
+                    // itself for the whole `for`.
+                    let was_active = self
+                        .instances
+                        .get(&labels)
+                        .is_some_and(|i| matches!(i.state, State::Firing { .. }));
                     evaluate_pool(&self.known, round.now, &rule.check, level, pool, was_active)
                 }
             };

@@ -49,7 +49,8 @@ impl fmt::Debug for TargetSettings {
 
 impl TargetSettings {
     /// True when a reload would not change how this target is polled, so its connection can be
-    /// kept. Compares everything, the password included.
+    /// kept. Compares everything that the polling task uses, the password included; alert
+    /// `labels` are applied without touching the connection.
     pub fn same_as(&self, other: &TargetSettings) -> bool {
         self.name == other.name
             && self.endpoint == other.endpoint
@@ -61,9 +62,12 @@ impl TargetSettings {
             && self.connect_timeout == other.connect_timeout
             && self.statement_timeout == other.statement_timeout
             && self.reconnect_max_backoff == other.reconnect_max_backoff
-            && self.labels == other.labels
     }
 }
+
+/// Longest interval, timeout or backoff accepted for a target: beyond that a monitor is blind,
+/// and `statement_timeout` must fit PostgreSQL's integer milliseconds.
+pub const MAX_TARGET_DURATION: Duration = Duration::from_secs(3600);
 
 /// Shortest poll interval accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -86,6 +90,11 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
             at("interval"),
             format!("must be at least 100ms (got {})", t.interval),
         );
+    } else if t.interval.0 > MAX_TARGET_DURATION {
+        problems.at(
+            at("interval"),
+            format!("must be at most 1h (got {})", t.interval),
+        );
     }
     for (key, d) in [
         ("connect_timeout", t.connect_timeout),
@@ -94,6 +103,8 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
     ] {
         if d.0.is_zero() {
             problems.at(at(key), "must be greater than 0");
+        } else if d.0 > MAX_TARGET_DURATION {
+            problems.at(at(key), format!("must be at most 1h (got {d})"));
         }
     }
     for name in t.labels.keys() {

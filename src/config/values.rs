@@ -42,6 +42,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// The longest duration accepted anywhere in the file: longer values are typos, and would
+/// overflow time arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Parses `"15s"`-style durations, with a message that says what is accepted.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let trimmed = s.trim();
@@ -53,9 +57,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "duration \"{s}\" has no unit: write e.g. \"{trimmed}s\" or \"{trimmed}ms\""
         ));
     }
-    humantime::parse_duration(trimmed).map_err(|e| {
+    let d = humantime::parse_duration(trimmed).map_err(|e| {
         format!("invalid duration \"{s}\" ({e}): write e.g. \"15s\", \"500ms\", \"5m\" or \"1h\"")
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!("duration \"{s}\" is too long: at most 30 days"));
+    }
+    Ok(d)
 }
 
 /// A configured secret (password, token, URL with a token). Its `Debug` and `Display` never show

@@ -77,6 +77,9 @@ impl Endpoint {
         let client = Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.timeout)
+            // A redirected POST turns into a bodiless GET, and custom secret headers would follow
+            // it to another host: a 3xx is a permanent error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| redactor.redact(&error_chain(e)))?;
         Ok(Endpoint {

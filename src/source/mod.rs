@@ -21,7 +21,7 @@ impl SourceMetrics {
         let poll_duration = HistogramVec::new(
             HistogramOpts::new(
                 "poolwatch_poll_duration_seconds",
-                "Duration of one poll of a target (one query round trip), successful or not.",
+                "Duration of one poll of a connected target (one query round trip), successful or not; connection attempts are not included.",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -80,6 +80,8 @@ impl SourceMetrics {
 pub struct EventLog {
     last_error: Option<ErrorClass>,
     ever_connected: bool,
+    /// Set once the missing-`pg_monitor` warning has been logged.
+    warned_visibility: bool,
 }
 
 impl EventLog {
@@ -123,6 +125,17 @@ impl EventLog {
             );
         }
         self.ever_connected = true;
+    }
+
+    /// Warns, once per connection, that the monitoring role lacks `pg_monitor`.
+    pub fn check_visibility(&mut self, target: &str, sees_all_sessions: bool) {
+        if !sees_all_sessions && !self.warned_visibility {
+            tracing::warn!(
+                target_name = target,
+                "the monitoring role lacks pg_monitor: other roles' sessions are counted with state \"unknown\" and no ages; GRANT pg_monitor TO it"
+            );
+        }
+        self.warned_visibility = !sees_all_sessions;
     }
 
     /// A poll succeeded.

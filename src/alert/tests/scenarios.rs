@@ -48,13 +48,14 @@ fn warning_then_critical_as_utilization_ramps() {
 }
 
 #[test]
-fn hysteresis_holds_pending_and_cancel_is_silent() {
+fn hysteresis_holds_firing_alerts_only_and_cancel_is_silent() {
     let mut e = engine();
     run(
         &mut e,
         vec![
             (0, db(0, 80), vec![]),
-            // Below the threshold but above `clear`: still pending, `for` keeps counting.
+            // Below the threshold while pending: `for` requires the threshold itself, so the
+            // pending alert is cancelled, silently, even though 77 is above `clear`.
             (10, db(10, 77), vec![]),
             (20, db(20, 74), vec![]),
             (30, db(30, 80), vec![]),
@@ -68,6 +69,27 @@ fn hysteresis_holds_pending_and_cancel_is_silent() {
         t(30),
         "the cancelled pending period does not count"
     );
+    run(
+        &mut e,
+        vec![
+            // Firing: between `clear` (75) and the threshold it keeps firing...
+            (100, db(100, 77), vec![]),
+            (110, db(110, 75), vec![]),
+            // ...and resolves only below `clear`.
+            (120, db(120, 74), vec![UTIL_RESOLVED]),
+        ],
+    );
+}
+
+#[test]
+fn a_short_spike_then_values_between_clear_and_threshold_never_fire() {
+    let mut e = engine();
+    let mut steps = vec![(0, db(0, 80), vec![])];
+    for s in (10..=200).step_by(10) {
+        steps.push((s, db(s, 77), vec![]));
+    }
+    run(&mut e, steps);
+    assert!(e.alerts().is_empty(), "{:?}", e.alerts());
 }
 
 #[test]

@@ -44,23 +44,30 @@ pub fn classify(e: &tokio_postgres::Error) -> PollError {
         };
     }
     let message = error_chain(e);
-    let class = if e.is_closed() {
-        ErrorClass::Network
-    } else if let Some(io) = find_source::<std::io::Error>(e) {
-        if io.kind() == std::io::ErrorKind::TimedOut {
-            ErrorClass::Timeout
-        } else if involves_tls(e) {
-            ErrorClass::Tls
-        } else {
+    // tokio-postgres reports a missing password or an authentication exchange it cannot do
+    // (unsupported method, SCRAM mismatch) as client-side errors, not server ones: still a
+    // configuration problem, to be reported as such.
+    let top = e.to_string();
+    let class =
+        if top.starts_with("invalid configuration") || top.starts_with("authentication error") {
+            ErrorClass::Auth
+        } else if e.is_closed() {
             ErrorClass::Network
-        }
-    } else if involves_tls(e) || message.to_lowercase().contains("tls") {
-        ErrorClass::Tls
-    } else if message.contains("timeout") || message.contains("timed out") {
-        ErrorClass::Timeout
-    } else {
-        ErrorClass::Network
-    };
+        } else if let Some(io) = find_source::<std::io::Error>(e) {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                ErrorClass::Timeout
+            } else if involves_tls(e) {
+                ErrorClass::Tls
+            } else {
+                ErrorClass::Network
+            }
+        } else if involves_tls(e) || message.to_lowercase().contains("tls") {
+            ErrorClass::Tls
+        } else if message.contains("timeout") || message.contains("timed out") {
+            ErrorClass::Timeout
+        } else {
+            ErrorClass::Query
+        };
     PollError { class, message }
 }
 

@@ -43,10 +43,18 @@ fn session_config(s: &TargetSettings) -> tokio_postgres::Config {
     let mut cfg = s.pg.clone();
     cfg.application_name("poolwatch");
     cfg.connect_timeout(s.connect_timeout);
-    cfg.options(format!(
+    // A long-lived connection must notice a peer that vanished without a reset.
+    cfg.keepalives(true);
+    cfg.keepalives_idle(Duration::from_secs(30));
+    // poolwatch's session settings come after any `options` from the URL, so they win.
+    let ours = format!(
         "-c statement_timeout={} -c default_transaction_read_only=on -c idle_in_transaction_session_timeout=60000",
         s.statement_timeout.as_millis().max(1)
-    ));
+    );
+    match s.pg.get_options() {
+        Some(user) if !user.trim().is_empty() => cfg.options(format!("{user} {ours}")),
+        _ => cfg.options(ours),
+    };
     cfg.ssl_mode(match s.sslmode {
         crate::config::schema::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         crate::config::schema::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -164,14 +172,13 @@ pub async fn poll_once(s: &TargetSettings) -> TargetReport {
     }
 }
 
-/// Whether the connection must be dropped and opened again after this error.
+/// Whether the connection must be dropped and opened again after this error. A timeout keeps
+/// it: the session is still usable after `statement_timeout` cancels a slow poll, and giving up
+/// the slot on an overloaded server may mean being refused (53300) on the way back in. A
+/// connection that is really gone shows as closed.
 fn needs_reconnect(conn: &PgConn, err: &PollError) -> bool {
     use crate::model::ErrorClass::*;
-    conn.client.is_closed()
-        || matches!(
-            err.class,
-            Network | Timeout | CannotConnectNow | Tls | TooManyConnections
-        )
+    conn.client.is_closed() || matches!(err.class, Network | CannotConnectNow | Tls)
 }
 
 /// The polling loop of one target: sends one report per interval until `shutdown` turns true.
@@ -228,7 +235,6 @@ pub async fn run(
                 }
                 Err(e) => {
                     events.failed(&metrics, &s.name, &e);
-                    events.failed_duration(&metrics, &s.name, started.elapsed().as_secs_f64());
                     next_attempt = Instant::now() + backoff.next(rand::random::<f64>());
                     last_error = Some(e);
                 }
@@ -241,6 +247,7 @@ pub async fn run(
             } {
                 Ok(data) => {
                     events.polled(&metrics, &s.name, started.elapsed().as_secs_f64());
+                    events.check_visibility(&s.name, data.server.sees_all_sessions);
                     last_error = None;
                     Ok(data)
                 }

@@ -1,4 +1,4 @@
-//! The one monitoring query (one round trip, simple protocol, no prepared statement) and its
+//! The one monitoring query (prepared once per connection; one round trip per poll) and its
 //! translation into pools. The server aggregates `pg_stat_activity` itself, so the answer stays
 //! small however many clients are connected.
 
@@ -26,6 +26,7 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'reserved', COALESCE(current_setting('reserved_connections', true), '0')::int,
   'own_role', current_user,
   'own_db', current_database(),
+  'sees_all_sessions', pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
   'groups', COALESCE((SELECT json_agg(g) FROM (
       SELECT d.datname AS db, r.rolname AS role, a.app, a.state, a.n,
              a.oldest_xact, a.oldest_iit, a.lock_waiting
@@ -36,7 +37,11 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
                         FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
                      count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
                 FROM pg_stat_get_activity(NULL)
-               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+               WHERE pid <> pg_backend_pid()
+                 AND (backend_type = 'client backend'
+                      -- Without pg_monitor, other roles' sessions hide their type and state:
+                      -- count those attached to a database and a role, as state 'unknown'.
+                      OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))
                GROUP BY 1, 2, 3, 4) a
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles r ON r.oid = a.usesysid) g), '[]'::json),
@@ -55,6 +60,7 @@ pub struct RawPoll {
     reserved: i64,
     own_role: String,
     own_db: String,
+    sees_all_sessions: bool,
     groups: Vec<Group>,
     role_limits: Vec<Limit>,
     db_limits: Vec<Limit>,
@@ -99,6 +105,7 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
         max_connections: raw.max_connections,
         superuser_reserved_connections: raw.superuser_reserved,
         reserved_connections: raw.reserved,
+        sees_all_sessions: raw.sees_all_sessions,
     };
     let id = |kind, name: &str| PoolId {
         target: target.to_string(),
@@ -259,7 +266,7 @@ mod tests {
     use super::*;
 
     const ANSWER: &str = r#"{"version_num":150004,"max_connections":101,"superuser_reserved":3,"reserved":0,
-      "own_role":"poolwatch","own_db":"postgres",
+      "own_role":"poolwatch","own_db":"postgres","sees_all_sessions":true,
       "groups":[
         {"db":"orders","role":"app","app":"django","state":"active","n":79,"oldest_xact":2.5,"oldest_iit":null,"lock_waiting":2},
         {"db":"orders","role":"app","app":"django","state":"idle in transaction","n":12,"oldest_xact":250.0,"oldest_iit":240.0,"lock_waiting":0},
