@@ -589,3 +589,47 @@ async fn secrets_never_reach_logs_errors_or_metrics() {
     assert!(!logs.contains(TOKEN), "secret in logs:\n{logs}");
     assert!(!fx.exposition().contains(TOKEN));
 }
+
+#[tokio::test]
+async fn a_redirect_is_a_permanent_error_and_is_not_followed() {
+    let fx = Fixture::new();
+    let elsewhere = Hook::start(0, vec![]).await;
+    let moved = Reply {
+        headers: vec![("location", elsewhere.url("/stolen"))],
+        ..Reply::status(302)
+    };
+    let hook = Hook::start(0, vec![moved]).await;
+    let mut settings = fast("ops", hook.url("/"));
+    settings
+        .headers
+        .push(("x-api-key".parse().expect("name"), Secret::new(TOKEN)));
+    let notifier = fx.start(vec![settings]);
+    notifier.notify(&firing("Redirected"));
+    notifier.notify(&firing("After"));
+    // Once the next notice is delivered, the redirected one has been settled.
+    eventually("the next notice delivered", || {
+        hook.received().len() >= 2 && fx.value(DELIVERED, &[("receiver", "ops")]) >= Some(1.0)
+    })
+    .await;
+    // Neither the payload nor the secret header went to the redirect's target.
+    let leaked: Vec<_> = elsewhere
+        .received()
+        .into_iter()
+        .map(|r| (r.path, r.headers))
+        .collect();
+    assert!(leaked.is_empty(), "the redirect was followed: {leaked:?}");
+    let sent: Vec<String> = hook.received().iter().map(Received::alertname).collect();
+    assert_eq!(sent, ["Redirected", "After"]);
+    assert_eq!(hook.received()[0].headers["x-api-key"], TOKEN);
+    assert_eq!(fx.value(DELIVERED, &[("receiver", "ops")]), Some(1.0));
+    assert_eq!(fx.value(FAILURES, &[("class", "permanent")]), Some(1.0));
+    assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(0.0));
+    assert_eq!(
+        fx.value(DROPPED, &[("reason", "permanent_error")]),
+        Some(1.0)
+    );
+    assert!(fx.logs().contains("HTTP 302"), "{}", fx.logs());
+    notifier.shutdown(Duration::from_secs(5)).await;
+    assert!(elsewhere.received().is_empty());
+    assert!(!fx.logs().contains(TOKEN), "{}", fx.logs());
+}
