@@ -116,6 +116,8 @@ impl EventLog {
         server_version: &str,
     ) {
         metrics.connects.with_label_values(&[target]).inc();
+        // A new session: the pg_monitor check is made again on its first poll.
+        self.warned_visibility = false;
         if self.last_error.is_some() || !self.ever_connected {
             tracing::info!(
                 target_name = target,

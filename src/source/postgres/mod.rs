@@ -130,21 +130,30 @@ fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
 
 /// Runs the monitoring query once on an open connection.
 pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollError> {
+    poll_answered(conn, s).await.map_err(|(e, _)| e)
+}
+
+/// [`poll`], also telling whether the server answered at all (`false`: no answer within
+/// `statement_timeout` + 500 ms, so the connection itself is suspect).
+async fn poll_answered(conn: &PgConn, s: &TargetSettings) -> Result<PollData, (PollError, bool)> {
     let limit = s.statement_timeout + Duration::from_millis(500);
     let query = conn.client.query_opt(&conn.statement, &[]);
+    let answered = |e: PollError| (e, true);
     match tokio::time::timeout(limit, query).await {
-        Err(_) => Err(classify::timed_out("the monitoring query", limit)),
-        Ok(Err(e)) => Err(classify::classify(&e)),
+        Err(_) => Err((classify::timed_out("the monitoring query", limit), false)),
+        Ok(Err(e)) => Err(answered(classify::classify(&e))),
         Ok(Ok(row)) => {
-            let json: String = row
-                .and_then(|r| r.try_get(0).ok())
-                .ok_or_else(|| PollError {
+            let json: String = row.and_then(|r| r.try_get(0).ok()).ok_or_else(|| {
+                answered(PollError {
                     class: crate::model::ErrorClass::Query,
                     message: "the monitoring query returned no row".into(),
-                })?;
-            query::parse(&s.name, &json).map_err(|message| PollError {
-                class: crate::model::ErrorClass::Query,
-                message,
+                })
+            })?;
+            query::parse(&s.name, &json).map_err(|message| {
+                answered(PollError {
+                    class: crate::model::ErrorClass::Query,
+                    message,
+                })
             })
         }
     }
@@ -172,13 +181,13 @@ pub async fn poll_once(s: &TargetSettings) -> TargetReport {
     }
 }
 
-/// Whether the connection must be dropped and opened again after this error. A timeout keeps
-/// it: the session is still usable after `statement_timeout` cancels a slow poll, and giving up
-/// the slot on an overloaded server may mean being refused (53300) on the way back in. A
-/// connection that is really gone shows as closed.
-fn needs_reconnect(conn: &PgConn, err: &PollError) -> bool {
+/// Whether the connection must be dropped and opened again after this error. A server-side
+/// timeout keeps it: the session is still usable after `statement_timeout` cancels a slow poll,
+/// and giving up the slot on an overloaded server may mean being refused (53300) on the way
+/// back in. No answer at all (`answered` false) means the connection itself is suspect.
+fn needs_reconnect(conn: &PgConn, err: &PollError, answered: bool) -> bool {
     use crate::model::ErrorClass::*;
-    conn.client.is_closed() || matches!(err.class, Network | CannotConnectNow | Tls)
+    !answered || conn.client.is_closed() || matches!(err.class, Network | CannotConnectNow | Tls)
 }
 
 /// The polling loop of one target: sends one report per interval until `shutdown` turns true.
@@ -242,7 +251,7 @@ pub async fn run(
         }
         let outcome = match &conn {
             Some(c) => match tokio::select! {
-                r = poll(c, &s) => r,
+                r = poll_answered(c, &s) => r,
                 _ = shutdown.changed() => break,
             } {
                 Ok(data) => {
@@ -251,10 +260,10 @@ pub async fn run(
                     last_error = None;
                     Ok(data)
                 }
-                Err(e) => {
+                Err((e, answered)) => {
                     events.failed(&metrics, &s.name, &e);
                     events.failed_duration(&metrics, &s.name, started.elapsed().as_secs_f64());
-                    if needs_reconnect(c, &e) {
+                    if needs_reconnect(c, &e, answered) {
                         conn = None;
                         // Try again at the next tick: a dropped connection is usually a restart.
                         next_attempt = Instant::now();
