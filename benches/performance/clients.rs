@@ -145,6 +145,44 @@ impl Clients {
     pub fn len(&self) -> usize {
         self.held.len() + self.sleeping.len()
     }
+
+    /// Opens idle sessions (application `web`, roles and databases spread as in
+    /// [`Clients::open`]) until `n` are open, and returns once the server shows that many.
+    pub async fn grow_to(&mut self, pg: &PgCluster, n: usize) {
+        let gate = Arc::new(Semaphore::new(16));
+        let mut tasks = JoinSet::new();
+        for i in self.len()..n {
+            let role = if i % 4 == 3 { "batch" } else { "app" };
+            let db = if i % 2 == 0 { "postgres" } else { "orders" };
+            let url = with_application_name(
+                &pg.url_with_password(role, PASSWORD, db),
+                ClientState::Idle.application_name(),
+            );
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("semaphore open");
+                Conn::open(&url, false)
+                    .await
+                    .unwrap_or_else(|e| panic!("client connection {i}: {e:?}"))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            self.held.push(joined.expect("connection task"));
+        }
+        let want = self.len() as i64;
+        let sql = "SELECT count(*) FROM pg_stat_activity \
+                    WHERE application_name IN ('web', 'django', 'report')";
+        let seen = poll_until(Duration::from_secs(60), || async {
+            let rows = pg.query(sql).await;
+            (rows[0].get::<_, i64>(0) == want).then_some(())
+        })
+        .await;
+        assert!(
+            seen.is_some(),
+            "port {}: not {want} client sessions after 60 s",
+            pg.port()
+        );
+    }
 }
 
 impl Drop for Clients {

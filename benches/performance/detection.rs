@@ -4,9 +4,9 @@
 //! The cluster has `max_connections = 23` and 3 slots reserved for superusers: 20 slots for
 //! ordinary roles. poolwatch's own session (role `poolwatch`, not a superuser) takes one of them,
 //! so applications are refused (SQLSTATE 53300) once they hold 19. poolwatch leaves its own
-//! session out of `in_use` but not out of `capacity`, so at that moment it reports 19/20 = 0.95:
-//! `PoolNearFull` with its built-in threshold 0.95 fires exactly on the last connection, and a
-//! threshold of 1.0 is never reached (see BENCHMARKS.md).
+//! session out of `in_use` and takes its slot out of `capacity`, so at that moment it reports
+//! 19/19 = 1.0: `PoolNearFull` overridden with `critical = { value = 1.0, for = "0s" }` fires on
+//! the connection that fills the pool, and not on the one before (18/19 = 0.947).
 
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,10 @@ pub struct Plan {
 }
 
 /// Slots for ordinary roles (`max_connections - superuser_reserved_connections`).
-const CAPACITY: usize = 20;
-/// Connections applications can hold: poolwatch's session takes one slot.
-const APP_MAX: usize = CAPACITY - 1;
+const SLOTS: usize = 20;
+/// Connections applications can hold, and the capacity poolwatch reports: its own session
+/// takes one slot.
+const APP_MAX: usize = SLOTS - 1;
 const INTERVAL_MS: u64 = 100;
 
 /// Whether `r` announces `alertname` with `status` (`firing` or `resolved`).
@@ -120,6 +121,15 @@ fn pool_gauge(samples: &[Sample], name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The `summary` annotation of the first alert named `alertname` in a webhook.
+fn summary_of(r: &RecordedRequest, alertname: &str) -> Option<String> {
+    let alerts = r.json.as_ref()?["alerts"].as_array()?.clone();
+    alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == alertname)
+        .and_then(|a| a["annotations"]["summary"].as_str().map(str::to_string))
+}
+
 /// Runs the benchmark and prints its results.
 pub async fn run(plan: Plan) {
     println!(
@@ -127,24 +137,23 @@ pub async fn run(plan: Plan) {
     );
     let started = Instant::now();
     let pg = PgCluster::start(PgOptions {
-        max_connections: CAPACITY as u32 + 3,
+        max_connections: SLOTS as u32 + 3,
         superuser_reserved_connections: 3,
         ..PgOptions::default()
     })
     .await;
     clients::prepare(&pg).await;
     let receiver = Receiver::start().await;
-    // PoolNearFull as built in (utilization >= 0.95) but for = "0s"; PoolFull is the override
-    // the brief suggested (value 1.0), kept under another name to show whether it ever fires.
-    let rules = "[[rules]]\nname = \"PoolNearFull\"\ncritical = { value = 0.95, for = \"0s\" }\n\n\
-                 [[rules]]\nname = \"PoolFull\"\nmetric = \"utilization\"\nop = \">=\"\n\
-                 critical = { value = 1.0, for = \"0s\" }\n";
+    // PoolNearFull fires at a full pool (utilization 1.0: the own session's slot is out of the
+    // capacity), within one poll.
+    let rules = "[[rules]]\nname = \"PoolNearFull\"\ncritical = { value = 1.0, for = \"0s\" }\n";
     let daemon = start_daemon(&pg, &receiver, rules).await;
     let mut latencies = Vec::new();
     let mut early = 0;
     let mut not_refused = 0;
-    let mut full_fired = 0;
-    let mut gauges = None;
+    let mut gauges_full = 0;
+    let mut gauges_seen = Vec::new();
+    let mut summaries = Vec::new();
     for run in 0..plan.runs {
         receiver.clear();
         let (bulk, last, full_at) = fill(&pg).await;
@@ -171,28 +180,23 @@ pub async fn run(plan: Plan) {
             .find(|r| announces(r, "PoolNearFull", "firing"))
             .expect("firing request");
         latencies.push(fired.received_at.saturating_duration_since(full_at));
+        summaries.extend(summary_of(&fired, "PoolNearFull"));
+        // The pool the alert was about really is full: one more application connection is
+        // refused, and poolwatch's gauges say so.
         if !refused_as_full(&pg).await {
             not_refused += 1;
         }
-        if run == 0 {
-            // Let a few more polls pass, then read what poolwatch reports for the full pool.
-            tokio::time::sleep(Duration::from_millis(3 * INTERVAL_MS)).await;
-            let samples = daemon.metrics().await.expect("metrics");
-            gauges = Some(
-                [
-                    "poolwatch_pool_in_use",
-                    "poolwatch_pool_capacity",
-                    "poolwatch_pool_utilization_ratio",
-                ]
-                .map(|name| pool_gauge(&samples, name)),
-            );
-        }
-        if receiver
-            .requests()
-            .iter()
-            .any(|r| announces(r, "PoolFull", "firing"))
-        {
-            full_fired += 1;
+        let samples = daemon.metrics().await.expect("metrics");
+        let gauges = [
+            "poolwatch_pool_in_use",
+            "poolwatch_pool_capacity",
+            "poolwatch_pool_utilization_ratio",
+        ]
+        .map(|name| pool_gauge(&samples, name));
+        if gauges == [APP_MAX as f64, APP_MAX as f64, 1.0] {
+            gauges_full += 1;
+        } else {
+            gauges_seen.push(gauges);
         }
         release(bulk, last).await;
         let resolved = receiver
@@ -212,7 +216,7 @@ pub async fn run(plan: Plan) {
         .filter(|d| d.as_secs_f64() * 1e3 <= bound_ms)
         .count();
     println!(
-        "PoolNearFull with critical = {{ value = 0.95, for = \"0s\" }}, {} runs:",
+        "PoolNearFull with critical = {{ value = 1.0, for = \"0s\" }}, {} runs:",
         plan.runs
     );
     println!(
@@ -238,21 +242,24 @@ pub async fn run(plan: Plan) {
         .collect();
     println!("- every run (ms): {}", all.join(" "));
     println!(
-        "- firing before the last connection: {early}; pool not refusing a further connection \
-         with 53300 after the alert: {not_refused}/{}",
+        "- firing before the last ({APP_MAX}th) connection: {early}; the pool refused a further \
+         connection with 53300 after the alert in {}/{} runs",
+        plan.runs - not_refused,
         plan.runs
     );
-    if let Some([in_use, capacity, ratio]) = gauges {
-        println!(
-            "- while applications were refused (53300), poolwatch reported in_use = {in_use}, \
-             capacity = {capacity}, utilization = {ratio:.3} (its own session holds the missing slot)"
-        );
-    }
     println!(
-        "- PoolFull (utilization >= 1.0, for = \"0s\") fired in {full_fired}/{} runs although the \
-         pool was full in every run",
-        plan.runs
+        "- poolwatch's gauges after the alert: in_use = capacity = {APP_MAX}, utilization = 1.0 \
+         in {gauges_full}/{} runs{}",
+        plan.runs,
+        if gauges_seen.is_empty() {
+            String::new()
+        } else {
+            format!("; otherwise (in_use, capacity, utilization): {gauges_seen:?}")
+        }
     );
+    summaries.sort();
+    summaries.dedup();
+    println!("- summary of the firing alert: {summaries:?}");
 
     if plan.default_for {
         default_for_run(&pg, &receiver).await;

@@ -13,11 +13,13 @@
 //!
 //! # Layout
 //!
-//! * [`poll_cost`] — one poll with 10 and 1,000 clients: client round trip, server time, protocol.
+//! * [`poll_cost`] — one poll with 10 and 1,000 clients: client round trip, server time, protocol,
+//!   and the same-run gain over the previous poll.
 //! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms.
 //! * [`detection`] — pool full → firing webhook received, with `for = "0s"` and the default.
 //! * [`clients`] — many client sessions in a mix of states; roles the sections share.
 //! * [`stats`] — medians and percentiles.
+//! * [`wire`] — a recording TCP proxy that counts round trips and decodes protocol messages.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -27,6 +29,7 @@ mod daemon_rss;
 mod detection;
 mod poll_cost;
 mod stats;
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -112,6 +115,7 @@ fn main() {
                 polls: if quick { 100 } else { 500 },
                 explains: if quick { 30 } else { 100 },
                 logged_polls: if quick { 20 } else { 100 },
+                scaling_rounds: if quick { 10 } else { 40 },
             })
             .await;
         }
