@@ -35,7 +35,17 @@ pub struct PgConn {
 
 impl Drop for PgConn {
     fn drop(&mut self) {
-        self.driver.abort();
+        // Dropping the client makes the driver send Terminate and finish, so the server sees a
+        // clean goodbye; a driver stuck on a dead peer is aborted a little later.
+        let abort = self.driver.abort_handle();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                abort.abort();
+            });
+        } else {
+            abort.abort();
+        }
     }
 }
 
