@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of poolwatch: installs what the tests need when it is missing, then
-# `cargo test --all-targets` and the doc tests.
+# `cargo test --all-targets` (and the doc tests, when there are any), and ends with one line
+# totalling the suite: `poolwatch: N passed, N failed`.
 #
 #   scripts/test.sh                    # everything
 #   scripts/test.sh --test harness_selftest   # extra arguments go to `cargo test --all-targets`
@@ -124,10 +125,22 @@ log "pgbouncer: $(pgbouncer --version 2>&1 | head -n 1)"
 log "promtool: $(promtool --version 2>&1 | head -n 1)"
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# The output is shown as it comes and also kept, to total the test binaries' counts at the end:
+# one closing line for the whole suite, instead of the last binary's (which may run 0 tests).
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
 log "cargo test --all-targets $*"
-cargo test --all-targets "$@"
-if (($# == 0)); then
+cargo test --all-targets "$@" 2>&1 | tee "$out" || status=$?
+if ((status == 0 && $# == 0)) && grep -rqE '^\s*//[/!].*```' src; then
     log "cargo test --doc"
-    cargo test --doc
+    cargo test --doc 2>&1 | tee -a "$out" || status=$?
+fi
+read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$out")
+if ((status != 0)); then
+    log "tests FAILED (exit $status)"
+    echo "poolwatch: $passed passed, $failed failed"
+    exit "$status"
 fi
 log "all tests passed"
+echo "poolwatch: $passed passed, $failed failed"
