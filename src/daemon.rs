@@ -175,9 +175,14 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     d.publish_alerts();
     tracing::info!(targets = d.sources.len(), "poolwatch started");
 
+    // A source task only ends when told to; one that ended by itself (a panic) is restarted,
+    // so that a bug in polling one target never leaves it frozen as "up" with stale numbers.
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
+            _ = watchdog.tick() => d.restart_dead_sources(),
             _ = sighup.recv() => d.reload().await,
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
@@ -210,6 +215,21 @@ impl Daemon {
                 task,
             },
         );
+    }
+
+    fn restart_dead_sources(&mut self) {
+        let dead: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(_, r)| r.task.is_finished())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in dead {
+            if let Some(r) = self.sources.remove(&name) {
+                tracing::error!(target_name = %name, "the polling task of this target stopped unexpectedly; restarting it");
+                self.start_source(r.settings);
+            }
+        }
     }
 
     async fn stop_source(&mut self, name: &str) {
@@ -333,6 +353,9 @@ impl Daemon {
         for t in targets {
             if keep.contains(&t.name) {
                 self.labels.insert(t.name.clone(), t.labels.clone());
+                if let Some(r) = self.sources.get_mut(&t.name) {
+                    r.settings.labels = t.labels.clone();
+                }
             } else {
                 self.start_source(t);
             }
