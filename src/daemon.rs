@@ -12,7 +12,7 @@ use crate::exporter::DaemonMetrics;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
-use crate::notify::{Notifier, NotifyMetrics, ReceiverSettings};
+use crate::notify::{NotifyMetrics, ReceiverSet};
 use crate::source::{postgres, SourceMetrics};
 use crate::store::Store;
 use prometheus::Registry;
@@ -33,24 +33,32 @@ struct Running {
 
 /// Everything the loop owns.
 struct Daemon {
+    /// The config file, read again on SIGHUP.
     path: PathBuf,
+    /// What HTTP handlers read; written only here.
     store: Arc<Store>,
+    /// All alert state; owned by this loop alone.
     engine: Engine,
-    notifier: Notifier,
+    /// One notifier per receiver: a reload replaces only the receivers that changed, so an
+    /// unchanged receiver that is down keeps what is queued for it.
+    receivers: ReceiverSet,
+    /// The running source task of every target.
     sources: BTreeMap<String, Running>,
+    /// Each target's extra alert labels, applied without restarting its source.
     labels: HashMap<String, BTreeMap<String, String>>,
+    /// Cloned into every source task.
     reports: mpsc::Sender<TargetReport>,
+    /// Registered once; shared by source tasks across reloads.
     source_metrics: SourceMetrics,
-    notify_metrics: NotifyMetrics,
+    /// Reload status gauges.
     daemon_metrics: DaemonMetrics,
-    external_url: String,
     /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
     default_external_url: String,
-    /// The receivers `notifier` was started with: a reload that leaves them (and
-    /// `external_url`) as they are keeps the notifier, and with it what is queued.
-    receivers: Vec<ReceiverSettings>,
+    /// Where alert state is saved, if anywhere.
     state_file: Option<PathBuf>,
+    /// How long queued notices may take to flush at shutdown.
     flush_timeout: Duration,
+    /// The bound address (a reload cannot move it).
     listen: std::net::SocketAddr,
 }
 
@@ -127,25 +135,18 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     if let Some(file) = &alerting.state_file {
         load_state(&mut engine, file);
     }
-    let notifier = Notifier::start(
-        receivers.clone(),
-        external_url.clone(),
-        notify_metrics.clone(),
-    );
+    let receivers = ReceiverSet::start(receivers, external_url, notify_metrics);
     let mut d = Daemon {
         path,
         store,
         engine,
-        notifier,
+        receivers,
         sources: BTreeMap::new(),
         labels: HashMap::new(),
         reports: tx,
         source_metrics,
-        notify_metrics,
         daemon_metrics,
-        external_url,
         default_external_url,
-        receivers,
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
@@ -274,7 +275,7 @@ impl Daemon {
                 summary = %n.annotations.get("summary").cloned().unwrap_or_default(),
                 "alert notice"
             );
-            self.notifier.notify(n);
+            self.receivers.notify(n);
         }
         self.save_state();
     }
@@ -363,20 +364,9 @@ impl Daemon {
         let notices = self
             .engine
             .set_rules(now, rules, alerting.repeat_interval.0);
-        // Replacing the notifier drains the old one for shutdown_flush_timeout only: a receiver
-        // that is down meanwhile would lose what was queued for it. Replace it only when the
-        // receivers or the URL in their payloads change.
-        if receivers != self.receivers || external_url != self.external_url {
-            let new = Notifier::start(
-                receivers.clone(),
-                external_url.clone(),
-                self.notify_metrics.clone(),
-            );
-            let old = std::mem::replace(&mut self.notifier, new);
-            tokio::spawn(old.shutdown(alerting.shutdown_flush_timeout.0));
-            self.receivers = receivers;
-            self.external_url = external_url;
-        }
+        let restarted_receivers =
+            self.receivers
+                .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);
         self.dispatch(notices);
         self.state_file = alerting.state_file;
         self.flush_timeout = alerting.shutdown_flush_timeout.0;
@@ -386,6 +376,7 @@ impl Daemon {
         tracing::info!(
             targets = self.sources.len(),
             restarted = removed.len(),
+            restarted_receivers,
             "configuration reloaded"
         );
     }
@@ -401,7 +392,7 @@ impl Daemon {
             self.stop_source(&name).await;
         }
         self.save_state();
-        self.notifier.shutdown(self.flush_timeout).await;
+        self.receivers.shutdown(self.flush_timeout).await;
     }
 }
 

@@ -137,14 +137,19 @@ async fn a_reload_keeps_what_is_queued_for_a_receiver_that_is_down() {
     let pg = monitored_cluster().await;
     let mut hook = Receiver::start().await;
     hook.stop();
-    let config = |targets: &[&str]| {
+    let audit = Receiver::start().await;
+    let config = |targets: &[&str], receivers: &[(&str, &Receiver)]| {
         let mut c = header("shutdown_flush_timeout = \"200ms\"");
         for name in targets {
             c.push_str(&target(name, pg.port(), ""));
         }
-        c + &idle_in_transaction_rule("IdleTx", 1) + &receiver("oncall", &hook.url("/hook"), "")
+        c.push_str(&idle_in_transaction_rule("IdleTx", 1));
+        for (name, r) in receivers {
+            c.push_str(&receiver(name, &r.url("/hook"), ""));
+        }
+        c
     };
-    let pw = Poolwatch::start(&config(&["db"])).await;
+    let pw = Poolwatch::start(&config(&["db"], &[("oncall", &hook)])).await;
     let tx = pg.open("postgres", "postgres").await.expect("connect");
     tx.client.batch_execute("BEGIN").await.expect("BEGIN");
     expect_alert_states(&pw, "IdleTx", &["firing"]).await;
@@ -158,9 +163,12 @@ async fn a_reload_keeps_what_is_queued_for_a_receiver_that_is_down() {
     .await
     .expect("attempts against the stopped receiver");
 
-    // A reload that leaves the receiver as it is, while it stays down for longer than the
-    // flush timeout an old notifier would get: the queued notice must survive.
-    pw.config().write(&config(&["db", "other"]));
+    // A reload that leaves this receiver as it is (but adds another), while it stays down for
+    // longer than the flush timeout an old notifier would get: its queued notice must survive.
+    pw.config().write(&config(
+        &["db", "other"],
+        &[("oncall", &hook), ("audit", &audit)],
+    ));
     pw.sighup();
     expect_metric(&pw, "poolwatch_target_up", &[("target", "other")], 1.0).await;
     let polls = [("target", "other")];
@@ -171,6 +179,8 @@ async fn a_reload_keeps_what_is_queued_for_a_receiver_that_is_down() {
     hook.restart();
     // `other` watches the same server, so it fires too, after the reload.
     expect_accepted(&hook, &["firing IdleTx db", "firing IdleTx other"]).await;
+    // The added receiver gets what fires after the reload.
+    expect_accepted(&audit, &["firing IdleTx other"]).await;
     assert!(!pw.stderr().contains("dropped"), "{}", pw.stderr());
     tx.close().await;
 }

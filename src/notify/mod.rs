@@ -27,11 +27,13 @@ mod metrics;
 mod payload;
 mod queue;
 mod retry;
+mod set;
 mod worker;
 
 pub use config::{settings_from_config, ReceiverSettings};
 pub use deliver::USER_AGENT;
 pub use metrics::NotifyMetrics;
+pub use set::ReceiverSet;
 
 use crate::model::Severity;
 use crate::notice::{Notice, NoticeStatus};
