@@ -291,12 +291,27 @@ impl Known {
         horizon: Duration,
     ) {
         let mut present = BTreeSet::new();
+        // The server's capacity as of the previous poll, if this target was polled before.
+        let server_before = self
+            .capacity
+            .get(&pool_ref(target, PoolKind::Server.as_str(), "server"))
+            .and_then(|h| h.changes().last())
+            .map(|c| c.capacity);
         for p in pools {
             let key = pool_ref(target, p.id.kind.as_str(), &p.id.name);
-            self.capacity
-                .entry(key.clone())
-                .or_default()
-                .record(now, p.capacity);
+            let history = self.capacity.entry(key.clone()).or_default();
+            if history.changes().is_empty() && p.id.kind != PoolKind::Server {
+                // A role or database that was already in use shows a limit for the first time
+                // (`ALTER ROLE app CONNECTION LIMIT 10` by a deployment): until now it could use
+                // the whole server, so that is the capacity it dropped from. A brand-new role
+                // (nothing in use yet) has no "before".
+                if let (Some(before), true) = (server_before, p.in_use > 0) {
+                    if let Some(just_before) = now.checked_sub(Duration::from_millis(1)) {
+                        history.record(just_before, before);
+                    }
+                }
+            }
+            history.record(now, p.capacity);
             present.insert(key);
         }
         self.capacity.retain(|key, h| {

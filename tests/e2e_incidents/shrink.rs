@@ -188,3 +188,32 @@ async fn role_limit_cut_while_poolwatch_restarts_is_flagged_from_the_state_file(
     let all = scene.delivered();
     assert_eq!(all.len(), 1, "{}", describe(&all));
 }
+
+/// The same deployment on a role that had no limit at all: until then it could use the whole
+/// server (26 usable slots), so putting `CONNECTION LIMIT 10` on it, while it is in use, is a
+/// drop from 26 to 10, flagged at once.
+#[tokio::test]
+async fn a_first_limit_on_a_role_in_use_is_flagged_as_a_drop_from_the_server_capacity() {
+    let scene = Scene::start("files-db", 30, None).await;
+    let t = scene.target;
+    let pw = scene.poolwatch("").await;
+    let _held = scene.hold(3, "file-api").await;
+    wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 3.0).await;
+    assert_eq!(
+        metric(&pw, "poolwatch_pool_capacity", &server_pool(t)).await,
+        Some(26.0)
+    );
+
+    scene.pg.exec("ALTER ROLE app CONNECTION LIMIT 10").await;
+    let dropped = scene
+        .wait_delivered("PoolCapacityDropped for the newly limited role", |d| {
+            d.is("PoolCapacityDropped", "firing", "role", APP)
+        })
+        .await;
+    assert_eq!(
+        dropped.summary,
+        "files-db role app: capacity fell from 26 to 10"
+    );
+    let so_far = scene.delivered();
+    assert_eq!(so_far.len(), 1, "{}", describe(&so_far));
+}

@@ -214,6 +214,50 @@ fn capacity_drop_fires_at_once_and_resolves_when_restored_or_aged_out() {
 }
 
 #[test]
+fn a_limit_put_on_a_role_in_use_is_a_capacity_drop_but_a_new_role_is_not() {
+    let server = || pool("db", 97, 20);
+    let mut e = engine();
+    run(
+        &mut e,
+        vec![
+            (0, with_pools(0, vec![server()]), vec![]),
+            // `app` (in use, unlimited until now) gets CONNECTION LIMIT 10.
+            (
+                10,
+                with_pools(10, vec![server(), role_pool("db", "app", 10, 8)]),
+                vec!["fired PoolCapacityDropped/warning@db:app"],
+            ),
+            // A new role created with a limit and nothing in use yet: no drop.
+            (
+                20,
+                with_pools(
+                    20,
+                    vec![
+                        server(),
+                        role_pool("db", "app", 10, 8),
+                        role_pool("db", "fresh", 5, 0),
+                    ],
+                ),
+                vec![],
+            ),
+        ],
+    );
+    let dropped = e
+        .alerts()
+        .into_iter()
+        .find(|a| a.labels["alertname"] == "PoolCapacityDropped")
+        .expect("firing");
+    assert_eq!(
+        dropped.annotations["summary"],
+        "db role app: capacity fell from 97 to 10"
+    );
+    // On the very first poll nothing is known of "before": limits seen then are no drop.
+    let mut fresh = engine();
+    let first = with_pools(0, vec![server(), role_pool("db", "app", 10, 8)]);
+    assert!(observe(&mut fresh, 0, &first).is_empty());
+}
+
+#[test]
 fn capacity_drop_shows_after_a_restart() {
     // Lowering max_connections needs a restart: the target is down in between.
     let mut e = engine();
