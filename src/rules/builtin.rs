@@ -59,10 +59,7 @@ pub fn default_description(check: &Check) -> &'static str {
             "{{capacity_note}}; {{in_use}} in use now ({{utilization}}). A smaller pool \
              saturates at the next peak: check the latest deployment or configuration change"
         }
-        Check::TargetSaturated => {
-            "{{error}}. Last seen: {{in_use}}/{{capacity}} usable connections in use \
-             ({{capacity_note}}); {{top_holders}}"
-        }
+        Check::TargetSaturated => "{{error}}. {{last_seen}}",
         Check::TargetDown => "{{error}}",
     }
 }

@@ -34,10 +34,11 @@ enum Var {
     PreviousCapacity,
     ErrorClass,
     Error,
+    LastSeen,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 23] = [
+const VARS: [(&str, Var); 24] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -61,6 +62,7 @@ const VARS: [(&str, Var); 23] = [
     ("previous_capacity", Var::PreviousCapacity),
     ("error_class", Var::ErrorClass),
     ("error", Var::Error),
+    ("last_seen", Var::LastSeen),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -234,6 +236,21 @@ impl Vars<'_> {
             Var::Error => match self.error {
                 Some(e) => write!(out, "{}", e.message),
                 None => write!(out, "{UNKNOWN}"),
+            },
+            Var::LastSeen => match snap {
+                Some(s) => write!(
+                    out,
+                    "Last seen: {}/{} usable connections in use ({}); {}",
+                    s.in_use,
+                    s.capacity,
+                    if s.capacity_note.is_empty() {
+                        "-"
+                    } else {
+                        &s.capacity_note
+                    },
+                    top_holders(snap)
+                ),
+                None => write!(out, "poolwatch has not seen its pools yet"),
             },
         };
     }
