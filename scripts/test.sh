@@ -130,8 +130,8 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-log "cargo test --all-targets $*"
-cargo test --all-targets "$@" 2>&1 | tee "$out" || status=$?
+log "cargo test --all-targets --no-fail-fast $*"
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$out" || status=$?
 if ((status == 0 && $# == 0)) && grep -rqE '^\s*//[/!].*```' src; then
     log "cargo test --doc"
     cargo test --doc 2>&1 | tee -a "$out" || status=$?
