@@ -180,10 +180,15 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     // so that a bug in polling one target never leaves it frozen as "up" with stale numbers.
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Alert state is saved with every notice; pending alerts and capacity history change
+    // without one, so they are saved every 30 seconds too.
+    let mut periodic_save = tokio::time::interval(Duration::from_secs(30));
+    periodic_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
             _ = watchdog.tick() => d.restart_dead_sources(),
+            _ = periodic_save.tick() => d.save_state(),
             _ = sighup.recv() => d.reload().await,
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
