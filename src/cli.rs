@@ -130,11 +130,11 @@ fn check_config(file: &std::path::Path) -> i32 {
             println!("targets ({}):", c.targets.len());
             for t in &c.targets {
                 println!(
-                    "  {:<20} {} every {}, sslmode {:?}",
+                    "  {:<20} {} every {}, sslmode {}",
                     t.name,
                     t.endpoint,
                     crate::timefmt::human(t.interval),
-                    t.sslmode
+                    t.sslmode.as_str()
                 );
             }
             println!("rules ({}):", c.rules.rules().len());

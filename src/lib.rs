@@ -26,6 +26,7 @@
 //! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
+//! * [`errtext`] — error text with its causes, for logs and alert text.
 
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod errtext;
 pub mod exporter;
 pub mod http;
 pub mod model;

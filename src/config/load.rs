@@ -137,15 +137,8 @@ fn with_suggestion(message: &str) -> String {
     let Some((got, expected)) = rest.split_once('`') else {
         return message.to_string();
     };
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|cand| (strsim::jaro_winkler(got, cand), cand))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, cand)) => format!("{message} (did you mean `{cand}`?)"),
+    match crate::rules::did_you_mean(got, expected.split('`').skip(1).step_by(2)) {
+        Some(cand) => format!("{message} (did you mean `{cand}`?)"),
         None => message.to_string(),
     }
 }
@@ -219,6 +212,24 @@ mod example_tests {
         assert!(
             text.iter()
                 .any(|t| t.starts_with("x.toml:9:1: targets[1].name: duplicate")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn target_labels_are_checked_like_rule_labels() {
+        let src = "[[targets]]\nname = \"a\"\nlabels = { severity = \"x\", \"2x\" = \"y\", env = \"prod\" }\n";
+        let problems = parse(Path::new("x.toml"), src).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text.iter().any(|t| t.starts_with("x.toml:3:")
+                && t.contains("targets[0].labels.severity: `severity` is set by poolwatch")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("targets[0].labels.2x: `2x` is not a valid label name")),
             "{text:?}"
         );
     }

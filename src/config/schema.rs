@@ -116,6 +116,17 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// libpq's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     /// Parses libpq's spelling.
     pub fn parse(s: &str) -> Option<SslMode> {
         Some(match s {
@@ -222,6 +233,54 @@ pub enum PoolMetric {
     OldestTransactionSeconds,
     /// Sessions waiting on a lock.
     LockWaiting,
+}
+
+impl PoolMetric {
+    /// Every metric, in declaration order.
+    pub const ALL: [PoolMetric; 10] = [
+        PoolMetric::Utilization,
+        PoolMetric::InUse,
+        PoolMetric::Idle,
+        PoolMetric::Waiting,
+        PoolMetric::Free,
+        PoolMetric::Capacity,
+        PoolMetric::IdleInTransaction,
+        PoolMetric::OldestIdleInTransactionSeconds,
+        PoolMetric::OldestTransactionSeconds,
+        PoolMetric::LockWaiting,
+    ];
+
+    /// The name as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMetric::Utilization => "utilization",
+            PoolMetric::InUse => "in_use",
+            PoolMetric::Idle => "idle",
+            PoolMetric::Waiting => "waiting",
+            PoolMetric::Free => "free",
+            PoolMetric::Capacity => "capacity",
+            PoolMetric::IdleInTransaction => "idle_in_transaction",
+            PoolMetric::OldestIdleInTransactionSeconds => "oldest_idle_in_transaction_seconds",
+            PoolMetric::OldestTransactionSeconds => "oldest_transaction_seconds",
+            PoolMetric::LockWaiting => "lock_waiting",
+        }
+    }
+}
+
+#[cfg(test)]
+mod metric_name_tests {
+    use super::PoolMetric;
+    use serde::Deserialize;
+
+    #[test]
+    fn as_str_is_the_config_spelling() {
+        for m in PoolMetric::ALL {
+            let parsed = PoolMetric::deserialize(serde::de::value::StrDeserializer::<
+                serde::de::value::Error,
+            >::new(m.as_str()));
+            assert_eq!(parsed, Ok(m), "{}", m.as_str());
+        }
+    }
 }
 
 /// A built-in condition that is not a simple threshold.

@@ -108,16 +108,8 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
         }
     }
     for name in t.labels.keys() {
-        if !valid_label_name(name) {
-            problems.at(
-                at("labels"),
-                format!("\"{name}\" is not a valid label name"),
-            );
-        } else if ["alertname", "severity", "target", "kind", "pool"].contains(&name.as_str()) {
-            problems.at(
-                at("labels"),
-                format!("\"{name}\" is set by poolwatch itself"),
-            );
+        if let Some(problem) = crate::rules::extra_label_problem(name) {
+            problems.at(at(&format!("labels.{name}")), problem);
         }
     }
 
@@ -222,14 +214,6 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
         reconnect_max_backoff: t.reconnect_max_backoff.0,
         labels: t.labels.clone(),
     })
-}
-
-/// Whether `s` is a valid Prometheus label name.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with("__")
 }
 
 fn endpoint(pg: &tokio_postgres::Config) -> String {
@@ -410,16 +394,6 @@ mod tests {
             assert_eq!(got.rest, rest, "{input}");
             assert_eq!(got.sslmode.as_deref(), mode, "{input}");
             assert_eq!(got.sslrootcert.as_deref(), cert, "{input}");
-        }
-    }
-
-    #[test]
-    fn label_names() {
-        for ok in ["env", "_x", "team_2"] {
-            assert!(valid_label_name(ok), "{ok}");
-        }
-        for bad in ["", "2x", "a-b", "__reserved", "é"] {
-            assert!(!valid_label_name(bad), "{bad}");
         }
     }
 }

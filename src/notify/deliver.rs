@@ -4,9 +4,9 @@
 
 use super::config::ReceiverSettings;
 use super::retry::parse_retry_after;
+use crate::errtext;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
-use std::error::Error as _;
 use std::time::Duration;
 
 /// The `User-Agent` of every request.
@@ -81,7 +81,7 @@ impl Endpoint {
             // it to another host: a 3xx is a permanent error instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| redactor.redact(&error_chain(e)))?;
+            .map_err(|e| redactor.redact(&errtext::chain(&e)))?;
         Ok(Endpoint {
             client,
             url,
@@ -133,7 +133,7 @@ impl Endpoint {
         let message = if e.is_timeout() {
             format!("timed out after {:?}", self.timeout)
         } else {
-            self.redactor.redact(&error_chain(e.without_url()))
+            self.redactor.redact(&errtext::chain(&e.without_url()))
         };
         if permanent {
             AttemptError::Permanent { message }
@@ -166,22 +166,6 @@ pub(crate) fn classify_status(status: StatusCode) -> Class {
     } else {
         Class::Permanent
     }
-}
-
-/// `error: cause: cause...`, since reqwest's own `Display` omits the causes that say what
-/// happened (connection refused, DNS failure).
-fn error_chain(e: reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// `: <start of the body>` with control characters flattened, or nothing for an empty body.

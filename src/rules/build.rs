@@ -349,28 +349,30 @@ fn parse_matchers(texts: &[String], ck: &mut Checker) -> Vec<Matcher> {
     out
 }
 
+/// What is wrong with `k` as the name of an extra alert label (a rule's or a target's), if
+/// anything: it must be a Prometheus label name, not `__`-prefixed, and not one poolwatch sets.
+pub fn extra_label_problem(k: &str) -> Option<String> {
+    if !is_valid_label_name(k) {
+        Some(format!(
+            "`{k}` is not a valid label name (letters, digits and _, not starting with a digit)"
+        ))
+    } else if k.starts_with("__") {
+        Some("label names starting with `__` are reserved by Prometheus".into())
+    } else if RESERVED_LABELS.contains(&k) {
+        Some(format!(
+            "`{k}` is set by poolwatch on every alert and cannot be overridden (reserved: {})",
+            RESERVED_LABELS.join(", ")
+        ))
+    } else {
+        None
+    }
+}
+
 fn check_labels(labels: BTreeMap<String, String>, ck: &mut Checker) -> BTreeMap<String, String> {
     for (k, v) in &labels {
         let key = format!("labels.{k}");
-        if !is_valid_label_name(k) {
-            ck.at(
-                &key,
-                format!("`{k}` is not a valid label name (letters, digits and _, not starting with a digit)"),
-            );
-        } else if k.starts_with("__") {
-            ck.at(
-                &key,
-                "label names starting with `__` are reserved by Prometheus",
-            );
-        } else if RESERVED_LABELS.contains(&k.as_str()) {
-            ck.at(
-                &key,
-                format!(
-                    "`{k}` is set by poolwatch on every alert and cannot be overridden \
-                     (reserved: {})",
-                    RESERVED_LABELS.join(", ")
-                ),
-            );
+        if let Some(problem) = extra_label_problem(k) {
+            ck.at(&key, problem);
         } else if v.is_empty() {
             ck.at(
                 &key,

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use template::{Template, Vars};
 
+pub use build::extra_label_problem;
 pub use builtin::builtin_rules;
 
 /// Labels that poolwatch sets on every alert itself; rules cannot set them.
@@ -195,7 +196,7 @@ impl Rule {
     pub fn describe(&self) -> String {
         let what = match &self.check {
             Check::Threshold { metric, op } => {
-                format!("{} {}", serde_plain_metric(*metric), eval::op_str(*op))
+                format!("{} {}", metric.as_str(), eval::op_str(*op))
             }
             Check::TargetDown => "target down".to_string(),
             Check::TargetSaturated => "target saturated (SQLSTATE 53300)".to_string(),
@@ -214,26 +215,14 @@ impl Rule {
                         format!("{} ", t.value)
                     }
                 });
-                format!(
-                    "{}{} after {}",
-                    threshold.unwrap_or_default(),
-                    l.severity,
-                    crate::timefmt::human(l.for_)
-                )
+                let when = if l.for_.is_zero() {
+                    "at once".to_string()
+                } else {
+                    format!("after {}", crate::timefmt::human(l.for_))
+                };
+                format!("{}{} {when}", threshold.unwrap_or_default(), l.severity)
             })
             .collect();
         format!("{}: {} {}", self.name, what, levels.join("; "))
     }
-}
-
-fn serde_plain_metric(m: crate::config::schema::PoolMetric) -> String {
-    format!("{m:?}")
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
-            sep.into_iter()
-                .chain(std::iter::once(c.to_ascii_lowercase()))
-        })
-        .collect()
 }

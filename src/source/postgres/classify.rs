@@ -43,7 +43,7 @@ pub fn classify(e: &tokio_postgres::Error) -> PollError {
             ),
         };
     }
-    let message = error_chain(e);
+    let message = crate::errtext::chain(e);
     // tokio-postgres reports a missing password or an authentication exchange it cannot do
     // (unsupported method, SCRAM mismatch) as client-side errors, not server ones: still a
     // configuration problem, to be reported as such.
@@ -69,21 +69,6 @@ pub fn classify(e: &tokio_postgres::Error) -> PollError {
             ErrorClass::Query
         };
     PollError { class, message }
-}
-
-/// The error and its sources, joined with `: `.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 fn find_source<'a, T: std::error::Error + 'static>(

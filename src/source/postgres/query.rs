@@ -134,43 +134,37 @@ pub fn to_pools(target: &str, raw: &RawPoll) -> PollData {
         note,
         raw.groups.iter(),
     ));
-    for l in &raw.role_limits {
-        let groups = raw
-            .groups
-            .iter()
-            .filter(|g| g.role.as_deref() == Some(l.name.as_str()));
-        let (capacity, note) = limit_capacity("role", l, &raw.own_role);
-        pools.push(aggregate(
-            id(PoolKind::Role, &l.name),
-            capacity,
-            note,
-            groups,
-        ));
-    }
-    for l in &raw.db_limits {
-        let groups = raw
-            .groups
-            .iter()
-            .filter(|g| g.db.as_deref() == Some(l.name.as_str()));
-        let (capacity, note) = limit_capacity("database", l, &raw.own_db);
-        pools.push(aggregate(
-            id(PoolKind::Database, &l.name),
-            capacity,
-            note,
-            groups,
-        ));
+    // One pool per limited role and per limited database, over the sessions of that name.
+    type NameOf = for<'a> fn(&'a Group) -> Option<&'a str>;
+    let limited: [(PoolKind, &[Limit], &str, NameOf); 2] = [
+        (PoolKind::Role, &raw.role_limits, &raw.own_role, |g| {
+            g.role.as_deref()
+        }),
+        (PoolKind::Database, &raw.db_limits, &raw.own_db, |g| {
+            g.db.as_deref()
+        }),
+    ];
+    for (kind, limits, own, name_of) in limited {
+        for l in limits {
+            let groups = raw
+                .groups
+                .iter()
+                .filter(|g| name_of(g) == Some(l.name.as_str()));
+            let (capacity, note) = limit_capacity(kind, l, own);
+            pools.push(aggregate(id(kind, &l.name), capacity, note, groups));
+        }
     }
     PollData { server, pools }
 }
 
 /// Capacity and note of a role or database limit; one slot less when it is poolwatch's own.
-fn limit_capacity(what: &str, l: &Limit, own: &str) -> (u64, String) {
+fn limit_capacity(kind: PoolKind, l: &Limit, own: &str) -> (u64, String) {
     let limit = l.limit.max(0) as u64;
     if l.name == own {
-        let note = format!("{what} connection limit {}, 1 held by poolwatch", l.limit);
+        let note = format!("{kind} connection limit {}, 1 held by poolwatch", l.limit);
         (limit.saturating_sub(1), note)
     } else {
-        (limit, format!("{what} connection limit {}", l.limit))
+        (limit, format!("{kind} connection limit {}", l.limit))
     }
 }
 
