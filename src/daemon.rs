@@ -8,12 +8,12 @@
 use crate::alert::Engine;
 use crate::config::target::TargetSettings;
 use crate::config::{self, Config};
-use crate::exporter::DaemonMetrics;
+use crate::exporter::{DaemonMetrics, Exposition};
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::notify::{NotifyMetrics, ReceiverSet};
-use crate::source::{postgres, SourceMetrics};
+use crate::source::{self, SourceMetrics};
 use crate::store::Store;
 use prometheus::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +37,8 @@ struct Daemon {
     path: PathBuf,
     /// What HTTP handlers read; written only here.
     store: Arc<Store>,
+    /// The store rendered for `/metrics`, per report; written only here.
+    exposition: Arc<Exposition>,
     /// All alert state; owned by this loop alone.
     engine: Engine,
     /// One notifier per receiver: a reload replaces only the receivers that changed, so an
@@ -114,9 +116,14 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         .unwrap_or_else(|| default_external_url.clone());
 
     let store = Arc::new(Store::new(config.targets.iter().map(|t| t.name.as_str())));
+    let exposition = Arc::new(Exposition::default());
+    for (name, entry) in store.targets() {
+        exposition.set_target(&name, &entry);
+    }
     let (stop_http, http_stop_rx) = watch::channel(false);
     let app = Arc::new(AppState {
         store: store.clone(),
+        exposition: exposition.clone(),
         registry: registry.clone(),
     });
     let http_task = tokio::spawn(http::serve(listener, app, http_stop_rx));
@@ -139,6 +146,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let mut d = Daemon {
         path,
         store,
+        exposition,
         engine,
         receivers,
         sources: BTreeMap::new(),
@@ -206,12 +214,12 @@ impl Daemon {
         let (stop, stop_rx) = watch::channel(false);
         self.source_metrics.init_target(&t.name);
         self.labels.insert(t.name.clone(), t.labels.clone());
-        let task = tokio::spawn(postgres::run(
-            t.clone(),
+        let task = source::spawn(
+            &t,
             self.source_metrics.clone(),
             self.reports.clone(),
             stop_rx,
-        ));
+        );
         tracing::info!(target_name = %t.name, endpoint = %t.endpoint, interval = ?t.interval, "watching target");
         self.sources.insert(
             t.name.clone(),
@@ -255,10 +263,13 @@ impl Daemon {
         if !self.sources.contains_key(&report.target) {
             return; // from a source stopped by a reload
         }
-        self.store.apply(&report);
+        if let Some(entry) = self.store.apply(&report) {
+            self.exposition.set_target(&report.target, &entry);
+        }
         let empty = BTreeMap::new();
         let labels = self.labels.get(&report.target).unwrap_or(&empty);
-        let notices = self.engine.observe(SystemTime::now(), &report, labels);
+        // Evaluated at the report's time (its tick), not when it arrived here.
+        let notices = self.engine.observe(report.at, &report, labels);
         self.dispatch(notices);
         self.publish_alerts();
     }
@@ -286,7 +297,9 @@ impl Daemon {
     }
 
     fn publish_alerts(&self) {
-        self.store.set_alerts(self.engine.alerts());
+        let alerts = self.engine.alerts();
+        self.exposition.set_alerts(&alerts);
+        self.store.set_alerts(alerts);
     }
 
     fn save_state(&self) {
@@ -356,6 +369,12 @@ impl Daemon {
             }
         }
         self.store.set_targets(new_names.iter().map(String::as_str));
+        self.exposition.retain_targets(&new_names);
+        for (name, entry) in self.store.targets() {
+            if !keep.contains(&name) {
+                self.exposition.set_target(&name, &entry);
+            }
+        }
         for t in targets {
             if keep.contains(&t.name) {
                 self.labels.insert(t.name.clone(), t.labels.clone());

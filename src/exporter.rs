@@ -1,11 +1,20 @@
-//! Prometheus exposition. Pool and target gauges are rendered from the [`Store`] at scrape time
-//! into a fresh registry, so series of vanished pools and removed targets disappear by
-//! construction; counters and histograms (polls, notifications, reloads) live in the process
-//! registry and are gathered alongside.
+//! Prometheus exposition.
+//!
+//! Pool, target and fact families are rendered from the model **once per report**, per target,
+//! into the [`Exposition`]; a scrape only assembles the cached pieces and appends the process
+//! registry (counters and histograms of polls, notifications and reloads). So the cost of a
+//! scrape does not grow with the number of pools, and series of vanished pools and removed
+//! targets disappear by construction. Per-pool families come from one table over the model
+//! ([`POOL_FAMILIES`]); target-level families from each source's [`Fact`]s.
 
-use crate::model::TargetState;
-use crate::store::Store;
+use crate::alert::AlertView;
+use crate::model::metric::{FamilyType, POOL_FAMILIES};
+use crate::model::{Fact, TargetState};
+use crate::store::TargetEntry;
 use prometheus::{Encoder, GaugeVec, IntGauge, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::RwLock;
 
 /// Process-lifetime gauges owned by the daemon (reload status, build info).
 #[derive(Clone)]
@@ -47,184 +56,248 @@ impl DaemonMetrics {
     }
 }
 
-struct Families {
-    reg: Registry,
+/// A family's header: its HELP text and type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Header {
+    help: &'static str,
+    kind: FamilyType,
 }
 
-impl Families {
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        let g = GaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-        self.reg
-            .register(Box::new(g.clone()))
-            .expect("unique metric name");
-        g
+/// Sample lines by family name, for one part of the exposition (a target, the alerts).
+type Piece = BTreeMap<&'static str, (Header, String)>;
+
+/// The rendered store: one [`Piece`] per target and one for the alerts, replaced as reports
+/// and alert changes come in (by the daemon loop, the only writer) and assembled per scrape.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    inner: RwLock<Pieces>,
+}
+
+#[derive(Debug, Default)]
+struct Pieces {
+    targets: BTreeMap<String, Piece>,
+    alerts: Piece,
+}
+
+impl Exposition {
+    /// Renders `entry` as the piece of target `name`.
+    pub fn set_target(&self, name: &str, entry: &TargetEntry) {
+        let piece = render_target(name, entry);
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.targets.insert(name.to_string(), piece);
+    }
+
+    /// Keeps only the pieces of `names` (after a reload removed targets).
+    pub fn retain_targets(&self, names: &[String]) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.targets.retain(|n, _| names.contains(n));
+    }
+
+    /// Renders the pending and firing alerts.
+    pub fn set_alerts(&self, alerts: &[AlertView]) {
+        let piece = render_alerts(alerts);
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).alerts = piece;
+    }
+
+    /// The whole text exposition: the cached pieces, then everything in `process`.
+    pub fn render(&self, process: &Registry) -> String {
+        let mut out = String::new();
+        {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            let mut families: BTreeMap<&'static str, (Header, Vec<&str>)> = BTreeMap::new();
+            for piece in inner.targets.values().chain([&inner.alerts]) {
+                for (name, (header, lines)) in piece {
+                    let family = families.entry(name).or_insert((*header, Vec::new()));
+                    family.1.push(lines);
+                }
+            }
+            for (name, (header, lines)) in families {
+                let kind = match header.kind {
+                    FamilyType::Gauge => "gauge",
+                    FamilyType::Counter => "counter",
+                };
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", header.help);
+                lines.into_iter().for_each(|l| out.push_str(l));
+            }
+        }
+        let mut bytes = Vec::new();
+        match TextEncoder::new().encode(&process.gather(), &mut bytes) {
+            Ok(()) => out.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(e) => tracing::error!(error = %e, "encoding process metrics failed"),
+        }
+        out
     }
 }
 
-/// Renders the text exposition: store-derived gauges plus everything in `process`.
-pub fn render(store: &Store, process: &Registry) -> String {
-    let f = Families {
-        reg: Registry::new(),
-    };
-    let pool_labels = &["target", "kind", "pool"];
-    let up = f.gauge(
+/// Builds one piece: adds samples to families by name.
+struct PieceBuilder {
+    piece: Piece,
+}
+
+impl PieceBuilder {
+    fn new() -> Self {
+        PieceBuilder {
+            piece: Piece::new(),
+        }
+    }
+
+    fn sample(&mut self, name: &'static str, header: Header, labels: &[(&str, &str)], value: f64) {
+        let (_, lines) = self
+            .piece
+            .entry(name)
+            .or_insert_with(|| (header, String::new()));
+        lines.push_str(name);
+        if !labels.is_empty() {
+            lines.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    lines.push(',');
+                }
+                let _ = write!(lines, "{k}=\"{}\"", escape(v));
+            }
+            lines.push('}');
+        }
+        let _ = writeln!(lines, " {}", number(value));
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &'static str, labels: &[(&str, &str)], v: f64) {
+        let header = Header {
+            help,
+            kind: FamilyType::Gauge,
+        };
+        self.sample(name, header, labels, v);
+    }
+}
+
+/// A label value escaped for the text format (backslash, double quote, line feed).
+pub fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+/// A sample value in the text format.
+pub fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn bool_value(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+/// The target's state families, and its pools and facts while it is up.
+fn render_target(name: &str, entry: &TargetEntry) -> Piece {
+    let mut b = PieceBuilder::new();
+    let t = [("target", name)];
+    b.gauge(
         "poolwatch_target_up",
         "Whether the last poll of the target succeeded.",
-        &["target"],
+        &t,
+        bool_value(entry.state == TargetState::Up),
     );
-    let state = f.gauge(
-        "poolwatch_target_state",
-        "Target state, one series per state, 1 for the current one (saturated = refusing connections with SQLSTATE 53300).",
-        &["target", "state"],
-    );
-    let last_error = f.gauge(
-        "poolwatch_target_error",
-        "1 for the error class of the last failed poll, present while the target is not up.",
-        &["target", "class"],
-    );
-    let last_success = f.gauge(
-        "poolwatch_target_last_success_timestamp_seconds",
-        "Unix time of the last successful poll.",
-        &["target"],
-    );
-    let max_conn = f.gauge(
-        "poolwatch_server_max_connections",
-        "The server's max_connections.",
-        &["target"],
-    );
-    let reserved = f.gauge(
-        "poolwatch_server_reserved_connections",
-        "Connection slots reserved: for superusers, and (PostgreSQL 16+) for pg_use_reserved_connections.",
-        &["target", "for"],
-    );
-    let capacity = f.gauge(
-        "poolwatch_pool_capacity",
-        "Usable connection limit of the pool.",
-        pool_labels,
-    );
-    let in_use = f.gauge(
-        "poolwatch_pool_in_use",
-        "Connections taken out of the pool's capacity (server-side pools: every client backend, whatever its state).",
-        pool_labels,
-    );
-    let idle = f.gauge(
-        "poolwatch_pool_idle",
-        "Open connections doing no work.",
-        pool_labels,
-    );
-    let waiting = f.gauge(
-        "poolwatch_pool_waiting",
-        "Clients queued for a connection.",
-        pool_labels,
-    );
-    let util = f.gauge(
-        "poolwatch_pool_utilization_ratio",
-        "in_use / capacity.",
-        pool_labels,
-    );
-    let iit = f.gauge(
-        "poolwatch_pool_idle_in_transaction",
-        "Sessions idle in transaction (holding a slot and locks while doing nothing).",
-        pool_labels,
-    );
-    let oldest_iit = f.gauge(
-        "poolwatch_pool_oldest_idle_in_transaction_seconds",
-        "Age of the oldest idle-in-transaction session's current state; 0 when there is none.",
-        pool_labels,
-    );
-    let oldest_xact = f.gauge(
-        "poolwatch_pool_oldest_transaction_seconds",
-        "Age of the oldest open transaction; 0 when there is none.",
-        pool_labels,
-    );
-    let locks = f.gauge(
-        "poolwatch_pool_lock_waiting",
-        "Sessions waiting on a lock.",
-        pool_labels,
-    );
-    let by_state = f.gauge(
-        "poolwatch_server_connections",
-        "Client backends on the server by state (poolwatch's own session excluded).",
-        &["target", "state"],
-    );
-    let alerts = f.gauge(
-        "poolwatch_alerts",
-        "Pending and firing alerts, 1 per alert.",
-        &["alertname", "severity", "target", "kind", "pool", "state"],
-    );
-
-    for (name, entry) in store.targets() {
-        up.with_label_values(&[&name])
-            .set(f64::from(u8::from(entry.state == TargetState::Up)));
-        for s in TargetState::ALL {
-            state
-                .with_label_values(&[&name, s.as_str()])
-                .set(f64::from(u8::from(entry.state == s)));
-        }
-        if let Some(e) = &entry.error {
-            last_error
-                .with_label_values(&[&name, e.class.as_str()])
-                .set(1.0);
-        }
-        if let Some(t) = entry.last_success {
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            last_success.with_label_values(&[&name]).set(secs);
-        }
-        let Some(data) = &entry.data else { continue };
-        max_conn
-            .with_label_values(&[&name])
-            .set(data.server.max_connections as f64);
-        reserved
-            .with_label_values(&[&name, "superuser"])
-            .set(data.server.superuser_reserved_connections as f64);
-        reserved
-            .with_label_values(&[&name, "pg_use_reserved_connections"])
-            .set(data.server.reserved_connections as f64);
+    for s in TargetState::ALL {
+        b.gauge(
+            "poolwatch_target_state",
+            "Target state, one series per state, 1 for the current one (saturated = refusing new clients because it is full).",
+            &[("target", name), ("state", s.as_str())],
+            bool_value(entry.state == s),
+        );
+    }
+    if let Some(e) = &entry.error {
+        b.gauge(
+            "poolwatch_target_error",
+            "1 for the error class of the last failed poll, present while the target is not up.",
+            &[("target", name), ("class", e.class.as_str())],
+            1.0,
+        );
+    }
+    if let Some(t) = entry.last_success {
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        b.gauge(
+            "poolwatch_target_last_success_timestamp_seconds",
+            "Unix time of the last successful poll.",
+            &[("target", name)],
+            secs,
+        );
+    }
+    let Some(data) = &entry.data else {
+        return b.piece;
+    };
+    for f in &data.facts {
+        fact(&mut b, name, f);
+    }
+    for family in &POOL_FAMILIES {
+        let header = Header {
+            help: family.help,
+            kind: family.kind,
+        };
         for p in &data.pools {
-            let l = [p.id.target.as_str(), p.id.kind.as_str(), p.id.name.as_str()];
-            capacity.with_label_values(&l).set(p.capacity as f64);
-            in_use.with_label_values(&l).set(p.in_use as f64);
-            idle.with_label_values(&l).set(p.idle as f64);
-            waiting.with_label_values(&l).set(p.waiting as f64);
-            util.with_label_values(&l).set(p.utilization());
-            iit.with_label_values(&l).set(p.idle_in_transaction as f64);
-            oldest_iit.with_label_values(&l).set(
-                p.oldest_idle_in_transaction
-                    .map_or(0.0, |d| d.as_secs_f64()),
-            );
-            oldest_xact
-                .with_label_values(&l)
-                .set(p.oldest_transaction.map_or(0.0, |d| d.as_secs_f64()));
-            locks.with_label_values(&l).set(p.lock_waiting as f64);
-            if p.id.kind == crate::model::PoolKind::Server {
-                for (st, n) in &p.by_state {
-                    by_state.with_label_values(&[&name, st]).set(*n as f64);
-                }
+            if let Some(v) = (family.value)(p) {
+                let labels = [
+                    ("target", name),
+                    ("kind", p.id.kind.as_str()),
+                    ("pool", p.id.name.as_str()),
+                ];
+                b.sample(family.name, header, &labels, v);
             }
         }
     }
-    for a in store.alerts() {
-        let get = |k: &str| a.labels.get(k).map(String::as_str).unwrap_or("");
-        alerts
-            .with_label_values(&[
-                get("alertname"),
-                get("severity"),
-                get("target"),
-                get("kind"),
-                get("pool"),
-                a.state,
-            ])
-            .set(1.0);
-    }
+    b.piece
+}
 
-    let mut families = f.reg.gather();
-    families.extend(process.gather());
-    families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut out = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
-        tracing::error!(error = %e, "encoding metrics failed");
+fn fact(b: &mut PieceBuilder, target: &str, f: &Fact) {
+    let mut labels: Vec<(&str, &str)> = vec![("target", target)];
+    labels.extend(f.labels.iter().map(|(k, v)| (*k, v.as_str())));
+    b.gauge(f.name, f.help, &labels, f.value);
+}
+
+fn render_alerts(alerts: &[AlertView]) -> Piece {
+    let mut b = PieceBuilder::new();
+    for a in alerts {
+        let get = |k: &str| a.labels.get(k).map(String::as_str).unwrap_or("");
+        b.gauge(
+            "poolwatch_alerts",
+            "Pending and firing alerts, 1 per alert.",
+            &[
+                ("alertname", get("alertname")),
+                ("severity", get("severity")),
+                ("target", get("target")),
+                ("kind", get("kind")),
+                ("pool", get("pool")),
+                ("state", a.state),
+            ],
+            1.0,
+        );
     }
-    String::from_utf8(out).unwrap_or_default()
+    b.piece
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_labels_are_written_in_the_text_format() {
+        let cases = [
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (97.0, "97"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(number(v), want);
+        }
+        assert_eq!(escape(r#"a"b\c"#.to_owned().as_str()), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), r"x\ny");
+    }
 }

@@ -16,6 +16,8 @@ use tokio::sync::watch;
 pub struct AppState {
     /// Targets and alerts.
     pub store: Arc<Store>,
+    /// The rendered store, for `/metrics`.
+    pub exposition: Arc<crate::exporter::Exposition>,
     /// Process-lifetime metric families.
     pub registry: Registry,
 }
@@ -82,7 +84,7 @@ pub fn handle(req: &Request<Incoming>, state: &AppState) -> Response<Full<Bytes>
         "/metrics" => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            crate::exporter::render(&state.store, &state.registry),
+            state.exposition.render(&state.registry),
         ),
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => {

@@ -4,7 +4,6 @@
 use crate::alert::{AlertView, Engine};
 use crate::config::Config;
 use crate::model::{Holder, PoolSnapshot, TargetReport, TargetState};
-use crate::source::postgres;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::SystemTime;
@@ -19,7 +18,7 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
         ..
     } = config;
     let reports: Vec<TargetReport> =
-        futures_util::future::join_all(targets.iter().map(postgres::poll_once)).await;
+        futures_util::future::join_all(targets.iter().map(crate::source::poll_target_once)).await;
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
     let now = SystemTime::now();
     for (t, r) in targets.iter().zip(&reports) {
@@ -46,14 +45,30 @@ fn secs(d: Option<std::time::Duration>) -> Value {
 }
 
 fn pool_json(p: &PoolSnapshot) -> Value {
+    let postgres = p.postgres.as_ref().map(|pg| {
+        json!({
+            "by_state": pg.by_state, "idle_in_transaction": pg.idle_in_transaction,
+            "oldest_idle_in_transaction_seconds": secs(pg.oldest_idle_in_transaction),
+            "oldest_transaction_seconds": secs(pg.oldest_transaction),
+            "lock_waiting": pg.lock_waiting, "holders": pg.holders,
+        })
+    });
     json!({
-        "kind": p.id.kind, "pool": p.id.name, "capacity": p.capacity, "in_use": p.in_use,
-        "idle": p.idle, "waiting": p.waiting, "free": p.free(), "utilization": p.utilization(),
-        "by_state": p.by_state, "idle_in_transaction": p.idle_in_transaction,
-        "oldest_idle_in_transaction_seconds": secs(p.oldest_idle_in_transaction),
-        "oldest_transaction_seconds": secs(p.oldest_transaction),
-        "lock_waiting": p.lock_waiting, "holders": p.holders, "capacity_note": p.capacity_note,
+        "kind": p.id.kind.as_str(), "pool": p.id.name, "subject": p.id.subject(),
+        "capacity": p.capacity, "in_use": p.in_use, "idle": p.idle, "waiting": p.waiting,
+        "free": p.free(), "utilization": p.utilization(),
+        "longest_wait_seconds": secs(p.longest_wait), "counters": p.counters,
+        "capacity_note": p.capacity_note, "postgres": postgres,
     })
+}
+
+fn fact_json(f: &crate::model::Fact) -> Value {
+    let labels: serde_json::Map<String, Value> = f
+        .labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({ "name": f.name, "labels": labels, "value": f.value })
 }
 
 /// The JSON document printed by `snapshot --json`.
@@ -62,8 +77,10 @@ pub fn to_json(reports: &[TargetReport], alerts: &[AlertView]) -> Value {
         .iter()
         .map(|r| match &r.outcome {
             Ok(d) => json!({
-                "target": r.target, "state": TargetState::Up, "poll_seconds": r.duration.as_secs_f64(),
-                "server": d.server, "pools": d.pools.iter().map(pool_json).collect::<Vec<_>>(),
+                "target": r.target, "state": TargetState::Up, "summary": d.summary,
+                "poll_seconds": r.duration.as_secs_f64(),
+                "facts": d.facts.iter().map(fact_json).collect::<Vec<_>>(),
+                "pools": d.pools.iter().map(pool_json).collect::<Vec<_>>(),
             }),
             Err(e) => json!({
                 "target": r.target, "state": TargetState::from_error(e.class),
@@ -107,16 +124,11 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
                 continue;
             }
         };
-        let s = &data.server;
         let _ = writeln!(
             out,
-            "{}: up, PostgreSQL {}.{}, max_connections {}, {} superuser-reserved, {} reserved, polled in {:.1}ms",
+            "{}: up, {}, polled in {:.1}ms",
             r.target,
-            s.version_num / 10000,
-            s.version_num % 10000,
-            s.max_connections,
-            s.superuser_reserved_connections,
-            s.reserved_connections,
+            data.summary,
             r.duration.as_secs_f64() * 1000.0
         );
         let _ = writeln!(
@@ -125,9 +137,11 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
             "KIND", "POOL", "CAPACITY", "IN USE", "IDLE", "WAITING", "UTIL"
         );
         for p in &data.pools {
-            let iit = match p.oldest_idle_in_transaction {
-                Some(d) => format!("{} ({})", p.idle_in_transaction, crate::timefmt::human(d)),
-                None => p.idle_in_transaction.to_string(),
+            let pg = p.postgres.as_ref();
+            let iit = match pg.map(|pg| (pg.idle_in_transaction, pg.oldest_idle_in_transaction)) {
+                Some((n, Some(d))) => format!("{n} ({})", crate::timefmt::human(d)),
+                Some((n, None)) => n.to_string(),
+                None => "-".to_string(),
             };
             let _ = writeln!(
                 out,
@@ -141,17 +155,26 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
                 p.utilization() * 100.0,
                 iit
             );
+            if let Some(d) = p.longest_wait.filter(|d| !d.is_zero()) {
+                let _ = writeln!(
+                    out,
+                    "      {:<13} {}",
+                    "longest wait",
+                    crate::timefmt::human(d)
+                );
+            }
+            let Some(pg) = pg else { continue };
             for line in [
-                holders_line("applications", &p.holders.applications),
-                holders_line("roles", &p.holders.roles),
-                holders_line("databases", &p.holders.databases),
+                holders_line("applications", &pg.holders.applications),
+                holders_line("roles", &pg.holders.roles),
+                holders_line("databases", &pg.holders.databases),
             ]
             .into_iter()
             .flatten()
             {
                 let _ = writeln!(out, "{line}");
             }
-            if let Some(d) = p.oldest_transaction {
+            if let Some(d) = pg.oldest_transaction {
                 let _ = writeln!(
                     out,
                     "      {:<13} {}",

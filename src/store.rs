@@ -75,12 +75,11 @@ impl Store {
         inner.targets = next;
     }
 
-    /// Records a poll report.
-    pub fn apply(&self, report: &TargetReport) {
+    /// Records a poll report; returns the target's updated entry (`None` for a target that is
+    /// not expected: a report from a source stopped by a reload).
+    pub fn apply(&self, report: &TargetReport) -> Option<TargetEntry> {
         let mut inner = self.write();
-        let Some(entry) = inner.targets.get_mut(&report.target) else {
-            return; // a report from a source stopped by a reload
-        };
+        let entry = inner.targets.get_mut(&report.target)?;
         entry.polled = true;
         match &report.outcome {
             Ok(data) => {
@@ -95,6 +94,7 @@ impl Store {
                 entry.error = Some(e.clone());
             }
         }
+        Some(entry.clone())
     }
 
     /// Replaces the alert list.

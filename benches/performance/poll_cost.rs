@@ -23,7 +23,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use poolwatch::config::target::TargetSettings;
-use poolwatch::model::PoolKind;
 use poolwatch::source::postgres::{self, query::POLL_SQL, PgConn};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -143,7 +142,7 @@ fn check_in_use(name: &str, data: &poolwatch::model::PollData, expect: u64) {
     let server = data
         .pools
         .iter()
-        .find(|p| p.id.kind == PoolKind::Server)
+        .find(|p| p.id.kind == postgres::pools::SERVER)
         .expect("server pool");
     assert_eq!(
         server.in_use, expect,
@@ -174,7 +173,8 @@ async fn timed_previous_poll(
         .simple_query(PREVIOUS_POLL_SQL)
         .await
         .expect("previous poll SQL");
-    let data = postgres::query::parse(name, &first_cell(&msgs)).expect("previous answer");
+    let raw = postgres::query::parse(&first_cell(&msgs)).expect("previous answer");
+    let data = postgres::pools::to_poll_data(name, &raw);
     let took = started.elapsed();
     check_in_use(name, &data, expect_in_use);
     took
@@ -681,7 +681,8 @@ async fn explain_phase(sides: &mut [Side], runs: usize) -> Vec<(usize, Duration)
         let reps = 200;
         let t = Instant::now();
         for _ in 0..reps {
-            let data = postgres::query::parse(&side.settings.name, &json).expect("parse");
+            let raw = postgres::query::parse(&json).expect("parse");
+            let data = postgres::pools::to_poll_data(&side.settings.name, &raw);
             std::hint::black_box(data);
         }
         answers.push((json.len(), t.elapsed() / reps));

@@ -4,7 +4,7 @@
 use super::capacity::PoolRef;
 use super::state::{elapsed, step, State, Transition};
 use super::{notice, Engine, Instance, Known, Labels, Seen};
-use crate::model::{ErrorClass, PollError, PoolKind, PoolSnapshot, TargetReport};
+use crate::model::{ErrorClass, PollError, PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::template::Vars;
@@ -291,23 +291,28 @@ impl Known {
         horizon: Duration,
     ) {
         let mut present = BTreeSet::new();
-        // The server's capacity as of the previous poll, if this target was polled before.
-        let server_before = self
+        // Each pool's capacity as of the previous poll of this target.
+        let before: BTreeMap<PoolRef, u64> = self
             .capacity
-            .get(&pool_ref(target, PoolKind::Server.as_str(), "server"))
-            .and_then(|h| h.changes().last())
-            .map(|c| c.capacity);
+            .iter()
+            .filter(|(key, _)| key.target == target)
+            .filter_map(|(key, h)| h.changes().last().map(|c| (key.clone(), c.capacity)))
+            .collect();
         for p in pools {
             let key = pool_ref(target, p.id.kind.as_str(), &p.id.name);
             let history = self.capacity.entry(key.clone()).or_default();
-            if history.changes().is_empty() && p.id.kind != PoolKind::Server {
-                // A role or database that was already in use shows a limit for the first time
-                // (`ALTER ROLE app CONNECTION LIMIT 10` by a deployment): until now it could use
-                // the whole server, so that is the capacity it dropped from. A brand-new role
-                // (nothing in use yet) has no "before".
-                if let (Some(before), true) = (server_before, p.in_use > 0) {
+            if history.changes().is_empty() {
+                // A pool bounded until now by its parent (a PostgreSQL role or database by the
+                // server) shows a limit of its own for the first time while in use
+                // (`ALTER ROLE app CONNECTION LIMIT 10` by a deployment): it dropped from the
+                // parent's capacity. A brand-new pool (nothing in use yet) has no "before".
+                let parent = p
+                    .parent
+                    .as_ref()
+                    .and_then(|(kind, name)| before.get(&pool_ref(target, kind.as_str(), name)));
+                if let (Some(before), true) = (parent, p.in_use > 0) {
                     if let Some(just_before) = now.checked_sub(Duration::from_millis(1)) {
-                        history.record(just_before, before);
+                        history.record(just_before, *before);
                     }
                 }
             }
@@ -331,11 +336,12 @@ impl Known {
         );
     }
 
-    /// The pool's last known snapshot; for a target-level alert, the server pool's.
+    /// The pool's last known snapshot; for a target-level alert, that of the pool that stands
+    /// for the whole target, if its source has one.
     fn snapshot(&self, target: &str, kind: &str, pool: &str) -> Option<&PoolSnapshot> {
         let pools = &self.seen.get(target)?.pools;
         if kind.is_empty() {
-            return pools.iter().find(|p| p.id.kind == PoolKind::Server);
+            return pools.iter().find(|p| p.id.kind.whole_target);
         }
         pools
             .iter()

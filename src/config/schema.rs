@@ -3,6 +3,7 @@
 //! (ranges, cross-references, secrets) lives in [`super::load`].
 
 use super::values::{HumanDuration, SecretRef};
+pub use crate::model::PoolMetric;
 use crate::model::Severity;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -207,80 +208,6 @@ fn default_statement_timeout() -> HumanDuration {
 }
 fn default_max_backoff() -> HumanDuration {
     HumanDuration::secs(10)
-}
-
-/// A pool metric a threshold rule can compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoolMetric {
-    /// `in_use / capacity`, 0–1.
-    Utilization,
-    /// Connections taken out of capacity.
-    InUse,
-    /// Open connections doing no work.
-    Idle,
-    /// Clients queued for a connection.
-    Waiting,
-    /// `capacity - in_use`.
-    Free,
-    /// The usable ceiling.
-    Capacity,
-    /// Sessions idle in transaction.
-    IdleInTransaction,
-    /// Age of the oldest idle-in-transaction session, seconds (0 when none).
-    OldestIdleInTransactionSeconds,
-    /// Age of the oldest open transaction, seconds (0 when none).
-    OldestTransactionSeconds,
-    /// Sessions waiting on a lock.
-    LockWaiting,
-}
-
-impl PoolMetric {
-    /// Every metric, in declaration order.
-    pub const ALL: [PoolMetric; 10] = [
-        PoolMetric::Utilization,
-        PoolMetric::InUse,
-        PoolMetric::Idle,
-        PoolMetric::Waiting,
-        PoolMetric::Free,
-        PoolMetric::Capacity,
-        PoolMetric::IdleInTransaction,
-        PoolMetric::OldestIdleInTransactionSeconds,
-        PoolMetric::OldestTransactionSeconds,
-        PoolMetric::LockWaiting,
-    ];
-
-    /// The name as written in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolMetric::Utilization => "utilization",
-            PoolMetric::InUse => "in_use",
-            PoolMetric::Idle => "idle",
-            PoolMetric::Waiting => "waiting",
-            PoolMetric::Free => "free",
-            PoolMetric::Capacity => "capacity",
-            PoolMetric::IdleInTransaction => "idle_in_transaction",
-            PoolMetric::OldestIdleInTransactionSeconds => "oldest_idle_in_transaction_seconds",
-            PoolMetric::OldestTransactionSeconds => "oldest_transaction_seconds",
-            PoolMetric::LockWaiting => "lock_waiting",
-        }
-    }
-}
-
-#[cfg(test)]
-mod metric_name_tests {
-    use super::PoolMetric;
-    use serde::Deserialize;
-
-    #[test]
-    fn as_str_is_the_config_spelling() {
-        for m in PoolMetric::ALL {
-            let parsed = PoolMetric::deserialize(serde::de::value::StrDeserializer::<
-                serde::de::value::Error,
-            >::new(m.as_str()));
-            assert_eq!(parsed, Ok(m), "{}", m.as_str());
-        }
-    }
 }
 
 /// A built-in condition that is not a simple threshold.

@@ -32,6 +32,10 @@ pub fn default_summary(check: &Check) -> &'static str {
                 "{{subject}}: {{waiting}} clients waiting for a connection \
                  ({{in_use}}/{{capacity}} in use)"
             }
+            PoolMetric::LongestWaitSeconds => {
+                "{{subject}}: a client has waited {{longest_wait}} for a connection \
+                 ({{waiting}} waiting, {{in_use}}/{{capacity}} in use)"
+            }
             PoolMetric::IdleInTransaction | PoolMetric::OldestIdleInTransactionSeconds => {
                 "{{subject}}: {{idle_in_transaction}} sessions idle in transaction \
                  (oldest {{oldest_idle_in_transaction}})"

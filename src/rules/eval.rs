@@ -14,23 +14,6 @@ pub struct Observation {
     pub active: bool,
 }
 
-/// The value of `metric` for `pool`. Ages are in seconds, 0 when there is no such session.
-pub fn metric_value(metric: PoolMetric, pool: &PoolSnapshot) -> f64 {
-    let secs = |d: Option<std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64());
-    match metric {
-        PoolMetric::Utilization => pool.utilization(),
-        PoolMetric::InUse => pool.in_use as f64,
-        PoolMetric::Idle => pool.idle as f64,
-        PoolMetric::Waiting => pool.waiting as f64,
-        PoolMetric::Free => pool.free() as f64,
-        PoolMetric::Capacity => pool.capacity as f64,
-        PoolMetric::IdleInTransaction => pool.idle_in_transaction as f64,
-        PoolMetric::OldestIdleInTransactionSeconds => secs(pool.oldest_idle_in_transaction),
-        PoolMetric::OldestTransactionSeconds => secs(pool.oldest_transaction),
-        PoolMetric::LockWaiting => pool.lock_waiting as f64,
-    }
-}
-
 /// `value op threshold`. NaN never compares true, except under `!=`.
 pub fn compare(op: CmpOp, value: f64, threshold: f64) -> bool {
     match op {
@@ -57,7 +40,7 @@ pub fn op_str(op: CmpOp) -> &'static str {
 
 /// Evaluates `metric op threshold` for `pool`. While the alert is already active (pending or
 /// firing) the `clear` value is compared instead, so that a metric hovering around the
-/// threshold does not flap.
+/// threshold does not flap. A metric the pool's source does not report never holds.
 pub fn evaluate(
     metric: PoolMetric,
     op: CmpOp,
@@ -65,7 +48,12 @@ pub fn evaluate(
     pool: &PoolSnapshot,
     already_active: bool,
 ) -> Observation {
-    let value = metric_value(metric, pool);
+    let Some(value) = metric.value(pool) else {
+        return Observation {
+            value: f64::NAN,
+            active: false,
+        };
+    };
     let bound = if already_active {
         threshold.clear
     } else {
@@ -126,22 +114,45 @@ mod tests {
         let mut p = pool("db", 10, 4);
         p.waiting = 3;
         p.idle = 2;
-        p.oldest_transaction = Some(std::time::Duration::from_millis(1500));
+        if let Some(pg) = p.postgres.as_mut() {
+            pg.oldest_transaction = Some(std::time::Duration::from_millis(1500));
+        }
         let cases = [
-            (PoolMetric::Utilization, 0.4),
-            (PoolMetric::InUse, 4.0),
-            (PoolMetric::Idle, 2.0),
-            (PoolMetric::Waiting, 3.0),
-            (PoolMetric::Free, 6.0),
-            (PoolMetric::Capacity, 10.0),
-            (PoolMetric::IdleInTransaction, 0.0),
-            (PoolMetric::OldestIdleInTransactionSeconds, 0.0),
-            (PoolMetric::OldestTransactionSeconds, 1.5),
-            (PoolMetric::LockWaiting, 0.0),
+            (PoolMetric::Utilization, Some(0.4)),
+            (PoolMetric::InUse, Some(4.0)),
+            (PoolMetric::Idle, Some(2.0)),
+            (PoolMetric::Waiting, Some(3.0)),
+            (PoolMetric::Free, Some(6.0)),
+            (PoolMetric::Capacity, Some(10.0)),
+            (PoolMetric::LongestWaitSeconds, None),
+            (PoolMetric::IdleInTransaction, Some(0.0)),
+            (PoolMetric::OldestIdleInTransactionSeconds, Some(0.0)),
+            (PoolMetric::OldestTransactionSeconds, Some(1.5)),
+            (PoolMetric::LockWaiting, Some(0.0)),
         ];
         for (m, want) in cases {
-            assert_eq!(metric_value(m, &p), want, "{m:?}");
+            assert_eq!(m.value(&p), want, "{m:?}");
         }
         assert!(!compare(CmpOp::Ge, f64::NAN, 0.0));
+    }
+
+    #[test]
+    fn metrics_a_source_does_not_report_never_hold() {
+        let mut p = pool("db", 10, 10);
+        p.postgres = None;
+        let t = Threshold {
+            value: 0.0,
+            clear: 0.0,
+        };
+        for m in [
+            PoolMetric::IdleInTransaction,
+            PoolMetric::LongestWaitSeconds,
+        ] {
+            let obs = evaluate(m, CmpOp::Ge, &t, &p, false);
+            assert!(!obs.active && obs.value.is_nan(), "{m:?}");
+        }
+        p.longest_wait = Some(std::time::Duration::from_millis(250));
+        let obs = evaluate(PoolMetric::LongestWaitSeconds, CmpOp::Ge, &t, &p, false);
+        assert!(obs.active && obs.value == 0.25);
     }
 }

@@ -2,9 +2,10 @@
 //! database.
 
 use crate::model::{
-    ErrorClass, Holder, Holders, PollData, PollError, PoolId, PoolKind, PoolSnapshot, ServerInfo,
+    Counters, ErrorClass, Holder, Holders, PgSessions, PollData, PollError, PoolId, PoolSnapshot,
     TargetReport,
 };
+use crate::source::postgres::pools::{ROLE, SERVER};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -26,28 +27,27 @@ pub(crate) fn pool(target: &str, capacity: u64, in_use: u64) -> PoolSnapshot {
     PoolSnapshot {
         id: PoolId {
             target: target.into(),
-            kind: PoolKind::Server,
+            kind: SERVER,
             name: "server".into(),
         },
         capacity,
         in_use,
         idle: 0,
         waiting: 0,
-        by_state: BTreeMap::new(),
-        idle_in_transaction: 0,
-        oldest_idle_in_transaction: None,
-        oldest_transaction: None,
-        lock_waiting: 0,
-        holders: Holders::default(),
+        longest_wait: None,
+        counters: Counters::default(),
         capacity_note: String::new(),
+        parent: None,
+        postgres: Some(PgSessions::default()),
     }
 }
 
 /// A role pool of `target`.
 pub(crate) fn role_pool(target: &str, role: &str, capacity: u64, in_use: u64) -> PoolSnapshot {
     let mut p = pool(target, capacity, in_use);
-    p.id.kind = PoolKind::Role;
+    p.id.kind = ROLE;
     p.id.name = role.into();
+    p.parent = Some((SERVER, "server".into()));
     p.capacity_note = format!("rolconnlimit {capacity}");
     p
 }
@@ -65,13 +65,17 @@ fn holder(name: &str, connections: u64, idle_in_transaction: u64) -> Holder {
 pub(crate) fn incident_one() -> PoolSnapshot {
     let mut p = pool("orders-db", 97, 97);
     p.idle = 3;
-    p.idle_in_transaction = 12;
-    p.oldest_idle_in_transaction = Some(Duration::from_secs(240));
-    p.holders = Holders {
-        roles: vec![holder("app", 95, 12), holder("postgres", 2, 0)],
-        databases: vec![holder("orders", 97, 12)],
-        applications: vec![holder("django", 91, 12), holder("celery", 4, 0)],
-    };
+    p.postgres = Some(PgSessions {
+        by_state: BTreeMap::from([("idle".into(), 3), ("idle in transaction".into(), 12)]),
+        idle_in_transaction: 12,
+        oldest_idle_in_transaction: Some(Duration::from_secs(240)),
+        holders: Holders {
+            roles: vec![holder("app", 95, 12), holder("postgres", 2, 0)],
+            databases: vec![holder("orders", 97, 12)],
+            applications: vec![holder("django", 91, 12), holder("celery", 4, 0)],
+        },
+        ..PgSessions::default()
+    });
     p.capacity_note = "max_connections 100, 3 reserved".into();
     p
 }
@@ -83,8 +87,8 @@ pub(crate) fn up(target: &str, at: SystemTime, pools: Vec<PoolSnapshot>) -> Targ
         at,
         duration: Duration::from_millis(3),
         outcome: Ok(PollData {
-            server: ServerInfo::default(),
             pools,
+            ..PollData::default()
         }),
     }
 }

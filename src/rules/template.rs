@@ -23,6 +23,7 @@ enum Var {
     InUse,
     Idle,
     Waiting,
+    LongestWait,
     Free,
     Utilization,
     IdleInTransaction,
@@ -38,7 +39,7 @@ enum Var {
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 24] = [
+const VARS: [(&str, Var); 25] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -51,6 +52,7 @@ const VARS: [(&str, Var); 24] = [
     ("in_use", Var::InUse),
     ("idle", Var::Idle),
     ("waiting", Var::Waiting),
+    ("longest_wait", Var::LongestWait),
     ("free", Var::Free),
     ("utilization", Var::Utilization),
     ("idle_in_transaction", Var::IdleInTransaction),
@@ -186,14 +188,16 @@ pub struct Vars<'a> {
 impl Vars<'_> {
     fn write(&self, var: Var, out: &mut String) {
         let snap = self.snapshot;
+        let pg = snap.and_then(|s| s.postgres.as_ref());
         // Writing to a String cannot fail.
         let _ = match var {
             Var::Target => write!(out, "{}", self.target),
             Var::Kind => write!(out, "{}", self.kind),
             Var::Pool => write!(out, "{}", self.pool),
-            Var::Subject => match self.kind {
-                "" | "server" => write!(out, "{}", self.target),
-                kind => write!(out, "{} {} {}", self.target, kind, self.pool),
+            Var::Subject => match (self.kind, snap) {
+                ("", _) => write!(out, "{}", self.target),
+                (_, Some(s)) => write!(out, "{}", s.id.subject()),
+                (kind, None) => write!(out, "{} {} {}", self.target, kind, self.pool),
             },
             Var::Severity => write!(out, "{}", self.severity),
             Var::Alertname => write!(out, "{}", self.alertname),
@@ -203,25 +207,22 @@ impl Vars<'_> {
             Var::InUse => write!(out, "{}", count(snap.map(|s| s.in_use))),
             Var::Idle => write!(out, "{}", count(snap.map(|s| s.idle))),
             Var::Waiting => write!(out, "{}", count(snap.map(|s| s.waiting))),
+            Var::LongestWait => write!(out, "{}", age(snap.and_then(|s| s.longest_wait))),
             Var::Free => write!(out, "{}", count(snap.map(|s| s.free()))),
             Var::Utilization => match snap {
                 Some(s) => write!(out, "{}", percent(s.utilization())),
                 None => write!(out, "{UNKNOWN}"),
             },
-            Var::IdleInTransaction => {
-                write!(out, "{}", count(snap.map(|s| s.idle_in_transaction)))
-            }
+            Var::IdleInTransaction => write!(out, "{}", count(pg.map(|s| s.idle_in_transaction))),
             Var::OldestIdleInTransaction => {
                 write!(
                     out,
                     "{}",
-                    age(snap.and_then(|s| s.oldest_idle_in_transaction))
+                    age(pg.and_then(|s| s.oldest_idle_in_transaction))
                 )
             }
-            Var::OldestTransaction => {
-                write!(out, "{}", age(snap.and_then(|s| s.oldest_transaction)))
-            }
-            Var::LockWaiting => write!(out, "{}", count(snap.map(|s| s.lock_waiting))),
+            Var::OldestTransaction => write!(out, "{}", age(pg.and_then(|s| s.oldest_transaction))),
+            Var::LockWaiting => write!(out, "{}", count(pg.map(|s| s.lock_waiting))),
             Var::CapacityNote => match snap {
                 Some(s) if !s.capacity_note.is_empty() => write!(out, "{}", s.capacity_note),
                 Some(s) => write!(out, "capacity {}", s.capacity),
@@ -292,7 +293,10 @@ fn top_holders(snap: Option<&PoolSnapshot>) -> String {
     let Some(s) = snap else {
         return UNKNOWN.into();
     };
-    let apps: Vec<String> = s
+    let Some(pg) = &s.postgres else {
+        return "no breakdown by holder".into();
+    };
+    let apps: Vec<String> = pg
         .holders
         .applications
         .iter()
@@ -308,7 +312,7 @@ fn top_holders(snap: Option<&PoolSnapshot>) -> String {
             }
         })
         .collect();
-    let roles: Vec<String> = s
+    let roles: Vec<String> = pg
         .holders
         .roles
         .iter()
@@ -398,8 +402,10 @@ mod tests {
 
     #[test]
     fn role_subject_and_missing_breakdown() {
-        let mut snap = incident_one();
-        snap.holders = Holders::default();
+        let mut snap = crate::rules::fixtures::role_pool("orders-db", "app", 97, 97);
+        if let Some(pg) = snap.postgres.as_mut() {
+            pg.holders = Holders::default();
+        }
         snap.capacity_note = String::new();
         let mut v = vars(Some(&snap));
         v.kind = "role";

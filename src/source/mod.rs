@@ -1,161 +1,112 @@
-//! Sources poll a target and produce [`crate::model::TargetReport`]s. Each source runs as one
-//! task per target and reports on a steady cadence (every interval, even while the target is
-//! unreachable), so rule `for` durations advance predictably.
+//! Sources produce [`TargetReport`]s. A polling source is one module that says how to open a
+//! session with its peer, how to poll it once, and whether a session survives a failed poll; the
+//! shared [`poll_loop`] does everything else (ticker, backoff, shutdown, steady cadence, events),
+//! so every source reports on the same terms.
+//!
+//! # Layout
+//!
+//! * [`poll_loop`] — the one loop every polling source runs in: a report on every tick (even
+//!   while the target is unreachable or a connection attempt is in flight), report times on the
+//!   tick schedule, capped backoff with jitter, shutdown at any point.
+//! * [`backoff`] — the reconnect backoff (pure).
+//! * [`events`] — [`SourceMetrics`] and [`EventLog`]: every event counted and logged from one
+//!   place, once per change.
+//! * [`postgres`] — PostgreSQL: one long-lived connection, one prepared query per poll.
 
+pub mod backoff;
+pub mod events;
+pub mod poll_loop;
 pub mod postgres;
 
-use crate::model::{ErrorClass, PollError};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+pub use events::{EventLog, SourceMetrics};
 
-/// Counters and histograms of polling, shared by every source task. Created once per process.
-#[derive(Clone)]
-pub struct SourceMetrics {
-    poll_duration: HistogramVec,
-    poll_errors: IntCounterVec,
-    connects: IntCounterVec,
+use crate::config::target::TargetSettings;
+use crate::model::{PollData, PollError, TargetReport};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A session a source opened: the source's own connection state, and what answered, for the log.
+pub struct Session<C> {
+    /// The open connection (or console session, or HTTP client).
+    pub conn: C,
+    /// What answered, e.g. `PostgreSQL 16.4`; logged when the session opens.
+    pub peer: String,
 }
 
-impl SourceMetrics {
-    /// Registers the families in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let poll_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "poolwatch_poll_duration_seconds",
-                "Duration of one poll of a connected target (one query round trip), successful or not; connection attempts are not included.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["target"],
-        )?;
-        let poll_errors = IntCounterVec::new(
-            Opts::new(
-                "poolwatch_poll_errors_total",
-                "Failed polls and connection attempts, by error class.",
-            ),
-            &["target", "class"],
-        )?;
-        let connects = IntCounterVec::new(
-            Opts::new(
-                "poolwatch_connects_total",
-                "Connections poolwatch opened to a target (1 plus reconnects).",
-            ),
-            &["target"],
-        )?;
-        registry.register(Box::new(poll_duration.clone()))?;
-        registry.register(Box::new(poll_errors.clone()))?;
-        registry.register(Box::new(connects.clone()))?;
-        Ok(SourceMetrics {
-            poll_duration,
-            poll_errors,
-            connects,
-        })
-    }
+/// A failed poll, and the source's answer to "keep this session after that error?".
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollFailure {
+    /// What went wrong.
+    pub error: PollError,
+    /// Whether the session is still usable. A server that cancelled a slow poll itself keeps the
+    /// session (giving up the slot of a full server may mean being refused on the way back); a
+    /// closed connection or no answer at all drops it, and the loop reconnects.
+    pub keep_session: bool,
+}
 
-    /// Creates the series of `target` at zero, so that rates work from the first scrape.
-    pub fn init_target(&self, target: &str) {
-        for class in ErrorClass::ALL {
-            self.poll_errors
-                .with_label_values(&[target, class.as_str()]);
-        }
-        self.connects.with_label_values(&[target]);
-        self.poll_duration.with_label_values(&[target]);
-    }
+/// What a polling source implements. Everything else — when to poll, when to reconnect, what to
+/// report while a connection attempt is in flight, shutdown, logging and counting — is the
+/// [`poll_loop`]'s. Implementations bound their own network waits (connect and poll timeouts).
+pub trait PollingSource: Send + Sync + 'static {
+    /// An open session.
+    type Conn: Send + 'static;
 
-    /// Drops the series of a target removed by a reload.
-    pub fn remove_target(&self, target: &str) {
-        for class in ErrorClass::ALL {
-            let _ = self
-                .poll_errors
-                .remove_label_values(&[target, class.as_str()]);
-        }
-        let _ = self.connects.remove_label_values(&[target]);
-        let _ = self.poll_duration.remove_label_values(&[target]);
+    /// Opens a session.
+    fn connect(&self) -> impl Future<Output = Result<Session<Self::Conn>, PollError>> + Send;
+
+    /// Polls once on an open session.
+    fn poll(
+        &self,
+        conn: &mut Self::Conn,
+    ) -> impl Future<Output = Result<PollData, PollFailure>> + Send;
+}
+
+/// Connects, polls once and lets the session go: for `poolwatch snapshot`.
+pub async fn poll_once<S: PollingSource>(target: &str, source: &S) -> TargetReport {
+    let at = SystemTime::now();
+    let started = Instant::now();
+    let outcome = match source.connect().await {
+        Ok(mut session) => source.poll(&mut session.conn).await.map_err(|f| f.error),
+        Err(e) => Err(e),
+    };
+    TargetReport {
+        target: target.to_string(),
+        at,
+        duration: started.elapsed(),
+        outcome,
     }
 }
 
-/// Logs and counts source events, once per change of condition (and every time for
-/// configuration problems such as failed authentication), from one place.
-#[derive(Debug, Default)]
-pub struct EventLog {
-    last_error: Option<ErrorClass>,
-    ever_connected: bool,
-    /// Set once the missing-`pg_monitor` warning has been logged.
-    warned_visibility: bool,
+/// The loop's own settings, the same for every polling source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// Time between two reports.
+    pub interval: Duration,
+    /// Upper bound of the reconnect backoff; its first step is `min(interval, 1s)`.
+    pub max_backoff: Duration,
 }
 
-impl EventLog {
-    /// A poll or connection attempt failed.
-    pub fn failed(&mut self, metrics: &SourceMetrics, target: &str, err: &PollError) {
-        metrics
-            .poll_errors
-            .with_label_values(&[target, err.class.as_str()])
-            .inc();
-        let changed = self.last_error != Some(err.class);
-        self.last_error = Some(err.class);
-        match err.class {
-            ErrorClass::Auth => {
-                tracing::error!(target_name = target, class = %err.class, error = %err.message, "cannot log in to target: fix the configuration or grants")
-            }
-            ErrorClass::TooManyConnections if changed => {
-                tracing::error!(target_name = target, class = %err.class, error = %err.message, "target is SATURATED: it refuses new connections")
-            }
-            _ if changed => {
-                tracing::warn!(target_name = target, class = %err.class, error = %err.message, "target unreachable; retrying")
-            }
-            _ => {}
-        }
-    }
+/// Starts the polling task of a target.
+pub fn spawn(
+    t: &TargetSettings,
+    metrics: SourceMetrics,
+    reports: tokio::sync::mpsc::Sender<TargetReport>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let id = poll_loop::Identity {
+        name: t.name.clone(),
+        endpoint: t.endpoint.clone(),
+    };
+    let cadence = Cadence {
+        interval: t.interval,
+        max_backoff: t.reconnect_max_backoff,
+    };
+    let channels = poll_loop::Channels { reports, shutdown };
+    let source = postgres::PgSource::new(t.clone());
+    tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+}
 
-    /// A connection was established.
-    pub fn connected(
-        &mut self,
-        metrics: &SourceMetrics,
-        target: &str,
-        endpoint: &str,
-        server_version: &str,
-    ) {
-        metrics.connects.with_label_values(&[target]).inc();
-        // A new session: the pg_monitor check is made again on its first poll.
-        self.warned_visibility = false;
-        if self.last_error.is_some() || !self.ever_connected {
-            tracing::info!(
-                target_name = target,
-                endpoint,
-                server_version,
-                "connected to target"
-            );
-        }
-        self.ever_connected = true;
-    }
-
-    /// Warns, once per connection, that the monitoring role lacks `pg_monitor`.
-    pub fn check_visibility(&mut self, target: &str, sees_all_sessions: bool) {
-        if !sees_all_sessions && !self.warned_visibility {
-            tracing::warn!(
-                target_name = target,
-                "the monitoring role lacks pg_monitor: other roles' sessions are counted with state \"unknown\" and no ages; GRANT pg_monitor TO it"
-            );
-        }
-        self.warned_visibility = !sees_all_sessions;
-    }
-
-    /// A poll succeeded.
-    pub fn polled(&mut self, metrics: &SourceMetrics, target: &str, seconds: f64) {
-        metrics
-            .poll_duration
-            .with_label_values(&[target])
-            .observe(seconds);
-        if let Some(class) = self.last_error.take() {
-            tracing::info!(target_name = target, previous_error = %class, "target recovered");
-        }
-    }
-
-    /// Records the duration of a failed poll.
-    pub fn failed_duration(&self, metrics: &SourceMetrics, target: &str, seconds: f64) {
-        metrics
-            .poll_duration
-            .with_label_values(&[target])
-            .observe(seconds);
-    }
+/// Polls a target once (connect, poll, disconnect): for `poolwatch snapshot`.
+pub async fn poll_target_once(t: &TargetSettings) -> TargetReport {
+    poll_once(&t.name, &postgres::PgSource::new(t.clone())).await
 }

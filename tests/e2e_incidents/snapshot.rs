@@ -122,18 +122,28 @@ async fn snapshot_shows_capacity_holders_and_idle_in_transaction() {
     let target = &doc["targets"][0];
     assert_eq!(target["target"], "orders-db");
     assert_eq!(target["state"], "up");
-    assert_eq!(target["server"]["max_connections"], 20);
-    assert_eq!(target["server"]["superuser_reserved_connections"], 3);
+    assert!(
+        target["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("max_connections 20, 3 reserved for superusers")),
+        "{target:#}"
+    );
+    let fact = |name: &str| {
+        target["facts"]
+            .as_array()
+            .and_then(|facts| facts.iter().find(|f| f["name"] == name))
+            .map(|f| f["value"].clone())
+    };
+    assert_eq!(fact("poolwatch_server_max_connections"), Some(json!(20.0)));
     let server = pool(&doc, "server", "server");
     for (key, want) in [
+        ("subject", json!("orders-db")),
         ("capacity", json!(16)),
         ("in_use", json!(8)),
         ("idle", json!(6)),
         ("waiting", json!(0)),
         ("free", json!(8)),
-        ("idle_in_transaction", json!(2)),
-        ("lock_waiting", json!(0)),
-        ("by_state", json!({"idle": 6, "idle in transaction": 2})),
+        ("longest_wait_seconds", json!(null)),
         (
             "capacity_note",
             json!("max_connections 20, 3 reserved for superusers, 1 held by poolwatch"),
@@ -141,15 +151,22 @@ async fn snapshot_shows_capacity_holders_and_idle_in_transaction() {
     ] {
         assert_eq!(server[key], want, "{key}: {server:#}");
     }
+    for (key, want) in [
+        ("idle_in_transaction", json!(2)),
+        ("lock_waiting", json!(0)),
+        ("by_state", json!({"idle": 6, "idle in transaction": 2})),
+    ] {
+        assert_eq!(server["postgres"][key], want, "{key}: {server:#}");
+    }
     assert_eq!(
-        server["holders"]["applications"],
+        server["postgres"]["holders"]["applications"],
         json!([
             {"name": "checkout", "connections": 5, "idle_in_transaction": 2},
             {"name": "reports", "connections": 3, "idle_in_transaction": 0},
         ])
     );
     assert!(
-        server["oldest_idle_in_transaction_seconds"]
+        server["postgres"]["oldest_idle_in_transaction_seconds"]
             .as_f64()
             .expect("age")
             >= 0.0
@@ -159,7 +176,7 @@ async fn snapshot_shows_capacity_holders_and_idle_in_transaction() {
         (
             &role["capacity"],
             &role["in_use"],
-            &role["idle_in_transaction"]
+            &role["postgres"]["idle_in_transaction"]
         ),
         (&json!(12), &json!(8), &json!(2)),
         "{role:#}"

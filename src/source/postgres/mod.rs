@@ -7,17 +7,15 @@
 //! re-opened per poll: when the server is full, a monitor that needs a new connection for each
 //! poll goes blind exactly when it is needed.
 
-pub mod backoff;
 pub mod classify;
+pub mod pools;
 pub mod query;
 pub mod tls;
 
-use super::{EventLog, SourceMetrics};
+use super::{PollFailure, PollingSource, Session};
 use crate::config::target::TargetSettings;
-use crate::model::{PollData, PollError, TargetReport};
-use backoff::Backoff;
-use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, watch};
+use crate::model::{ErrorClass, PollData, PollError};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -31,6 +29,8 @@ pub struct PgConn {
     driver: JoinHandle<()>,
     /// `server_version` as reported at start-up.
     pub server_version: String,
+    /// Set once this session has warned that the monitoring role lacks `pg_monitor`.
+    warned_visibility: bool,
 }
 
 impl Drop for PgConn {
@@ -115,6 +115,7 @@ pub async fn connect(
                 statement,
                 driver,
                 server_version,
+                warned_visibility: false,
             })
         }
     }
@@ -140,12 +141,19 @@ fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
 
 /// Runs the monitoring query once on an open connection.
 pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollError> {
-    poll_answered(conn, s).await.map_err(|(e, _)| e)
+    poll_answered(conn, s)
+        .await
+        .map(|(data, _)| data)
+        .map_err(|(e, _)| e)
 }
 
-/// [`poll`], also telling whether the server answered at all (`false`: no answer within
-/// `statement_timeout` + 500 ms, so the connection itself is suspect).
-async fn poll_answered(conn: &PgConn, s: &TargetSettings) -> Result<PollData, (PollError, bool)> {
+/// [`poll`], also telling whether the monitoring role sees every session, and on failure
+/// whether the server answered at all (`false`: no answer within `statement_timeout` + 500 ms,
+/// so the connection itself is suspect).
+async fn poll_answered(
+    conn: &PgConn,
+    s: &TargetSettings,
+) -> Result<(PollData, bool), (PollError, bool)> {
     let limit = s.statement_timeout + Duration::from_millis(500);
     let query = conn.client.query_opt(&conn.statement, &[]);
     let answered = |e: PollError| (e, true);
@@ -155,39 +163,18 @@ async fn poll_answered(conn: &PgConn, s: &TargetSettings) -> Result<PollData, (P
         Ok(Ok(row)) => {
             let json: String = row.and_then(|r| r.try_get(0).ok()).ok_or_else(|| {
                 answered(PollError {
-                    class: crate::model::ErrorClass::Query,
+                    class: ErrorClass::Query,
                     message: "the monitoring query returned no row".into(),
                 })
             })?;
-            query::parse(&s.name, &json).map_err(|message| {
+            let raw = query::parse(&json).map_err(|message| {
                 answered(PollError {
-                    class: crate::model::ErrorClass::Query,
+                    class: ErrorClass::Query,
                     message,
                 })
-            })
-        }
-    }
-}
-
-/// Connects, polls once and disconnects: for `poolwatch snapshot`.
-pub async fn poll_once(s: &TargetSettings) -> TargetReport {
-    let at = SystemTime::now();
-    let started = Instant::now();
-    let outcome = async {
-        let tls =
-            tls::connector(s.sslmode, s.sslrootcert.as_deref()).map_err(|message| PollError {
-                class: crate::model::ErrorClass::Tls,
-                message,
             })?;
-        let conn = connect(s, tls.as_ref()).await?;
-        poll(&conn, s).await
-    }
-    .await;
-    TargetReport {
-        target: s.name.clone(),
-        at,
-        duration: started.elapsed(),
-        outcome,
+            Ok((pools::to_poll_data(&s.name, &raw), raw.sees_all_sessions))
+        }
     }
 }
 
@@ -200,127 +187,61 @@ fn needs_reconnect(conn: &PgConn, err: &PollError, answered: bool) -> bool {
     !answered || conn.client.is_closed() || matches!(err.class, Network | CannotConnectNow | Tls)
 }
 
-/// The polling loop of one target: sends one report per interval until `shutdown` turns true.
-pub async fn run(
-    s: TargetSettings,
-    metrics: SourceMetrics,
-    reports: mpsc::Sender<TargetReport>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let tls = match tls::connector(s.sslmode, s.sslrootcert.as_deref()) {
-        Ok(t) => t,
-        Err(message) => {
-            // Validation checked the file exists; it may still be unparsable.
-            let err = PollError {
-                class: crate::model::ErrorClass::Tls,
-                message,
-            };
-            tracing::error!(target_name = %s.name, error = %err.message, "TLS set-up failed; target will report down");
-            return report_forever(&s, err, reports, shutdown).await;
+/// A PostgreSQL target as a [`PollingSource`].
+pub struct PgSource {
+    settings: TargetSettings,
+    /// The TLS connector, or why it could not be built (an unparsable `sslrootcert`): then
+    /// every connection attempt fails with that reason, and the target reports down.
+    tls: Result<Option<MakeRustlsConnect>, String>,
+}
+
+impl PgSource {
+    /// Prepares the TLS set-up of `settings`; connecting happens in the poll loop.
+    pub fn new(settings: TargetSettings) -> PgSource {
+        let tls = tls::connector(settings.sslmode, settings.sslrootcert.as_deref());
+        if let Err(e) = &tls {
+            tracing::error!(target_name = %settings.name, error = %e, "TLS set-up failed; target will report down");
         }
-    };
-    let mut events = EventLog::default();
-    let mut backoff = Backoff::new(
-        s.interval.min(Duration::from_secs(1)),
-        s.reconnect_max_backoff,
-    );
-    let mut conn: Option<PgConn> = None;
-    let mut next_attempt = Instant::now();
-    let mut last_error: Option<PollError> = None;
-    let mut ticker = tokio::time::interval(s.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        let at = SystemTime::now();
-        let started = Instant::now();
-        // Connecting and polling give way to shutdown: a server that accepts and never answers
-        // would otherwise hold up the daemon's exit for the whole connect_timeout.
-        if conn.is_none() && Instant::now() >= next_attempt {
-            let attempt = tokio::select! {
-                r = connect(&s, tls.as_ref()) => r,
-                _ = shutdown.changed() => break,
-            };
-            match attempt {
-                Ok(c) => {
-                    events.connected(&metrics, &s.name, &s.endpoint, &c.server_version);
-                    backoff.reset();
-                    conn = Some(c);
-                }
-                Err(e) => {
-                    events.failed(&metrics, &s.name, &e);
-                    next_attempt = Instant::now() + backoff.next(rand::random::<f64>());
-                    last_error = Some(e);
-                }
+        PgSource { settings, tls }
+    }
+}
+
+impl PollingSource for PgSource {
+    type Conn = PgConn;
+
+    async fn connect(&self) -> Result<Session<PgConn>, PollError> {
+        let tls = self.tls.as_ref().map_err(|message| PollError {
+            class: ErrorClass::Tls,
+            message: message.clone(),
+        })?;
+        let conn = connect(&self.settings, tls.as_ref()).await?;
+        Ok(Session {
+            peer: format!("PostgreSQL {}", conn.server_version),
+            conn,
+        })
+    }
+
+    async fn poll(&self, conn: &mut PgConn) -> Result<PollData, PollFailure> {
+        match poll_answered(conn, &self.settings).await {
+            Ok((data, sees_all_sessions)) => {
+                warn_visibility(conn, &self.settings.name, sees_all_sessions);
+                Ok(data)
             }
-        }
-        let outcome = match &conn {
-            Some(c) => match tokio::select! {
-                r = poll_answered(c, &s) => r,
-                _ = shutdown.changed() => break,
-            } {
-                Ok(data) => {
-                    events.polled(&metrics, &s.name, started.elapsed().as_secs_f64());
-                    events.check_visibility(&s.name, data.server.sees_all_sessions);
-                    last_error = None;
-                    Ok(data)
-                }
-                Err((e, answered)) => {
-                    events.failed(&metrics, &s.name, &e);
-                    events.failed_duration(&metrics, &s.name, started.elapsed().as_secs_f64());
-                    if needs_reconnect(c, &e, answered) {
-                        conn = None;
-                        // Try again at the next tick: a dropped connection is usually a restart.
-                        next_attempt = Instant::now();
-                    }
-                    last_error = Some(e.clone());
-                    Err(e)
-                }
-            },
-            None => Err(last_error.clone().unwrap_or_else(|| PollError {
-                class: crate::model::ErrorClass::Network,
-                message: "not connected yet".into(),
-            })),
-        };
-        let report = TargetReport {
-            target: s.name.clone(),
-            at,
-            duration: started.elapsed(),
-            outcome,
-        };
-        if reports.send(report).await.is_err() {
-            break;
+            Err((error, answered)) => Err(PollFailure {
+                keep_session: !needs_reconnect(conn, &error, answered),
+                error,
+            }),
         }
     }
 }
 
-/// For a target that can never be polled (unusable TLS material): keep reporting the error so
-/// that it shows as down in metrics and alerts, until shutdown.
-async fn report_forever(
-    s: &TargetSettings,
-    err: PollError,
-    reports: mpsc::Sender<TargetReport>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(s.interval);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let report = TargetReport {
-            target: s.name.clone(),
-            at: SystemTime::now(),
-            duration: Duration::ZERO,
-            outcome: Err(err.clone()),
-        };
-        if reports.send(report).await.is_err() {
-            return;
-        }
+/// Warns, once per session, that the monitoring role lacks `pg_monitor`.
+fn warn_visibility(conn: &mut PgConn, target: &str, sees_all_sessions: bool) {
+    if !sees_all_sessions && !conn.warned_visibility {
+        tracing::warn!(
+            target_name = target,
+            "the monitoring role lacks pg_monitor: other roles' sessions are counted with state \"unknown\" and no ages; GRANT pg_monitor TO it"
+        );
     }
+    conn.warned_visibility = !sees_all_sessions;
 }

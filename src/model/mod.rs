@@ -1,57 +1,99 @@
 //! The uniform pool model every source reports in, and every consumer (rules, exporter, alert
 //! text, `snapshot`) reads. Nothing downstream of this module knows which source produced a pool.
 
+pub mod metric;
+
+pub use metric::PoolMetric;
+
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// What kind of pool a snapshot describes. The set is closed so that metric labels stay bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoolKind {
-    /// A PostgreSQL server's connection slots usable by ordinary roles.
-    Server,
-    /// A PostgreSQL role with a connection limit (`rolconnlimit >= 0`).
-    Role,
-    /// A PostgreSQL database with a connection limit (`datconnlimit >= 0`).
-    Database,
+/// What kind of pool a snapshot describes, as its source names it: the `kind` label of every
+/// series and alert of the pool. Sources define their kinds as constants (`server`, `role`,
+/// `database` for PostgreSQL; `pgbouncer_pool`, ... for PgBouncer), so the label stays bounded
+/// while a new source needs no change here.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PoolKind {
+    /// The label value.
+    #[serde(rename = "kind")]
+    pub name: &'static str,
+    /// Whether a pool of this kind stands for its target as a whole (PostgreSQL's server pool):
+    /// its alerts are named after the target alone, and target-level alerts (down, saturated)
+    /// quote its last numbers.
+    #[serde(skip)]
+    pub whole_target: bool,
 }
 
 impl PoolKind {
     /// The label value used in metrics, alert labels and matchers.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PoolKind::Server => "server",
-            PoolKind::Role => "role",
-            PoolKind::Database => "database",
-        }
+        self.name
+    }
+}
+
+impl PartialEq for PoolKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for PoolKind {}
+
+impl PartialOrd for PoolKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PoolKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(other.name)
+    }
+}
+
+impl std::hash::Hash for PoolKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
     }
 }
 
 impl fmt::Display for PoolKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.name)
     }
 }
 
-/// Identity of a pool: which target, what kind, and its name within the target.
+/// Identity of a pool: which target, what kind, and its name within the target. These three
+/// are the only labels of pool series (`target`, `kind`, `pool`); target `labels` from the
+/// configuration go on alerts only, so that series stay bounded and dashboards stable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PoolId {
     /// The configured target name (`[[targets]] name`).
     pub target: String,
     /// The kind of pool.
     pub kind: PoolKind,
-    /// Name within the target: `server` for the server pool, the role or database name otherwise.
+    /// Name within the target, unique per kind: `server` for PostgreSQL's server pool, the role
+    /// or database name, `database/user` for a PgBouncer pool.
     pub name: String,
+}
+
+impl PoolId {
+    /// How people name the pool in alert text: the target alone for a pool that stands for the
+    /// whole target, `target kind name` otherwise.
+    pub fn subject(&self) -> String {
+        if self.kind.whole_target {
+            self.target.clone()
+        } else {
+            format!("{} {} {}", self.target, self.kind, self.name)
+        }
+    }
 }
 
 impl fmt::Display for PoolId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            PoolKind::Server => write!(f, "{}", self.target),
-            _ => write!(f, "{} {} {}", self.target, self.kind, self.name),
-        }
+        f.write_str(&self.subject())
     }
 }
 
@@ -88,13 +130,14 @@ impl Holders {
 /// Semantics shared by every source:
 /// * `capacity` is the usable ceiling: the number of connections that can be taken before new
 ///   clients are refused or queued.
-/// * `in_use` counts what is taken out of `capacity`. For server-side pools (server, role,
-///   database) that is every client backend whatever its state, because an idle backend still
-///   holds a slot.
-/// * `idle` counts open connections doing no work. For server-side pools these are backends in
-///   state `idle`: a subset of `in_use`, shown because they hint that a client pool is oversized.
-/// * `waiting` counts clients queued for a connection. PostgreSQL itself never queues (it refuses
-///   with SQLSTATE 53300, reported as the target being saturated), so it is 0 for server-side pools.
+/// * `in_use` counts what is taken out of `capacity`. For PostgreSQL's pools that is every
+///   client backend whatever its state, because an idle backend still holds a slot; for a
+///   pooler or an application pool, the connections checked out by clients.
+/// * `idle` counts open connections doing no work: for PostgreSQL a subset of `in_use` (a hint
+///   that a client pool is oversized), for a pooler or application pool the connections ready
+///   to be handed out.
+/// * `waiting` counts clients queued for a connection. PostgreSQL itself never queues (it
+///   refuses, reported as the target being saturated), so it is 0 for PostgreSQL's pools.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolSnapshot {
     /// Which pool.
@@ -107,7 +150,37 @@ pub struct PoolSnapshot {
     pub idle: u64,
     /// Clients queued for a connection.
     pub waiting: u64,
-    /// Connections by state (`active`, `idle`, `idle in transaction`, ...), for the by-state gauges.
+    /// How long the longest-waiting queued client has waited (zero when none waits); `None`
+    /// when the source cannot tell (PostgreSQL never queues).
+    pub longest_wait: Option<Duration>,
+    /// Cumulative counters, when the source has them (turned into rates downstream).
+    pub counters: Counters,
+    /// A short human note on how `capacity` was derived, e.g. `max_connections 100, 3 reserved`.
+    pub capacity_note: String,
+    /// The pool of the same target whose capacity bounds this one when it has no limit of its
+    /// own (a PostgreSQL role or database is bounded by the server): a first limit on a pool in
+    /// use is a drop from the parent's capacity.
+    pub parent: Option<(PoolKind, String)>,
+    /// PostgreSQL's own view of the pool's sessions; `None` for other sources.
+    pub postgres: Option<PgSessions>,
+}
+
+/// Cumulative counters of a pool since its source started counting; each is `None` when the
+/// source does not count it. A counter that goes down was reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Clients that had to wait for a connection.
+    pub waits: Option<u64>,
+    /// Total time clients spent waiting, in seconds.
+    pub wait_seconds: Option<f64>,
+    /// Clients that gave up waiting (acquire timeouts).
+    pub timeouts: Option<u64>,
+}
+
+/// What PostgreSQL shows of a pool's sessions: states, transactions, locks and holders.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PgSessions {
+    /// Connections by state (`active`, `idle`, `idle in transaction`, ...).
     pub by_state: BTreeMap<String, u64>,
     /// Connections idle in transaction (`idle in transaction` and `... (aborted)`).
     pub idle_in_transaction: u64,
@@ -119,8 +192,6 @@ pub struct PoolSnapshot {
     pub lock_waiting: u64,
     /// Who holds the connections.
     pub holders: Holders,
-    /// A short human note on how `capacity` was derived, e.g. `max_connections 100, 3 reserved`.
-    pub capacity_note: String,
 }
 
 impl PoolSnapshot {
@@ -139,24 +210,26 @@ impl PoolSnapshot {
     }
 }
 
-/// Why a target could not be polled. The class is a bounded label value; the message stays out
-/// of metrics and is redacted of secrets before it is logged.
+/// Why a target could not be polled, in terms every source shares. The class is a bounded label
+/// value; the message stays out of metrics and never carries a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
-    /// SQLSTATE 53300 `too_many_connections`: the server is full. This is the incident itself.
+    /// The target refuses new clients because it is full — PostgreSQL's SQLSTATE 53300, PgBouncer's
+    /// `no more connections allowed (max_client_conn)`. This is the incident itself: the target
+    /// is *saturated*, not down.
     TooManyConnections,
-    /// SQLSTATE 57P03 `cannot_connect_now`: starting up, shutting down or in recovery.
+    /// The target is starting up, shutting down or in recovery (PostgreSQL 57P03).
     CannotConnectNow,
-    /// Authentication or authorisation failed (28P01, 28000, 42501, 3D000): a configuration problem.
+    /// Authentication or authorisation failed: a configuration problem.
     Auth,
     /// TLS negotiation or certificate verification failed.
     Tls,
     /// Connection refused, reset or closed; DNS failure.
     Network,
-    /// Connecting or querying took longer than the configured timeout.
+    /// Connecting or polling took longer than the configured timeout.
     Timeout,
-    /// The monitoring query failed for another reason.
+    /// The poll itself failed: the query or request was refused, or its answer was unusable.
     Query,
 }
 
@@ -255,20 +328,21 @@ impl fmt::Display for TargetState {
     }
 }
 
-/// Server facts read along with the pools, shown in `snapshot` and used in alert text.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ServerInfo {
-    /// `server_version_num`, e.g. 150004.
-    pub version_num: i32,
-    /// `max_connections`.
-    pub max_connections: i64,
-    /// `superuser_reserved_connections`.
-    pub superuser_reserved_connections: i64,
-    /// `reserved_connections` (PostgreSQL 16+; 0 before).
-    pub reserved_connections: i64,
-    /// Whether poolwatch's role can see other roles' sessions (`pg_monitor` /
-    /// `pg_read_all_stats`). Without it their state is hidden and counted as `unknown`.
-    pub sees_all_sessions: bool,
+/// A number about the target as a whole that its source reads along with the pools (PostgreSQL's
+/// `max_connections`, PgBouncer's `max_client_conn`), exported as the gauge `name` with the
+/// labels `target` plus `labels`. A source gives every fact of one name the same label names,
+/// so that each name is one well-formed family.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    /// Family name, e.g. `poolwatch_server_max_connections`.
+    pub name: &'static str,
+    /// The family's HELP text.
+    #[serde(skip)]
+    pub help: &'static str,
+    /// Labels beyond `target` (bounded by the source).
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
 }
 
 /// What one poll of one target produced: the result every consumer receives.
@@ -286,12 +360,15 @@ pub struct TargetReport {
 }
 
 /// The successful part of a poll.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PollData {
-    /// Server settings read in the same round trip.
-    pub server: ServerInfo,
+    /// One line about the target for people, e.g. `PostgreSQL 16.4, max_connections 100, 3
+    /// reserved for superusers`.
+    pub summary: String,
     /// Every pool of the target.
     pub pools: Vec<PoolSnapshot>,
+    /// Target-level numbers, exported as their own families.
+    pub facts: Vec<Fact>,
 }
 
 /// Alert severity. Ordered: `Warning < Critical`.

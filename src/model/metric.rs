@@ -1,0 +1,210 @@
+//! The numbers of a pool, in one table: what a threshold rule can compare ([`PoolMetric`]) and
+//! what `/metrics` exports per pool ([`POOL_FAMILIES`]) read the model through the same
+//! accessors, so a rule and a dashboard never disagree on what a number means. A number a
+//! source does not report (PostgreSQL's idle-in-transaction count for a PgBouncer pool, a wait
+//! time PostgreSQL never has) is absent: no series, and rules on it never fire.
+
+use super::PoolSnapshot;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A pool metric a threshold rule can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMetric {
+    /// `in_use / capacity`, 0–1.
+    Utilization,
+    /// Connections taken out of capacity.
+    InUse,
+    /// Open connections doing no work.
+    Idle,
+    /// Clients queued for a connection.
+    Waiting,
+    /// `capacity - in_use`.
+    Free,
+    /// The usable ceiling.
+    Capacity,
+    /// How long the longest-waiting queued client has waited, seconds (0 when none waits;
+    /// sources that can queue: PgBouncer, application pools).
+    LongestWaitSeconds,
+    /// Sessions idle in transaction (PostgreSQL).
+    IdleInTransaction,
+    /// Age of the oldest idle-in-transaction session, seconds (0 when none; PostgreSQL).
+    OldestIdleInTransactionSeconds,
+    /// Age of the oldest open transaction, seconds (0 when none; PostgreSQL).
+    OldestTransactionSeconds,
+    /// Sessions waiting on a lock (PostgreSQL).
+    LockWaiting,
+}
+
+impl PoolMetric {
+    /// Every metric, in declaration order.
+    pub const ALL: [PoolMetric; 11] = [
+        PoolMetric::Utilization,
+        PoolMetric::InUse,
+        PoolMetric::Idle,
+        PoolMetric::Waiting,
+        PoolMetric::Free,
+        PoolMetric::Capacity,
+        PoolMetric::LongestWaitSeconds,
+        PoolMetric::IdleInTransaction,
+        PoolMetric::OldestIdleInTransactionSeconds,
+        PoolMetric::OldestTransactionSeconds,
+        PoolMetric::LockWaiting,
+    ];
+
+    /// The name as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMetric::Utilization => "utilization",
+            PoolMetric::InUse => "in_use",
+            PoolMetric::Idle => "idle",
+            PoolMetric::Waiting => "waiting",
+            PoolMetric::Free => "free",
+            PoolMetric::Capacity => "capacity",
+            PoolMetric::LongestWaitSeconds => "longest_wait_seconds",
+            PoolMetric::IdleInTransaction => "idle_in_transaction",
+            PoolMetric::OldestIdleInTransactionSeconds => "oldest_idle_in_transaction_seconds",
+            PoolMetric::OldestTransactionSeconds => "oldest_transaction_seconds",
+            PoolMetric::LockWaiting => "lock_waiting",
+        }
+    }
+
+    /// The metric's value for `pool`; `None` when its source does not report it.
+    pub fn value(self, pool: &PoolSnapshot) -> Option<f64> {
+        let secs = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        let pg = pool.postgres.as_ref();
+        Some(match self {
+            PoolMetric::Utilization => pool.utilization(),
+            PoolMetric::InUse => pool.in_use as f64,
+            PoolMetric::Idle => pool.idle as f64,
+            PoolMetric::Waiting => pool.waiting as f64,
+            PoolMetric::Free => pool.free() as f64,
+            PoolMetric::Capacity => pool.capacity as f64,
+            PoolMetric::LongestWaitSeconds => pool.longest_wait?.as_secs_f64(),
+            PoolMetric::IdleInTransaction => pg?.idle_in_transaction as f64,
+            PoolMetric::OldestIdleInTransactionSeconds => secs(pg?.oldest_idle_in_transaction),
+            PoolMetric::OldestTransactionSeconds => secs(pg?.oldest_transaction),
+            PoolMetric::LockWaiting => pg?.lock_waiting as f64,
+        })
+    }
+}
+
+/// Whether a family is a gauge or a counter (a source's cumulative count, re-exported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyType {
+    /// Goes up and down.
+    Gauge,
+    /// Only goes up, except when the source restarts.
+    Counter,
+}
+
+/// One per-pool family of `/metrics`: labels `target`, `kind`, `pool`.
+pub struct PoolFamily {
+    /// The family name.
+    pub name: &'static str,
+    /// The HELP text.
+    pub help: &'static str,
+    /// Gauge or counter.
+    pub kind: FamilyType,
+    /// The value for a pool; `None` leaves the pool out of the family.
+    pub value: fn(&PoolSnapshot) -> Option<f64>,
+}
+
+/// Every per-pool family, in the order of the exposition.
+pub const POOL_FAMILIES: [PoolFamily; 13] = [
+    PoolFamily {
+        name: "poolwatch_pool_capacity",
+        help: "Usable connection limit of the pool.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::Capacity.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_in_use",
+        help: "Connections taken out of the pool's capacity (PostgreSQL pools: every client backend, whatever its state).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::InUse.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_idle",
+        help: "Open connections doing no work.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::Idle.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_waiting",
+        help: "Clients queued for a connection.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::Waiting.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_utilization_ratio",
+        help: "in_use / capacity.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::Utilization.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_longest_wait_seconds",
+        help: "How long the longest-waiting queued client has waited; 0 when none waits (pools that can queue).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::LongestWaitSeconds.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_waits_total",
+        help: "Clients that had to wait for a connection, as counted by the pool's source.",
+        kind: FamilyType::Counter,
+        value: |p| p.counters.waits.map(|n| n as f64),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_wait_seconds_total",
+        help: "Total time clients waited for a connection, as counted by the pool's source.",
+        kind: FamilyType::Counter,
+        value: |p| p.counters.wait_seconds,
+    },
+    PoolFamily {
+        name: "poolwatch_pool_timeouts_total",
+        help: "Clients that gave up waiting for a connection, as counted by the pool's source.",
+        kind: FamilyType::Counter,
+        value: |p| p.counters.timeouts.map(|n| n as f64),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_idle_in_transaction",
+        help: "Sessions idle in transaction (holding a slot and locks while doing nothing; PostgreSQL pools).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::IdleInTransaction.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_oldest_idle_in_transaction_seconds",
+        help: "Age of the oldest idle-in-transaction session's current state; 0 when there is none (PostgreSQL pools).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::OldestIdleInTransactionSeconds.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_oldest_transaction_seconds",
+        help: "Age of the oldest open transaction; 0 when there is none (PostgreSQL pools).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::OldestTransactionSeconds.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_lock_waiting",
+        help: "Sessions waiting on a lock (PostgreSQL pools).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::LockWaiting.value(p),
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::PoolMetric;
+    use serde::Deserialize;
+
+    #[test]
+    fn as_str_is_the_config_spelling() {
+        for m in PoolMetric::ALL {
+            let parsed = PoolMetric::deserialize(serde::de::value::StrDeserializer::<
+                serde::de::value::Error,
+            >::new(m.as_str()));
+            assert_eq!(parsed, Ok(m), "{}", m.as_str());
+        }
+    }
+}
