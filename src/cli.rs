@@ -129,13 +129,7 @@ fn check_config(file: &std::path::Path) -> i32 {
             println!("{}: valid", file.display());
             println!("targets ({}):", c.targets.len());
             for t in &c.targets {
-                println!(
-                    "  {:<20} {} every {}, sslmode {}",
-                    t.name,
-                    t.endpoint,
-                    crate::timefmt::human(t.interval),
-                    t.sslmode.as_str()
-                );
+                println!("  {}", t.describe());
             }
             println!("rules ({}):", c.rules.rules().len());
             for r in c.rules.rules() {

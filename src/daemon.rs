@@ -6,14 +6,13 @@
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
 
 use crate::alert::Engine;
-use crate::config::target::TargetSettings;
 use crate::config::{self, Config};
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::notify::{NotifyMetrics, ReceiverSet};
-use crate::source::{self, SourceMetrics};
+use crate::source::{SourceMetrics, TargetSettings};
 use crate::store::Store;
 use prometheus::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -214,13 +213,8 @@ impl Daemon {
         let (stop, stop_rx) = watch::channel(false);
         self.source_metrics.init_target(&t.name);
         self.labels.insert(t.name.clone(), t.labels.clone());
-        let task = source::spawn(
-            &t,
-            self.source_metrics.clone(),
-            self.reports.clone(),
-            stop_rx,
-        );
-        tracing::info!(target_name = %t.name, endpoint = %t.endpoint, interval = ?t.interval, "watching target");
+        let task = t.spawn(self.source_metrics.clone(), self.reports.clone(), stop_rx);
+        tracing::info!(target_name = %t.name, kind = t.kind(), endpoint = %t.endpoint(), interval = ?t.cadence.interval, "watching target");
         self.sources.insert(
             t.name.clone(),
             Running {
@@ -250,8 +244,7 @@ impl Daemon {
         if let Some(r) = self.sources.remove(name) {
             let _ = r.stop.send(true);
             // A source stops at once, even mid-connect or mid-poll; this limit is a safety net.
-            let limit =
-                r.settings.statement_timeout + r.settings.connect_timeout + Duration::from_secs(1);
+            let limit = r.settings.stop_bound();
             let abort = r.task.abort_handle();
             if tokio::time::timeout(limit, r.task).await.is_err() {
                 abort.abort();
@@ -347,7 +340,7 @@ impl Daemon {
             .filter(|t| {
                 self.sources
                     .get(&t.name)
-                    .is_some_and(|r| r.settings.same_as(t))
+                    .is_some_and(|r| r.settings.same_polling(t))
             })
             .map(|t| t.name.clone())
             .collect();

@@ -18,7 +18,7 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
         ..
     } = config;
     let reports: Vec<TargetReport> =
-        futures_util::future::join_all(targets.iter().map(crate::source::poll_target_once)).await;
+        futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
     let now = SystemTime::now();
     for (t, r) in targets.iter().zip(&reports) {

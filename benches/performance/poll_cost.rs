@@ -22,8 +22,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use poolwatch::config::target::TargetSettings;
+use poolwatch::source::postgres::config::PgSettings as TargetSettings;
 use poolwatch::source::postgres::{self, query::POLL_SQL, PgConn};
+use poolwatch::source::target::SourceSettings;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::clients::{self, Clients, PASSWORD};
@@ -129,13 +130,16 @@ fn target_settings_at(name: &str, port: u16, extra: &str) -> TargetSettings {
     );
     let mut config = poolwatch::config::parse(Path::new("bench.toml"), &toml)
         .unwrap_or_else(|problems| panic!("bench config: {problems:?}"));
-    config.targets.remove(0)
+    match config.targets.remove(0).source {
+        SourceSettings::Postgres(s) => s,
+        other => panic!("not a postgres target: {other:?}"),
+    }
 }
 
 async fn connect(s: &TargetSettings) -> PgConn {
     postgres::connect(s, None)
         .await
-        .unwrap_or_else(|e| panic!("poolwatch connect to {}: {}", s.endpoint, e.message))
+        .unwrap_or_else(|e| panic!("poolwatch connect to {}: {}", s.conn.endpoint, e.message))
 }
 
 fn check_in_use(name: &str, data: &poolwatch::model::PollData, expect: u64) {

@@ -3,10 +3,10 @@
 //! reload can swap configs atomically or keep the running one.
 
 use super::schema::{AlertingConfig, RawConfig};
-use super::target::{self, TargetSettings};
 use super::values::{Problem, Problems};
 use crate::notify::{self, ReceiverSettings};
 use crate::rules::RuleSet;
+use crate::source::target::{self, TargetSettings};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,21 +97,21 @@ fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Con
     if raw.targets.is_empty() {
         problems.at(
             "targets",
-            "no [[targets]]: add at least one PostgreSQL server to watch",
+            "no [[targets]]: add at least one target (a PostgreSQL server or a PgBouncer) to watch",
         );
     }
     let mut names = HashSet::new();
     let mut targets = Vec::new();
     for (i, t) in raw.targets.iter().enumerate() {
-        if !names.insert(t.name.as_str()) {
-            problems.at(
-                format!("targets[{i}].name"),
-                format!("duplicate target name \"{}\"", t.name),
-            );
+        if let Some(name) = t.get("name").and_then(toml::Value::as_str) {
+            if !names.insert(name) {
+                problems.at(
+                    format!("targets[{i}].name"),
+                    format!("duplicate target name \"{name}\""),
+                );
+            }
         }
-        if let Some(s) = target::resolve(i, t, problems) {
-            targets.push(s);
-        }
+        targets.extend(target::resolve(i, t, problems));
     }
     let rules = RuleSet::build(&raw.rules, a.builtin_rules, problems);
     let receivers = notify::settings_from_config(&raw.receivers, problems);
@@ -127,7 +127,7 @@ fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Con
 }
 
 /// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
-fn with_suggestion(message: &str) -> String {
+pub(crate) fn with_suggestion(message: &str) -> String {
     let Some(rest) = message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("unknown variant `"))
@@ -172,7 +172,7 @@ mod example_tests {
         assert_eq!(config.targets.len(), 1);
         assert_eq!(config.targets[0].name, "local");
         assert_eq!(
-            config.targets[0].endpoint,
+            config.targets[0].endpoint(),
             "poolwatch@127.0.0.1:5432/postgres"
         );
         assert_eq!(config.receivers.len(), 1);

@@ -19,9 +19,10 @@ pub struct RawConfig {
     /// Alerting behaviour shared by all rules and receivers.
     #[serde(default)]
     pub alerting: AlertingConfig,
-    /// PostgreSQL servers to watch.
+    /// Targets to watch, as written: each is validated by its source
+    /// ([`crate::source::target::resolve`]), which knows its keys.
     #[serde(default)]
-    pub targets: Vec<TargetConfig>,
+    pub targets: Vec<toml::Table>,
     /// Threshold rules; entries named like a built-in rule override or disable it.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
@@ -96,118 +97,6 @@ impl Default for AlertingConfig {
             state_file: None,
         }
     }
-}
-
-/// TLS mode towards PostgreSQL, with libpq's meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// Never use TLS.
-    Disable,
-    /// Use TLS if the server offers it, without verifying the certificate (libpq's default).
-    #[default]
-    Prefer,
-    /// Require TLS, without verifying the certificate.
-    Require,
-    /// Require TLS and verify the certificate chain against `sslrootcert` (or the system's
-    /// roots), but not the host name.
-    VerifyCa,
-    /// Require TLS, verify the chain and that the certificate names the host.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// libpq's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// Parses libpq's spelling.
-    pub fn parse(s: &str) -> Option<SslMode> {
-        Some(match s {
-            "disable" => SslMode::Disable,
-            "prefer" | "allow" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            _ => return None,
-        })
-    }
-}
-
-/// `[[targets]]`: one PostgreSQL server. Connection settings come either as `url` or as the
-/// separate keys; a key set both ways is an error.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// Unique name; the `target` label everywhere. Required.
-    pub name: String,
-    /// libpq connection URI (`postgres://user:pass@host:5432/db?sslmode=verify-full`) or
-    /// key/value string (`host=... user=...`). Treated as a secret: it may hold a password.
-    #[serde(default)]
-    pub url: Option<SecretRef>,
-    /// Host name, IP address or Unix socket directory. Default `localhost`.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Port. Default 5432.
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Role to connect as. Default `poolwatch`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password, literal or `${ENV_VAR}`. Never logged.
-    #[serde(default)]
-    pub password: Option<SecretRef>,
-    /// File holding the password (trailing newline ignored). Exclusive with `password`.
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Database to connect to. Default `postgres`.
-    #[serde(default)]
-    pub dbname: Option<String>,
-    /// TLS mode. Default `prefer` (as libpq).
-    #[serde(default)]
-    pub sslmode: Option<SslMode>,
-    /// PEM file of CA certificates for `verify-ca` / `verify-full`. Default: the bundled
-    /// Mozilla roots.
-    #[serde(default)]
-    pub sslrootcert: Option<PathBuf>,
-    /// How often to poll. Default `"5s"`; at least `"100ms"`.
-    #[serde(default = "default_interval")]
-    pub interval: HumanDuration,
-    /// Timeout for establishing the connection (TCP, TLS, authentication). Default `"5s"`.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: HumanDuration,
-    /// `statement_timeout` set on poolwatch's session, and the client-side limit on one poll.
-    /// Default `"2s"`.
-    #[serde(default = "default_statement_timeout")]
-    pub statement_timeout: HumanDuration,
-    /// Upper bound of the reconnect backoff. Default `"10s"`: short, because reconnecting is how
-    /// poolwatch learns that a saturated server has room again.
-    #[serde(default = "default_max_backoff")]
-    pub reconnect_max_backoff: HumanDuration,
-    /// Extra labels put on this target's alerts (not on metrics, to keep series bounded), e.g.
-    /// `{ env = "prod", team = "orders" }`.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_interval() -> HumanDuration {
-    HumanDuration::secs(5)
-}
-fn default_connect_timeout() -> HumanDuration {
-    HumanDuration::secs(5)
-}
-fn default_statement_timeout() -> HumanDuration {
-    HumanDuration::secs(2)
-}
-fn default_max_backoff() -> HumanDuration {
-    HumanDuration::secs(10)
 }
 
 /// A built-in condition that is not a simple threshold.

@@ -144,6 +144,9 @@ pub struct PoolSnapshot {
     pub id: PoolId,
     /// Usable ceiling.
     pub capacity: u64,
+    /// The part of `capacity` that is there only for now (PgBouncer's reserve pool while it is
+    /// in use): not a configured limit, so its coming and going is no capacity change.
+    pub temporary_capacity: u64,
     /// Taken out of `capacity`.
     pub in_use: u64,
     /// Open but doing no work.
@@ -202,6 +205,12 @@ impl PoolSnapshot {
             return if self.in_use > 0 { 1.0 } else { 0.0 };
         }
         self.in_use as f64 / self.capacity as f64
+    }
+
+    /// The configured ceiling: `capacity` without its temporary part. Capacity history and
+    /// `capacity_dropped` compare this.
+    pub fn configured_capacity(&self) -> u64 {
+        self.capacity.saturating_sub(self.temporary_capacity)
     }
 
     /// Slots still free (`capacity - in_use`, never negative).

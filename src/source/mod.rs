@@ -11,16 +11,25 @@
 //! * [`backoff`] — the reconnect backoff (pure).
 //! * [`events`] — [`SourceMetrics`] and [`EventLog`]: every event counted and logged from one
 //!   place, once per change.
+//! * [`pgwire`] — what the PostgreSQL and PgBouncer sources share: sessions over the wire
+//!   protocol, TLS, error classification.
 //! * [`postgres`] — PostgreSQL: one long-lived connection, one prepared query per poll.
+//! * [`target`] — `[[targets]]`: the keys every target has, the loop's, and each source's;
+//!   [`target::TargetSettings`] starts a target's task or polls it once.
+//! * [`pgbouncer`] — PgBouncer's admin console: one long-lived session, `SHOW` commands read
+//!   by column name.
 
 pub mod backoff;
 pub mod events;
+pub mod pgbouncer;
+pub mod pgwire;
 pub mod poll_loop;
 pub mod postgres;
+pub mod target;
 
 pub use events::{EventLog, SourceMetrics};
+pub use target::TargetSettings;
 
-use crate::config::target::TargetSettings;
 use crate::model::{PollData, PollError, TargetReport};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
@@ -84,29 +93,4 @@ pub struct Cadence {
     pub interval: Duration,
     /// Upper bound of the reconnect backoff; its first step is `min(interval, 1s)`.
     pub max_backoff: Duration,
-}
-
-/// Starts the polling task of a target.
-pub fn spawn(
-    t: &TargetSettings,
-    metrics: SourceMetrics,
-    reports: tokio::sync::mpsc::Sender<TargetReport>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let id = poll_loop::Identity {
-        name: t.name.clone(),
-        endpoint: t.endpoint.clone(),
-    };
-    let cadence = Cadence {
-        interval: t.interval,
-        max_backoff: t.reconnect_max_backoff,
-    };
-    let channels = poll_loop::Channels { reports, shutdown };
-    let source = postgres::PgSource::new(t.clone());
-    tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
-}
-
-/// Polls a target once (connect, poll, disconnect): for `poolwatch snapshot`.
-pub async fn poll_target_once(t: &TargetSettings) -> TargetReport {
-    poll_once(&t.name, &postgres::PgSource::new(t.clone())).await
 }

@@ -27,6 +27,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// Shortest poll interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Who a loop polls, for reports, logs and metrics.
 #[derive(Debug, Clone)]
 pub struct Identity {

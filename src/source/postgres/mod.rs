@@ -7,140 +7,74 @@
 //! re-opened per poll: when the server is full, a monitor that needs a new connection for each
 //! poll goes blind exactly when it is needed.
 
-pub mod classify;
+pub mod config;
 pub mod pools;
 pub mod query;
-pub mod tls;
 
+use super::pgwire::{self, classify, tls, Wire};
 use super::{PollFailure, PollingSource, Session};
-use crate::config::target::TargetSettings;
 use crate::model::{ErrorClass, PollData, PollError};
+use config::PgSettings;
 use std::time::Duration;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Statement};
+use tokio_postgres::Statement;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// An open monitoring connection.
 pub struct PgConn {
-    client: Client,
+    wire: Wire,
     /// The monitoring query, prepared once per connection: each poll is then one Bind/Execute
     /// round trip with no parsing or planning on the server.
     statement: Statement,
-    driver: JoinHandle<()>,
     /// `server_version` as reported at start-up.
     pub server_version: String,
     /// Set once this session has warned that the monitoring role lacks `pg_monitor`.
     warned_visibility: bool,
 }
 
-impl Drop for PgConn {
-    fn drop(&mut self) {
-        // Dropping the client makes the driver send Terminate and finish, so the server sees a
-        // clean goodbye; a driver stuck on a dead peer is aborted a little later.
-        let abort = self.driver.abort_handle();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                abort.abort();
-            });
-        } else {
-            abort.abort();
-        }
-    }
-}
-
-fn session_config(s: &TargetSettings) -> tokio_postgres::Config {
-    let mut cfg = s.pg.clone();
-    cfg.application_name("poolwatch");
-    cfg.connect_timeout(s.connect_timeout);
-    // A long-lived connection must notice a peer that vanished without a reset.
-    cfg.keepalives(true);
-    cfg.keepalives_idle(Duration::from_secs(30));
-    // poolwatch's session settings come after any `options` from the URL, so they win.
+/// The session settings poolwatch adds: a `statement_timeout`, read-only transactions, and a
+/// cap on idle-in-transaction time should poolwatch ever leave one open. They come after any
+/// `options` from the URL, so they win.
+fn session_config(s: &PgSettings) -> tokio_postgres::Config {
+    let c = &s.conn;
+    let mut cfg = pgwire::base_config(&c.pg, c.sslmode, c.connect_timeout);
     let ours = format!(
         "-c statement_timeout={} -c default_transaction_read_only=on -c idle_in_transaction_session_timeout=60000",
         s.statement_timeout.as_millis().max(1)
     );
-    match s.pg.get_options() {
+    match c.pg.get_options() {
         Some(user) if !user.trim().is_empty() => cfg.options(format!("{user} {ours}")),
         _ => cfg.options(ours),
     };
-    cfg.ssl_mode(match s.sslmode {
-        crate::config::schema::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-        crate::config::schema::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-        _ => tokio_postgres::config::SslMode::Require,
-    });
     cfg
 }
 
-/// Opens the monitoring connection.
-pub async fn connect(
-    s: &TargetSettings,
-    tls: Option<&MakeRustlsConnect>,
-) -> Result<PgConn, PollError> {
-    let cfg = session_config(s);
-    // tokio-postgres applies connect_timeout per host; this bounds the whole start-up too.
-    let limit = s.connect_timeout + Duration::from_millis(500);
-    let attempt = async {
-        match tls {
-            Some(tls) => {
-                let (client, conn) = cfg.connect(tls.clone()).await?;
-                Ok::<_, tokio_postgres::Error>((client, spawn_driver(conn)))
-            }
-            None => {
-                let (client, conn) = cfg.connect(NoTls).await?;
-                Ok((client, spawn_driver(conn)))
-            }
-        }
+/// Opens the monitoring connection and prepares the monitoring query on it.
+pub async fn connect(s: &PgSettings, tls: Option<&MakeRustlsConnect>) -> Result<PgConn, PollError> {
+    let limit = s.conn.connect_timeout + Duration::from_millis(500);
+    let wire = pgwire::open(&session_config(s), tls, limit).await?;
+    let setup = async {
+        let version = wire.client.simple_query("SHOW server_version").await?;
+        let statement = wire.client.prepare(query::POLL_SQL).await?;
+        Ok::<_, tokio_postgres::Error>((
+            pgwire::first_cell(&version).unwrap_or_default(),
+            statement,
+        ))
     };
-    match tokio::time::timeout(limit, attempt).await {
-        Err(_) => Err(classify::timed_out("connecting", limit)),
-        Ok(Err(e)) => Err(classify::classify(&e)),
-        Ok(Ok((client, driver))) => {
-            let setup = async {
-                let version = client.simple_query("SHOW server_version").await?;
-                let statement = client.prepare(query::POLL_SQL).await?;
-                Ok::<_, tokio_postgres::Error>((
-                    first_cell(&version).unwrap_or_default(),
-                    statement,
-                ))
-            };
-            let (server_version, statement) = match tokio::time::timeout(limit, setup).await {
-                Err(_) => return Err(classify::timed_out("preparing the monitoring query", limit)),
-                Ok(Err(e)) => return Err(classify::classify(&e)),
-                Ok(Ok(ok)) => ok,
-            };
-            Ok(PgConn {
-                client,
-                statement,
-                driver,
-                server_version,
-                warned_visibility: false,
-            })
-        }
-    }
-}
-
-fn spawn_driver<S, T>(conn: tokio_postgres::Connection<S, T>) -> JoinHandle<()>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio_postgres::tls::TlsStream + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        // The error, if any, surfaces on the next query as a closed connection.
-        let _ = conn.await;
-    })
-}
-
-fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
-    msgs.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
+    let (server_version, statement) = match tokio::time::timeout(limit, setup).await {
+        Err(_) => return Err(classify::timed_out("preparing the monitoring query", limit)),
+        Ok(Err(e)) => return Err(classify::classify(&e)),
+        Ok(Ok(ok)) => ok,
+    };
+    Ok(PgConn {
+        wire,
+        statement,
+        server_version,
+        warned_visibility: false,
     })
 }
 
 /// Runs the monitoring query once on an open connection.
-pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollError> {
+pub async fn poll(conn: &PgConn, s: &PgSettings) -> Result<PollData, PollError> {
     poll_answered(conn, s)
         .await
         .map(|(data, _)| data)
@@ -152,10 +86,10 @@ pub async fn poll(conn: &PgConn, s: &TargetSettings) -> Result<PollData, PollErr
 /// so the connection itself is suspect).
 async fn poll_answered(
     conn: &PgConn,
-    s: &TargetSettings,
+    s: &PgSettings,
 ) -> Result<(PollData, bool), (PollError, bool)> {
     let limit = s.statement_timeout + Duration::from_millis(500);
-    let query = conn.client.query_opt(&conn.statement, &[]);
+    let query = conn.wire.client.query_opt(&conn.statement, &[]);
     let answered = |e: PollError| (e, true);
     match tokio::time::timeout(limit, query).await {
         Err(_) => Err((classify::timed_out("the monitoring query", limit), false)),
@@ -184,12 +118,14 @@ async fn poll_answered(
 /// back in. No answer at all (`answered` false) means the connection itself is suspect.
 fn needs_reconnect(conn: &PgConn, err: &PollError, answered: bool) -> bool {
     use crate::model::ErrorClass::*;
-    !answered || conn.client.is_closed() || matches!(err.class, Network | CannotConnectNow | Tls)
+    !answered
+        || conn.wire.client.is_closed()
+        || matches!(err.class, Network | CannotConnectNow | Tls)
 }
 
 /// A PostgreSQL target as a [`PollingSource`].
 pub struct PgSource {
-    settings: TargetSettings,
+    settings: PgSettings,
     /// The TLS connector, or why it could not be built (an unparsable `sslrootcert`): then
     /// every connection attempt fails with that reason, and the target reports down.
     tls: Result<Option<MakeRustlsConnect>, String>,
@@ -197,8 +133,8 @@ pub struct PgSource {
 
 impl PgSource {
     /// Prepares the TLS set-up of `settings`; connecting happens in the poll loop.
-    pub fn new(settings: TargetSettings) -> PgSource {
-        let tls = tls::connector(settings.sslmode, settings.sslrootcert.as_deref());
+    pub fn new(settings: PgSettings) -> PgSource {
+        let tls = tls::connector(settings.conn.sslmode, settings.conn.sslrootcert.as_deref());
         if let Err(e) = &tls {
             tracing::error!(target_name = %settings.name, error = %e, "TLS set-up failed; target will report down");
         }

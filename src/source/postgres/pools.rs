@@ -30,8 +30,7 @@ pub const DATABASE: PoolKind = PoolKind {
     whole_target: false,
 };
 
-/// The `application_name` every poolwatch session sets.
-pub const APPLICATION_NAME: &str = "poolwatch";
+use crate::source::pgwire::APPLICATION_NAME;
 
 /// Turns the answer into pools and facts.
 pub fn to_poll_data(target: &str, raw: &RawPoll) -> PollData {
@@ -190,6 +189,7 @@ fn aggregate(id: PoolId, capacity: u64, capacity_note: String, groups: &[&Group]
     PoolSnapshot {
         id,
         capacity,
+        temporary_capacity: 0,
         in_use,
         idle: s.by_state.get("idle").copied().unwrap_or(0),
         waiting: 0,

@@ -2,7 +2,7 @@
 //! `prefer`/`require` encrypt without verifying, `verify-ca` checks the chain, `verify-full`
 //! checks the chain and the host name.
 
-use crate::config::schema::SslMode;
+use super::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;

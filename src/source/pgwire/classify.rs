@@ -1,5 +1,6 @@
-//! Classifies what went wrong talking to PostgreSQL. The class decides the target's state
-//! (53300 means *saturated*, not *down*) and is the bounded label of the error counter.
+//! Classifies what went wrong talking to PostgreSQL or PgBouncer. The class decides the
+//! target's state (PostgreSQL's 53300 and PgBouncer's `no more connections allowed` mean
+//! *saturated*, not *down*) and is the bounded label of the error counter.
 
 use crate::model::{ErrorClass, PollError};
 use tokio_postgres::error::SqlState;
@@ -9,7 +10,10 @@ use tokio_postgres::error::SqlState;
 pub fn classify(e: &tokio_postgres::Error) -> PollError {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let class = if *code == SqlState::TOO_MANY_CONNECTIONS {
+        // PgBouncer refuses a client beyond max_client_conn (or a database's or user's client
+        // limit) with this message and a generic SQLSTATE.
+        let full = db.message().starts_with("no more connections allowed");
+        let class = if *code == SqlState::TOO_MANY_CONNECTIONS || full {
             ErrorClass::TooManyConnections
         } else if [
             SqlState::CANNOT_CONNECT_NOW,

@@ -1,0 +1,319 @@
+//! `[[targets]]`: what every target has (`name`, `type`, `labels`), the poll loop's keys
+//! (`interval`, `reconnect_max_backoff`), and the source's own keys, each group validated by
+//! the part of the program that uses it. `type` picks the source (`postgres` when absent, so
+//! files written before there were other sources keep working).
+//!
+//! Adding a source means one variant of [`SourceSettings`] and one arm in [`resolve`].
+
+use super::pgbouncer::{self, config::BouncerSettings};
+use super::pgwire::config::{check_timeout, ConnConfig, CONN_KEYS};
+use super::postgres::{self, config::PgSettings};
+use super::{poll_loop, Cadence, SourceMetrics};
+use crate::config::values::{HumanDuration, Problems};
+use crate::model::TargetReport;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// The source types, as `type` values.
+pub const TYPES: [&str; 2] = ["postgres", "pgbouncer"];
+
+/// Keys every target has.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Common {
+    /// Unique name; the `target` label everywhere. Required.
+    name: String,
+    /// Extra labels put on this target's alerts (not on metrics, to keep series bounded), e.g.
+    /// `{ env = "prod", team = "orders" }`.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+const COMMON_KEYS: [&str; 2] = ["name", "labels"];
+
+/// The poll loop's keys, the same for every polling source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoopConfig {
+    /// How often to poll. Default `"1s"`; at least `"100ms"`.
+    #[serde(default = "default_interval")]
+    interval: HumanDuration,
+    /// Upper bound of the reconnect backoff. Default `"10s"`: short, because reconnecting is
+    /// how poolwatch learns that a saturated target has room again.
+    #[serde(default = "default_max_backoff")]
+    reconnect_max_backoff: HumanDuration,
+}
+
+const LOOP_KEYS: [&str; 2] = ["interval", "reconnect_max_backoff"];
+
+fn default_interval() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+/// Longest interval accepted: beyond that a monitor is blind.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A validated target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSettings {
+    /// Target name (`target` label).
+    pub name: String,
+    /// Extra alert labels.
+    pub labels: BTreeMap<String, String>,
+    /// Poll interval and reconnect backoff.
+    pub cadence: Cadence,
+    /// The source and its own settings.
+    pub source: SourceSettings,
+}
+
+/// Each source's validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSettings {
+    /// `type = "postgres"`.
+    Postgres(PgSettings),
+    /// `type = "pgbouncer"`.
+    Pgbouncer(BouncerSettings),
+}
+
+impl TargetSettings {
+    /// The source's `type`.
+    pub fn kind(&self) -> &'static str {
+        match &self.source {
+            SourceSettings::Postgres(_) => "postgres",
+            SourceSettings::Pgbouncer(_) => "pgbouncer",
+        }
+    }
+
+    /// Where the target is, without secrets (`user@host:port/db`).
+    pub fn endpoint(&self) -> &str {
+        match &self.source {
+            SourceSettings::Postgres(s) => &s.conn.endpoint,
+            SourceSettings::Pgbouncer(s) => &s.conn.endpoint,
+        }
+    }
+
+    /// One line for `check-config`, as the source describes itself.
+    pub fn describe(&self) -> String {
+        let how = match &self.source {
+            SourceSettings::Postgres(s) => s.describe(),
+            SourceSettings::Pgbouncer(s) => s.describe(),
+        };
+        format!(
+            "{:<20} {} every {}, {how}",
+            self.name,
+            self.kind(),
+            crate::timefmt::human(self.cadence.interval)
+        )
+    }
+
+    /// True when a reload would not change how this target is polled, so its session can be
+    /// kept: everything but the alert `labels`, which apply without touching the session.
+    pub fn same_polling(&self, other: &TargetSettings) -> bool {
+        self.name == other.name && self.cadence == other.cadence && self.source == other.source
+    }
+
+    /// How long stopping its task may take at most (a safety net: it stops at once).
+    pub fn stop_bound(&self) -> Duration {
+        let (connect, poll) = match &self.source {
+            SourceSettings::Postgres(s) => (s.conn.connect_timeout, s.statement_timeout),
+            SourceSettings::Pgbouncer(s) => (s.conn.connect_timeout, s.poll_timeout),
+        };
+        connect + poll + Duration::from_secs(1)
+    }
+
+    /// Starts the polling task of the target.
+    pub fn spawn(
+        &self,
+        metrics: SourceMetrics,
+        reports: mpsc::Sender<TargetReport>,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let id = poll_loop::Identity {
+            name: self.name.clone(),
+            endpoint: self.endpoint().to_string(),
+        };
+        let channels = poll_loop::Channels { reports, shutdown };
+        let cadence = self.cadence;
+        match &self.source {
+            SourceSettings::Postgres(s) => {
+                let source = postgres::PgSource::new(s.clone());
+                tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+            }
+            SourceSettings::Pgbouncer(s) => {
+                let source = pgbouncer::BouncerSource::new(s.clone());
+                tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+            }
+        }
+    }
+
+    /// Polls the target once (connect, poll, disconnect): for `poolwatch snapshot`.
+    pub async fn poll_once(&self) -> TargetReport {
+        match &self.source {
+            SourceSettings::Postgres(s) => {
+                super::poll_once(&self.name, &postgres::PgSource::new(s.clone())).await
+            }
+            SourceSettings::Pgbouncer(s) => {
+                super::poll_once(&self.name, &pgbouncer::BouncerSource::new(s.clone())).await
+            }
+        }
+    }
+}
+
+/// Validates `[[targets]]` entry `i` (as written, a TOML table), recording problems under
+/// `targets[i]`.
+pub fn resolve(i: usize, table: &toml::Table, problems: &mut Problems) -> Option<TargetSettings> {
+    let prefix = format!("targets[{i}]");
+    let before = problems.len();
+    let mut rest = table.clone();
+    let kind = match rest.remove("type") {
+        None => "postgres".to_string(),
+        Some(toml::Value::String(s)) => s,
+        Some(_) => {
+            problems.at(
+                format!("{prefix}.type"),
+                "must be a string such as \"postgres\"",
+            );
+            return None;
+        }
+    };
+    if !TYPES.contains(&kind.as_str()) {
+        let hint = crate::rules::did_you_mean(&kind, TYPES)
+            .map(|t| format!(" (did you mean \"{t}\"?)"))
+            .unwrap_or_default();
+        problems.at(
+            format!("{prefix}.type"),
+            format!(
+                "unknown target type \"{kind}\"{hint}: expected one of \"postgres\", \"pgbouncer\""
+            ),
+        );
+        return None;
+    }
+    let common: Option<Common> = take(&mut rest, &COMMON_KEYS, &prefix, problems);
+    let cadence: Option<LoopConfig> = take(&mut rest, &LOOP_KEYS, &prefix, problems);
+    let conn: Option<ConnConfig> = take(&mut rest, &CONN_KEYS, &prefix, problems);
+    let (common, cadence, conn) = (common?, cadence?, conn?);
+    check_common(&common, &prefix, problems);
+    check_cadence(&cadence, &prefix, problems);
+    let name = common.name.as_str();
+    let source = match kind.as_str() {
+        "postgres" => {
+            let own: postgres::config::PgConfig = own_keys(rest, &prefix, problems)?;
+            own.resolve(name, &prefix, &conn, problems)
+                .map(SourceSettings::Postgres)
+        }
+        _ => {
+            let own: pgbouncer::config::BouncerConfig = own_keys(rest, &prefix, problems)?;
+            own.resolve(name, &prefix, &conn, problems)
+                .map(SourceSettings::Pgbouncer)
+        }
+    }?;
+    if problems.len() > before {
+        return None;
+    }
+    Some(TargetSettings {
+        name: common.name,
+        labels: common.labels,
+        cadence: Cadence {
+            interval: cadence.interval.0,
+            max_backoff: cadence.reconnect_max_backoff.0,
+        },
+        source,
+    })
+}
+
+fn check_common(c: &Common, prefix: &str, problems: &mut Problems) {
+    let at = |k: &str| format!("{prefix}.{k}");
+    if c.name.trim().is_empty() {
+        problems.at(at("name"), "must not be empty");
+    } else if !c
+        .name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        problems.at(at("name"), "use letters, digits, '-', '_' and '.' only");
+    }
+    for name in c.labels.keys() {
+        if let Some(problem) = crate::rules::extra_label_problem(name) {
+            problems.at(at(&format!("labels.{name}")), problem);
+        }
+    }
+}
+
+fn check_cadence(c: &LoopConfig, prefix: &str, problems: &mut Problems) {
+    let at = |k: &str| format!("{prefix}.{k}");
+    if c.interval.0 < poll_loop::MIN_INTERVAL {
+        problems.at(
+            at("interval"),
+            format!("must be at least 100ms (got {})", c.interval),
+        );
+    } else if c.interval.0 > MAX_INTERVAL {
+        problems.at(
+            at("interval"),
+            format!("must be at most 1h (got {})", c.interval),
+        );
+    }
+    check_timeout(
+        problems,
+        at("reconnect_max_backoff"),
+        c.reconnect_max_backoff,
+    );
+}
+
+/// Takes `keys` out of `table` and deserializes them as `T`, recording a problem on failure.
+fn take<T: DeserializeOwned>(
+    table: &mut toml::Table,
+    keys: &[&str],
+    prefix: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let mut part = toml::Table::new();
+    for k in keys {
+        if let Some(v) = table.remove(*k) {
+            part.insert(k.to_string(), v);
+        }
+    }
+    crate::config::section(toml::Value::Table(part), prefix, problems)
+}
+
+/// Deserializes the keys left for the source itself; a key nobody took is unknown, and the
+/// suggestion for it is chosen among every key a target of this type has.
+fn own_keys<T: DeserializeOwned>(
+    table: toml::Table,
+    prefix: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let own = crate::config::field_names::<T>();
+    let unknown: Vec<&String> = table
+        .keys()
+        .filter(|k| !own.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let known = ["type"]
+            .iter()
+            .chain(&COMMON_KEYS)
+            .chain(&LOOP_KEYS)
+            .chain(&CONN_KEYS)
+            .chain(own)
+            .copied();
+        let known: Vec<&str> = known.collect();
+        for k in unknown {
+            let hint = crate::rules::did_you_mean(k, known.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            problems.at(
+                format!("{prefix}.{k}"),
+                format!("unknown field `{k}`{hint}"),
+            );
+        }
+        return None;
+    }
+    crate::config::section(toml::Value::Table(table), prefix, problems)
+}
