@@ -316,7 +316,7 @@ impl Known {
                     }
                 }
             }
-            history.record(now, p.configured_capacity());
+            history.record(now, p.configured_capacity);
             present.insert(key);
         }
         self.capacity.retain(|key, h| {
@@ -398,10 +398,10 @@ fn evaluate_pool(
             let id = &pool.id;
             let highest = known
                 .highest(now, &id.target, id.kind.as_str(), &id.name, *window)
-                .unwrap_or(pool.configured_capacity());
+                .unwrap_or(pool.configured_capacity);
             Some(Observation {
-                value: pool.configured_capacity() as f64,
-                active: pool.configured_capacity() < highest,
+                value: pool.configured_capacity as f64,
+                active: pool.configured_capacity < highest,
             })
         }
         _ => None,

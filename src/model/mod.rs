@@ -142,11 +142,14 @@ impl Holders {
 pub struct PoolSnapshot {
     /// Which pool.
     pub id: PoolId,
-    /// Usable ceiling.
+    /// Usable ceiling now.
     pub capacity: u64,
-    /// The part of `capacity` that is there only for now (PgBouncer's reserve pool while it is
-    /// in use): not a configured limit, so its coming and going is no capacity change.
-    pub temporary_capacity: u64,
+    /// The ceiling as configured (`max_connections` minus reserved slots, a role's connection
+    /// limit, PgBouncer's `pool_size`): what a deployment changes. `capacity` is what is usable
+    /// now — this, minus slots held by monitoring sessions, plus a reserve pool while in use —
+    /// and moves without anyone changing a setting, so capacity history and `capacity_dropped`
+    /// compare this instead.
+    pub configured_capacity: u64,
     /// Taken out of `capacity`.
     pub in_use: u64,
     /// Open but doing no work.
@@ -205,12 +208,6 @@ impl PoolSnapshot {
             return if self.in_use > 0 { 1.0 } else { 0.0 };
         }
         self.in_use as f64 / self.capacity as f64
-    }
-
-    /// The configured ceiling: `capacity` without its temporary part. Capacity history and
-    /// `capacity_dropped` compare this.
-    pub fn configured_capacity(&self) -> u64 {
-        self.capacity.saturating_sub(self.temporary_capacity)
     }
 
     /// Slots still free (`capacity - in_use`, never negative).

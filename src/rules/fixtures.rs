@@ -31,7 +31,7 @@ pub(crate) fn pool(target: &str, capacity: u64, in_use: u64) -> PoolSnapshot {
             name: "server".into(),
         },
         capacity,
-        temporary_capacity: 0,
+        configured_capacity: capacity,
         in_use,
         idle: 0,
         waiting: 0,

@@ -77,7 +77,7 @@ async fn snapshot_shows_capacity_holders_and_idle_in_transaction() {
     let header = table.lines().next().expect("a header line");
     assert!(
         matches(
-            r"orders-db: up, PostgreSQL \d+\.\d+, max_connections 20, 3 superuser-reserved, 0 reserved, polled in [0-9.]+ms",
+            r"orders-db: up, PostgreSQL \d+\.\d+, max_connections 20, 3 reserved for superusers, 0 reserved for pg_use_reserved_connections, polled in [0-9.]+ms",
             header
         ),
         "{header}"

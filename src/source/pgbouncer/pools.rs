@@ -3,7 +3,7 @@
 //! * **`pgbouncer_pool`** — one per (database, user), named `database/user`: capacity is the
 //!   effective pool size (the user's `pool_size` where PgBouncer has one, else the database's or
 //!   `default_pool_size`, as `SHOW DATABASES` reports it), plus the reserve pool while it is in
-//!   use (then counted as temporary capacity, so that its release is no capacity drop); in use
+//!   use (its configured capacity stays the pool size, so its release is no drop); in use
 //!   `sv_active`; idle `sv_idle + sv_used`; waiting `cl_waiting`; longest wait
 //!   `maxwait + maxwait_us` (with the microseconds: sub-second queueing is the early sign).
 //! * **`pgbouncer_database`** — per database with `max_db_connections`: that limit against its
@@ -158,6 +158,7 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
         max_client_conn.saturating_sub(consoles),
         clients.saturating_sub(consoles),
     );
+    all.configured_capacity = max_client_conn;
     all.capacity_note = format!("max_client_conn {max_client_conn}");
     if consoles > 0 {
         all.capacity_note
@@ -185,7 +186,7 @@ fn empty(id: PoolId, capacity: u64, in_use: u64) -> PoolSnapshot {
     PoolSnapshot {
         id,
         capacity,
-        temporary_capacity: 0,
+        configured_capacity: capacity,
         in_use,
         idle: 0,
         waiting: 0,
@@ -223,7 +224,7 @@ fn pool(id: PoolId, row: &Row, database: Option<&Row>, user_size: Option<u64>) -
     }
     PoolSnapshot {
         capacity: size + reserve_in_use,
-        temporary_capacity: reserve_in_use,
+        configured_capacity: size,
         in_use: n("sv_active"),
         idle: n("sv_idle") + n("sv_used"),
         waiting: n("cl_waiting"),

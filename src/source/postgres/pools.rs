@@ -57,7 +57,7 @@ pub fn to_poll_data(target: &str, raw: &RawPoll) -> PollData {
         ));
     }
     note.push_str(&held_note(held));
-    let server = aggregate(id(SERVER, "server"), minus(usable, held), note, &load);
+    let server = aggregate(id(SERVER, "server"), (usable, held), note, &load);
     let by_state = server
         .postgres
         .as_ref()
@@ -76,7 +76,7 @@ pub fn to_poll_data(target: &str, raw: &RawPoll) -> PollData {
             let mine: Vec<&Group> = load.iter().copied().filter(of).collect();
             let held = count(monitors.iter().copied().filter(of));
             let note = format!("{kind} connection limit {}{}", l.limit, held_note(held));
-            let mut pool = aggregate(id(kind, &l.name), minus(l.limit, held), note, &mine);
+            let mut pool = aggregate(id(kind, &l.name), (l.limit, held), note, &mine);
             pool.parent = Some((SERVER, "server".into()));
             pools.push(pool);
         }
@@ -152,7 +152,13 @@ fn is_idle_in_transaction(state: &str) -> bool {
     state.starts_with("idle in transaction")
 }
 
-fn aggregate(id: PoolId, capacity: u64, capacity_note: String, groups: &[&Group]) -> PoolSnapshot {
+/// A pool over `groups`, with `limit` slots of which `held` are held by poolwatch sessions.
+fn aggregate(
+    id: PoolId,
+    (limit, held): (i64, u64),
+    capacity_note: String,
+    groups: &[&Group],
+) -> PoolSnapshot {
     let mut s = PgSessions::default();
     let (mut roles, mut dbs, mut apps) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut in_use = 0u64;
@@ -188,8 +194,8 @@ fn aggregate(id: PoolId, capacity: u64, capacity_note: String, groups: &[&Group]
     };
     PoolSnapshot {
         id,
-        capacity,
-        temporary_capacity: 0,
+        capacity: minus(limit, held),
+        configured_capacity: minus(limit, 0),
         in_use,
         idle: s.by_state.get("idle").copied().unwrap_or(0),
         waiting: 0,
@@ -298,6 +304,7 @@ mod tests {
         );
         assert!((server.utilization() - 1.0).abs() < 1e-9);
         assert_eq!(server.parent, None);
+        assert_eq!((server.capacity, server.configured_capacity), (97, 99));
         assert_eq!(data.pools[1].parent, Some((SERVER, "server".into())));
         let empty_role = data.pools[2].postgres.as_ref().expect("postgres part");
         assert_eq!(empty_role.oldest_transaction, None);
