@@ -6,7 +6,9 @@
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
 
 use crate::alert::Engine;
+use crate::config::files::{read_limited, MAX_STATE_BYTES};
 use crate::config::target::TargetSettings;
+use crate::config::values::Problem;
 use crate::config::{self, Config};
 use crate::exporter::DaemonMetrics;
 use crate::http::{self, AppState};
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// A running source task.
@@ -63,7 +65,7 @@ struct Daemon {
 }
 
 /// Prints configuration problems, one per line, to standard error.
-pub fn print_problems(problems: &[config::values::Problem]) {
+pub fn print_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("{p}");
     }
@@ -184,12 +186,27 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     // without one, so they are saved every 30 seconds too.
     let mut periodic_save = tokio::time::interval(Duration::from_secs(30));
     periodic_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A reload reads files (config, secrets, certificates) off this loop: while it runs, reports
+    // are still evaluated and SIGTERM still ends the daemon. A SIGHUP meanwhile reads again
+    // once the running reload is applied, so the last file written is the one that counts.
+    let mut reloading: Option<Reloading> = None;
+    let mut reload_again = false;
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
-            _ = sighup.recv() => d.reload().await,
+            _ = sighup.recv() => match reloading {
+                Some(_) => reload_again = true,
+                None => reloading = Some(read_config(&d.path)),
+            },
+            loaded = finish(&mut reloading, &d.path), if reloading.is_some() => {
+                reloading = None;
+                d.reload(loaded).await;
+                if std::mem::take(&mut reload_again) {
+                    reloading = Some(read_config(&d.path));
+                }
+            }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
         }
@@ -300,8 +317,10 @@ impl Daemon {
         }
     }
 
-    async fn reload(&mut self) {
-        let new = match config::load(&self.path) {
+    /// Applies a configuration read by [`read_config`], or keeps the running one when it is
+    /// invalid.
+    async fn reload(&mut self, loaded: Result<Config, Vec<Problem>>) {
+        let new = match loaded {
             Ok(c) => c,
             Err(problems) => {
                 for p in &problems {
@@ -401,8 +420,43 @@ impl Daemon {
     }
 }
 
+/// A configuration being read and validated on a thread of its own.
+type Reloading = oneshot::Receiver<Result<Config, Vec<Problem>>>;
+
+/// Starts reading and validating the config file at `path` on a thread of its own. A plain
+/// thread rather than `spawn_blocking`: a read that hangs (a dead network file system) must hold
+/// up neither the loop nor the runtime's shutdown.
+fn read_config(path: &Path) -> Reloading {
+    let (tx, rx) = oneshot::channel();
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("config-reload".into())
+        .spawn(move || {
+            let _ = tx.send(config::load(&path));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a thread to read the configuration");
+    }
+    rx
+}
+
+/// The outcome of the running reload; never ready when there is none.
+async fn finish(reloading: &mut Option<Reloading>, path: &Path) -> Result<Config, Vec<Problem>> {
+    let Some(rx) = reloading else {
+        return std::future::pending().await;
+    };
+    rx.await.map_err(|_| {
+        vec![Problem {
+            file: path.to_path_buf(),
+            line_col: None,
+            key: None,
+            message: "the configuration could not be read (the reading thread stopped)".into(),
+        }]
+    })?
+}
+
 fn load_state(engine: &mut Engine, file: &Path) {
-    match std::fs::read(file) {
+    match read_limited(file, MAX_STATE_BYTES) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(state) => {
                 if engine.import_state(state) {
@@ -415,7 +469,7 @@ fn load_state(engine: &mut Engine, file: &Path) {
                 tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.is_not_found() => {}
         Err(e) => {
             tracing::warn!(file = %file.display(), error = %e, "cannot read alert state file; starting fresh")
         }

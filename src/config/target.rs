@@ -3,6 +3,7 @@
 //! knows `disable`/`prefer`/`require`, so the verifying modes are taken out here and enforced by
 //! poolwatch's TLS set-up).
 
+use super::files::{read_limited, MAX_CERT_BYTES};
 use super::schema::{SslMode, TargetConfig};
 use super::values::{resolve_secret, Problems};
 use std::collections::BTreeMap;
@@ -192,7 +193,7 @@ pub fn resolve(i: usize, t: &TargetConfig, problems: &mut Problems) -> Option<Ta
     }
     let sslmode = sslmode.unwrap_or_default();
     if let Some(path) = &sslrootcert {
-        if let Err(e) = std::fs::metadata(path) {
+        if let Err(e) = read_limited(path, MAX_CERT_BYTES) {
             problems.at(
                 at("sslrootcert"),
                 format!("cannot read {}: {e}", path.display()),

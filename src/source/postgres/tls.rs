@@ -2,6 +2,7 @@
 //! `prefer`/`require` encrypt without verifying, `verify-ca` checks the chain, `verify-full`
 //! checks the chain and the host name.
 
+use crate::config::files::{read_limited, MAX_CERT_BYTES};
 use crate::config::schema::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -42,7 +43,7 @@ fn webpki(
     let mut roots = RootCertStore::empty();
     match rootcert {
         Some(path) => {
-            let pem = std::fs::read(path)
+            let pem = read_limited(path, MAX_CERT_BYTES)
                 .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
             let certs = rustls_pemfile::certs(&mut pem.as_slice())
                 .collect::<Result<Vec<_>, _>>()
