@@ -212,7 +212,7 @@ async fn syntax_errors_are_located_and_never_echo_the_text() {
         ),
         (
             "password = \"SEC\\qRET5\"",
-            "3:17: targets[0].password: invalid escape sequence\n\
+            "3:18: targets[0].password: invalid escape sequence\n\
             expected `b`, `f`, `n`, `r`, `t`, `u`, `U`, `\\`, `\"`",
         ),
         (

@@ -80,19 +80,12 @@ impl Document {
                 Ok(_) => return None,
                 Err(e) => e,
             };
-            let at = error
-                .span()
-                .and_then(|s| Some((locate::path_at(self.doc.as_table(), s.start)?, s.start)))
-                .filter(|(key, _)| key.starts_with(&path));
-            let (key, line_col) = match at {
-                Some((key, pos)) => (key, Some(line_col(self.doc.raw(), pos))),
-                None => (path.clone(), self.position_of(&path)),
-            };
+            let (key, line_col) = self.place(&error, &path);
             let message = error.message();
             if missing_field(message).is_some_and(|f| removed.contains(&key.key(f))) {
                 return None; // a required key taken out below, already reported
             }
-            let found = self.node(&key).map(|n| toml_kind(&n.to_item()));
+            let found = self.node(&key).map(toml_kind);
             problems.located(
                 (!key.is_root()).then(|| key.to_string()),
                 line_col,
@@ -100,6 +93,23 @@ impl Document {
             );
             let taken = locate::remove(&mut item, key.after(&path))?;
             removed.push(KeyPath([path.0.clone(), taken].concat()));
+        }
+    }
+
+    /// The key path and position of a deserialisation `error` in the item at `item`: those of
+    /// the key or value its span points at, else the item's own.
+    fn place(
+        &self,
+        error: &toml_edit::de::Error,
+        item: &KeyPath,
+    ) -> (KeyPath, Option<(usize, usize)>) {
+        let at = error
+            .span()
+            .and_then(|s| Some((locate::path_at(self.doc.as_table(), s.start)?, s.start)))
+            .filter(|(key, _)| key.starts_with(item));
+        match at {
+            Some((key, pos)) => (key, Some(line_col(self.doc.raw(), pos))),
+            None => (item.clone(), self.position_of(item)),
         }
     }
 

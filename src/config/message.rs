@@ -2,15 +2,16 @@
 //! found instead of quoting the value (a value written at a secret key may be the secret), to
 //! say what is expected in TOML's words, and to add "did you mean" to unknown keys and variants.
 
+use super::locate::Node;
 use toml_edit::{Item, Value};
 
-/// The TOML type of `item`, as the TOML specification names it.
-pub fn toml_kind(item: &Item) -> &'static str {
-    match item {
-        Item::None => "nothing",
-        Item::Value(v) => value_kind(v),
-        Item::Table(_) => "table",
-        Item::ArrayOfTables(_) => "array of tables",
+/// The TOML type of `node`, as the TOML specification names it.
+pub fn toml_kind(node: Node<'_>) -> &'static str {
+    match node {
+        Node::Item(Item::None) => "nothing",
+        Node::Item(Item::Value(v)) | Node::Value(v) => value_kind(v),
+        Node::Item(Item::Table(_)) | Node::Table(_) => "table",
+        Node::Item(Item::ArrayOfTables(_)) => "array of tables",
     }
 }
 
