@@ -144,7 +144,7 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     // resolved it: below the clear value (90% for PoolNearFull, 75% for PoolUtilizationHigh) as
     // connections close.
     let in_use = regex::Regex::new(
-        r"^images-db: \w+ cleared after (?:\d+[hms] ?)+; (\d+)/10 usable connections in use \(\d+%\) now$",
+        r"^images-db: \w+ cleared after [0-9hms ]+; (\d+)/10 usable connections in use \(\d+%\) now$",
     )
     .expect("regex");
     for (fired, below) in [(&critical, 9), (&warning, 8)] {
