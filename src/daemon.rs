@@ -170,6 +170,12 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         let notices = d.engine.remove_target(SystemTime::now(), &name);
         d.dispatch(notices);
     }
+    // Restored alerts of rules that are gone, or saved under other labels, are brought in line
+    // with this configuration as a reload would.
+    let notices = d
+        .engine
+        .reconcile(SystemTime::now(), &labels_by_target(&targets));
+    d.dispatch(notices);
     for t in targets {
         d.start_source(t);
     }
@@ -364,6 +370,7 @@ impl Daemon {
             .cloned()
             .collect();
         let new_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        let target_labels = labels_by_target(&targets);
         for name in &removed {
             // Awaited, so that the old session is closed before a replacement opens: never two.
             self.stop_source(name).await;
@@ -385,9 +392,11 @@ impl Daemon {
                 self.start_source(t);
             }
         }
+        // Alerts whose labels change move to their new label set, firing state and start time
+        // kept: a label-only change must not read as "resolved" nor page again after `for`.
         let notices = self
             .engine
-            .set_rules(now, rules, alerting.repeat_interval.0);
+            .set_rules(now, rules, alerting.repeat_interval.0, &target_labels);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);
@@ -453,6 +462,14 @@ async fn finish(reloading: &mut Option<Reloading>, path: &Path) -> Result<Config
             message: "the configuration could not be read (the reading thread stopped)".into(),
         }]
     })?
+}
+
+/// Every target's extra alert labels, by target name.
+fn labels_by_target(targets: &[TargetSettings]) -> BTreeMap<String, BTreeMap<String, String>> {
+    targets
+        .iter()
+        .map(|t| (t.name.clone(), t.labels.clone()))
+        .collect()
 }
 
 fn load_state(engine: &mut Engine, file: &Path) {

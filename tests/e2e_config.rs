@@ -89,7 +89,8 @@ fn cases() -> Vec<Case> {
              {{target}}? known variables: target, kind, pool, subject, severity, alertname, \
              value, threshold, capacity, in_use, idle, waiting, free, utilization, \
              idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
-             capacity_note, top_holders, previous_capacity, error_class, error, last_seen"),
+             capacity_note, top_holders, previous_capacity, error_class, error, last_seen, \
+             duration, target_state"),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",
             Some((7, 13)), "rules[0].matchers[0]: invalid regex in matcher `pool=~\"(app\"`: \

@@ -433,6 +433,14 @@ pub struct RuleConfig {
     /// Longer description template.
     #[serde(default)]
     pub description: Option<String>,
+    /// `summary` of the notice sent when the alert resolves: what recovered and after how long
+    /// (`{{duration}}`). Default: the built-in text for the rule's metric or condition.
+    #[serde(default)]
+    pub resolved_summary: Option<String>,
+    /// `description` of the notice sent when the alert resolves. Default: the built-in text
+    /// for the rule's metric or condition.
+    #[serde(default)]
+    pub resolved_description: Option<String>,
 }
 
 /// `[[receivers]]`: a webhook that gets Alertmanager-format (version 4) notifications.

@@ -91,11 +91,38 @@ impl Poolwatch {
         poolwatch
     }
 
+    /// [`Poolwatch::start_with`] through `wrapper`: a command and its arguments that end up
+    /// executing the binary's path and arguments appended to them (e.g. `unshare ... sh -c`), so
+    /// that the process id stays the daemon's.
+    pub async fn start_wrapped(
+        config: &str,
+        options: PoolwatchOptions,
+        wrapper: &[&str],
+    ) -> Poolwatch {
+        let mut poolwatch = Self::spawn_wrapped(config, options, wrapper);
+        if let Err(e) = poolwatch.wait_listening(START_TIMEOUT).await {
+            panic!("{e}\n{}", poolwatch.logs());
+        }
+        poolwatch
+    }
+
     /// Spawns `poolwatch run` without waiting for anything (for configs it should refuse).
     pub fn spawn(config: &str, options: PoolwatchOptions) -> Poolwatch {
+        Self::spawn_wrapped(config, options, &[])
+    }
+
+    fn spawn_wrapped(config: &str, options: PoolwatchOptions, wrapper: &[&str]) -> Poolwatch {
         let config = ConfigFile::new(config);
         let log = |name: &str| std::fs::File::create(config.dir().join(name)).expect("log file");
-        let child = std::process::Command::new(BINARY)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(BINARY);
+                c
+            }
+            None => std::process::Command::new(BINARY),
+        };
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(config.path())
