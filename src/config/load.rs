@@ -20,6 +20,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `externalURL` for payloads; `None` means derive it from the host name and bound port.
     pub external_url: Option<String>,
+    /// HTTP connection limits as configured (the daemon lowers `max_connections` to fit the
+    /// open-file limit).
+    pub http: crate::http::Limits,
     /// `[alerting]`, as written (all fields have defaults and need no resolving).
     pub alerting: AlertingConfig,
     /// Targets, in file order.
@@ -63,24 +66,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Config, Vec<Problem>> {
 }
 
 fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Config> {
-    let listen = match raw.http.listen.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            problems.at(
-                "http.listen",
-                format!(
-                    "\"{}\" is not an address like \"0.0.0.0:9671\"",
-                    raw.http.listen
-                ),
-            );
-            None
-        }
-    };
-    if let Some(url) = &raw.http.external_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            problems.at("http.external_url", "must start with http:// or https://");
-        }
-    }
+    let listen = raw.http.validate(problems);
     let a = &raw.alerting;
     if let Some(file) = &a.state_file {
         let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
@@ -119,6 +105,7 @@ fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Con
         path: path.to_path_buf(),
         listen: listen?,
         external_url: raw.http.external_url.clone(),
+        http: raw.http.limits(),
         alerting: raw.alerting.clone(),
         targets,
         rules,
