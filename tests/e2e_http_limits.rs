@@ -14,7 +14,7 @@
 mod common;
 
 use common::metrics::find_sample;
-use common::scenario::{create_monitor_role, receiver, MONITOR_PASSWORD, MONITOR_ROLE, WAIT};
+use common::scenario::{create_monitor_role, MONITOR_PASSWORD, MONITOR_ROLE, WAIT};
 use common::{poll_until, PgCluster, PgOptions, Poolwatch, Receiver, RecordedRequest, Sample};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -203,16 +203,19 @@ fn open_file_limits(pid: u32) -> (String, String) {
     (fields[3].to_string(), fields[4].to_string())
 }
 
+/// The target polled every [`INTERVAL`], [`RULE`] alone, and a receiver with the default
+/// retry settings (a delivery that fails waits 500 ms and more before its next attempt).
 fn config(pg: &PgCluster, hook: &Receiver, state: &std::path::Path, http_extra: &str) -> String {
     format!(
         "[http]\nlisten = \"127.0.0.1:0\"\n{http_extra}\n\n[alerting]\nbuiltin_rules = false\n\
          state_file = \"{state}\"\n\n[[targets]]\nname = \"db\"\nhost = \"127.0.0.1\"\nport = {port}\n\
          user = \"{MONITOR_ROLE}\"\npassword = \"{MONITOR_PASSWORD}\"\nsslmode = \"disable\"\n\
-         interval = \"{interval}ms\"\nconnect_timeout = \"3s\"\n\n{RULE}\n{receiver}",
+         interval = \"{interval}ms\"\nconnect_timeout = \"3s\"\n\n{RULE}\n\
+         [[receivers]]\nname = \"oncall\"\nurl = \"{url}\"\n",
         state = state.display(),
         port = pg.port(),
         interval = INTERVAL.as_millis(),
-        receiver = receiver("oncall", &hook.url("/hook"), ""),
+        url = hook.url("/hook"),
     )
 }
 

@@ -29,6 +29,11 @@ struct Running {
 async fn start(limits: Limits) -> Running {
     let registry = Registry::new();
     let server = Server::new(limits, &registry).expect("metrics");
+    run(server, registry).await
+}
+
+/// Serves `server` (whose metrics are in `registry`) on a free port.
+async fn run(server: Server, registry: Registry) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let state = Arc::new(AppState {
@@ -216,4 +221,47 @@ async fn an_oversized_head_is_refused() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_gets_a_whole_503() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    client
+        .write_all(GET_HEALTHZ.as_bytes())
+        .await
+        .expect("write");
+    let (accepted, _) = listener.accept().await.expect("accept");
+    refuse(accepted);
+    let answer = until_closed(&mut client).await.expect("closed");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(
+        head.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{answer}"
+    );
+    assert_eq!(body, "too many connections\n");
+}
+
+#[tokio::test]
+async fn new_limits_apply_to_the_next_connections() {
+    let registry = Registry::new();
+    let server = Server::new(limits(8), &registry).expect("metrics");
+    server.set_limits(Limits {
+        max_body_bytes: 10,
+        ..limits(2)
+    });
+    let running = run(server, registry).await;
+    assert_eq!(running.value("poolwatch_http_connection_limit", None), 2.0);
+    let answer = request(
+        &running,
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 11\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
