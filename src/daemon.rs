@@ -11,6 +11,7 @@ use crate::config::target::TargetSettings;
 use crate::config::values::Problem;
 use crate::config::{self, Config};
 use crate::exporter::DaemonMetrics;
+use crate::fdlimit;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
@@ -62,6 +63,8 @@ struct Daemon {
     flush_timeout: Duration,
     /// The bound address (a reload cannot move it).
     listen: std::net::SocketAddr,
+    /// The HTTP server's limits, changed by a reload.
+    http: http::Server,
 }
 
 /// Prints configuration problems, one per line, to standard error.
@@ -104,6 +107,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
     let daemon_metrics = DaemonMetrics::new(&registry)?;
+    // Before any descriptor is opened for targets, receivers or HTTP clients.
+    fdlimit::raise_soft_to_hard();
+    let http_limits = fdlimit::fit_http(config.http, config.targets.len(), config.receivers.len());
+    let http_server = http::Server::new(http_limits, &registry)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -121,7 +128,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         store: store.clone(),
         registry: registry.clone(),
     });
-    let http_task = tokio::spawn(http::serve(listener, app, http_stop_rx));
+    let http_task = tokio::spawn(http_server.clone().serve(listener, app, http_stop_rx));
 
     let (tx, mut rx) = mpsc::channel::<TargetReport>(1024);
     let Config {
@@ -152,6 +159,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
+        http: http_server,
     };
     // Alerts restored from the state file for targets no longer configured would otherwise
     // stay firing for ever: resolve them now.
@@ -347,8 +355,11 @@ impl Daemon {
             rules,
             receivers,
             external_url,
+            http,
             ..
         } = new;
+        self.http
+            .set_limits(fdlimit::fit_http(http, targets.len(), receivers.len()));
         if listen != self.listen {
             tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
         }

@@ -7,10 +7,11 @@
 use super::document::{struct_fields, Document};
 use super::files::{self, read_limited, MAX_CONFIG_BYTES};
 use super::schema::{
-    AlertingConfig, HttpConfig, RawConfig, ReceiverConfig, RuleConfig, TargetConfig,
+    AlertingConfig, RawConfig, ReceiverConfig, RuleConfig, TargetConfig,
 };
 use super::target::{self, TargetSettings};
 use super::values::{Problem, Problems};
+use crate::http::HttpConfig;
 use crate::notify::{self, ReceiverSettings};
 use crate::rules::RuleSet;
 use std::collections::HashSet;
@@ -26,6 +27,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `externalURL` for payloads; `None` means derive it from the host name and bound port.
     pub external_url: Option<String>,
+    /// HTTP connection limits as configured (the daemon lowers `max_connections` to fit the
+    /// open-file limit).
+    pub http: crate::http::Limits,
     /// `[alerting]`, as written (all fields have defaults and need no resolving).
     pub alerting: AlertingConfig,
     /// Targets, in file order.
@@ -92,7 +96,7 @@ impl Sections {
 }
 
 fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Config> {
-    let listen = s.http.as_ref().and_then(|h| check_http(h, problems));
+    let listen = s.http.as_ref().and_then(|h| h.validate(problems));
     if let Some(a) = &s.alerting {
         check_alerting(a, problems);
     }
@@ -112,33 +116,13 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
     Some(Config {
         path: doc.file().to_path_buf(),
         listen: listen?,
-        external_url: http.external_url,
+        external_url: http.external_url.clone(),
+        http: http.limits(),
         alerting: s.alerting?,
         targets,
         rules: rules?,
         receivers: receivers?,
     })
-}
-
-fn check_http(http: &HttpConfig, problems: &mut Problems) -> Option<SocketAddr> {
-    if let Some(url) = &http.external_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            problems.at("http.external_url", "must start with http:// or https://");
-        }
-    }
-    match http.listen.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            problems.at(
-                "http.listen",
-                format!(
-                    "\"{}\" is not an address like \"0.0.0.0:9671\"",
-                    http.listen
-                ),
-            );
-            None
-        }
-    }
 }
 
 fn check_alerting(a: &AlertingConfig, problems: &mut Problems) {

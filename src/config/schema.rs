@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct RawConfig {
     /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`).
     #[serde(default)]
-    pub http: HttpConfig,
+    pub http: crate::http::HttpConfig,
     /// Alerting behaviour shared by all rules and receivers.
     #[serde(default)]
     pub alerting: AlertingConfig,
@@ -27,33 +27,6 @@ pub struct RawConfig {
     /// Webhook receivers that get firing and resolved notifications.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
-}
-
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address to listen on. Default `0.0.0.0:9671` (postgres_exporter uses 9187 and
-    /// pgbouncer_exporter 9127). Port 0 picks a free port; the bound address is logged.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// Base URL under which people reach this poolwatch, used for `externalURL` and
-    /// `generatorURL` in alert payloads. Default `http://<hostname>:<port>`.
-    #[serde(default)]
-    pub external_url: Option<String>,
-}
-
-fn default_listen() -> String {
-    "0.0.0.0:9671".into()
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: default_listen(),
-            external_url: None,
-        }
-    }
 }
 
 /// `[alerting]`.
