@@ -3,6 +3,8 @@
 use crate::config;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use tracing::Level;
+use tracing_subscriber::filter::LevelFilter;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -69,18 +71,52 @@ pub enum Command {
     },
 }
 
-/// Sets up tracing on standard error; the level comes from `POOLWATCH_LOG` (default `info`).
+/// Dependencies whose own log events may be written, each up to the most verbose level audited
+/// safe; every other crate's events are dropped, whatever `POOLWATCH_LOG` asks for. The HTTP
+/// client stack and the TLS library name the host they connect to at debug and trace
+/// (`reqwest` "starting new connection", `hyper_util` connection-pool keys, the server name in
+/// `rustls`' session cache and ClientHello), and a webhook's host name, like its path, can
+/// carry a token: they are not listed. Their failures still reach the logs through poolwatch's
+/// own lines, redacted.
+///
+/// * `tokio_postgres`: info is the server's notices; debug is the text of poolwatch's own
+///   constant queries and their parameters (none); nothing at any level names the connection's
+///   host, user or password. Trace (one line per protocol message) is left out as noise.
+const DEPENDENCY_LOGS: [(&str, LevelFilter); 1] = [("tokio_postgres", LevelFilter::DEBUG)];
+
+/// Whether an event or span of `target` (a module path, or a `log` record's target) at `level`
+/// may be written at all: poolwatch's own at every level, [`DEPENDENCY_LOGS`] up to theirs.
+/// `POOLWATCH_LOG` chooses within this, never beyond it.
+pub fn may_log(target: &str, level: &Level) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    krate == env!("CARGO_CRATE_NAME")
+        || DEPENDENCY_LOGS
+            .iter()
+            .any(|(name, most)| *name == krate && *most >= *level)
+}
+
+/// Sets up tracing on standard error; the level comes from `POOLWATCH_LOG` (default `info`),
+/// within what [`may_log`] lets through.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("POOLWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
+    let requested =
+        EnvFilter::try_from_env("POOLWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let allowed =
+        filter_fn(|m| may_log(m.target(), m.level())).with_max_level_hint(LevelFilter::TRACE);
+    let filter = requested.and(allowed);
     // Colours only for a person at a terminal: not in files, journald or log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(layer.with_filter(filter)).try_init(),
+        LogFormat::Json => registry
+            .with(layer.json().flatten_event(true).with_filter(filter))
+            .try_init(),
     };
 }
 
@@ -152,6 +188,43 @@ fn check_config(file: &std::path::Path) -> i32 {
         Err(problems) => {
             crate::daemon::print_problems(&problems);
             2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_log;
+    use tracing::Level;
+
+    #[test]
+    fn only_poolwatch_and_audited_dependencies_may_log() {
+        // (target, level, may be written)
+        let cases = [
+            ("poolwatch", Level::TRACE, true),
+            ("poolwatch::notify", Level::TRACE, true),
+            ("poolwatch::daemon", Level::ERROR, true),
+            ("tokio_postgres::connection", Level::INFO, true),
+            ("tokio_postgres::query", Level::DEBUG, true),
+            ("tokio_postgres::connection", Level::TRACE, false),
+            ("tokio_postgres_rustls", Level::ERROR, false),
+            ("poolwatcher", Level::ERROR, false),
+            ("reqwest::connect", Level::DEBUG, false),
+            ("reqwest::connect", Level::ERROR, false),
+            ("hyper_util::client::legacy::pool", Level::DEBUG, false),
+            (
+                "hyper_util::client::legacy::connect::http",
+                Level::WARN,
+                false,
+            ),
+            ("rustls::client::hs", Level::DEBUG, false),
+            ("rustls::common_state", Level::WARN, false),
+            ("h2::codec", Level::TRACE, false),
+            ("log", Level::INFO, false),
+            ("", Level::ERROR, false),
+        ];
+        for (target, level, want) in cases {
+            assert_eq!(may_log(target, &level), want, "{target} at {level}");
         }
     }
 }

@@ -6,8 +6,11 @@
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
 
 use crate::alert::Engine;
+use crate::config::files::{read_limited, MAX_STATE_BYTES};
+use crate::config::values::Problem;
 use crate::config::{self, Config};
 use crate::exporter::{DaemonMetrics, Exposition};
+use crate::fdlimit;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// A running source task.
@@ -61,10 +64,12 @@ struct Daemon {
     flush_timeout: Duration,
     /// The bound address (a reload cannot move it).
     listen: std::net::SocketAddr,
+    /// The HTTP server's limits, changed by a reload.
+    http: http::Server,
 }
 
 /// Prints configuration problems, one per line, to standard error.
-pub fn print_problems(problems: &[config::values::Problem]) {
+pub fn print_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("{p}");
     }
@@ -103,6 +108,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
     let daemon_metrics = DaemonMetrics::new(&registry)?;
+    // Before any descriptor is opened for targets, receivers or HTTP clients.
+    fdlimit::raise_soft_to_hard();
+    let http_limits = fdlimit::fit_http(config.http, config.targets.len(), config.receivers.len());
+    let http_server = http::Server::new(http_limits, &registry)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -125,7 +134,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         exposition: exposition.clone(),
         registry: registry.clone(),
     });
-    let http_task = tokio::spawn(http::serve(listener, app, http_stop_rx));
+    let http_task = tokio::spawn(http_server.clone().serve(listener, app, http_stop_rx));
 
     let (tx, mut rx) = mpsc::channel::<TargetReport>(1024);
     let Config {
@@ -157,6 +166,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         state_file: alerting.state_file.clone(),
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
+        http: http_server,
     };
     // Alerts restored from the state file for targets no longer configured would otherwise
     // stay firing for ever: resolve them now.
@@ -175,6 +185,12 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         let notices = d.engine.remove_target(SystemTime::now(), &name);
         d.dispatch(notices);
     }
+    // Restored alerts of rules that are gone, or saved under other labels, are brought in line
+    // with this configuration as a reload would.
+    let notices = d
+        .engine
+        .reconcile(SystemTime::now(), &labels_by_target(&targets));
+    d.dispatch(notices);
     for t in targets {
         d.start_source(t);
     }
@@ -191,12 +207,27 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     // without one, so they are saved every 30 seconds too.
     let mut periodic_save = tokio::time::interval(Duration::from_secs(30));
     periodic_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A reload reads files (config, secrets, certificates) off this loop: while it runs, reports
+    // are still evaluated and SIGTERM still ends the daemon. A SIGHUP meanwhile reads again
+    // once the running reload is applied, so the last file written is the one that counts.
+    let mut reloading: Option<Reloading> = None;
+    let mut reload_again = false;
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
-            _ = sighup.recv() => d.reload().await,
+            _ = sighup.recv() => match reloading {
+                Some(_) => reload_again = true,
+                None => reloading = Some(read_config(&d.path)),
+            },
+            loaded = finish(&mut reloading, &d.path), if reloading.is_some() => {
+                reloading = None;
+                d.reload(loaded).await;
+                if std::mem::take(&mut reload_again) {
+                    reloading = Some(read_config(&d.path));
+                }
+            }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
         }
@@ -306,8 +337,10 @@ impl Daemon {
         }
     }
 
-    async fn reload(&mut self) {
-        let new = match config::load(&self.path) {
+    /// Applies a configuration read by [`read_config`], or keeps the running one when it is
+    /// invalid.
+    async fn reload(&mut self, loaded: Result<Config, Vec<Problem>>) {
+        let new = match loaded {
             Ok(c) => c,
             Err(problems) => {
                 for p in &problems {
@@ -328,8 +361,11 @@ impl Daemon {
             rules,
             receivers,
             external_url,
+            http,
             ..
         } = new;
+        self.http
+            .set_limits(fdlimit::fit_http(http, targets.len(), receivers.len()));
         if listen != self.listen {
             tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
         }
@@ -351,6 +387,7 @@ impl Daemon {
             .cloned()
             .collect();
         let new_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        let target_labels = labels_by_target(&targets);
         for name in &removed {
             // Awaited, so that the old session is closed before a replacement opens: never two.
             self.stop_source(name).await;
@@ -378,9 +415,11 @@ impl Daemon {
                 self.start_source(t);
             }
         }
+        // Alerts whose labels change move to their new label set, firing state and start time
+        // kept: a label-only change must not read as "resolved" nor page again after `for`.
         let notices = self
             .engine
-            .set_rules(now, rules, alerting.repeat_interval.0);
+            .set_rules(now, rules, alerting.repeat_interval.0, &target_labels);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);
@@ -413,8 +452,51 @@ impl Daemon {
     }
 }
 
+/// A configuration being read and validated on a thread of its own.
+type Reloading = oneshot::Receiver<Result<Config, Vec<Problem>>>;
+
+/// Starts reading and validating the config file at `path` on a thread of its own. A plain
+/// thread rather than `spawn_blocking`: a read that hangs (a dead network file system) must hold
+/// up neither the loop nor the runtime's shutdown.
+fn read_config(path: &Path) -> Reloading {
+    let (tx, rx) = oneshot::channel();
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("config-reload".into())
+        .spawn(move || {
+            let _ = tx.send(config::load(&path));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a thread to read the configuration");
+    }
+    rx
+}
+
+/// The outcome of the running reload; never ready when there is none.
+async fn finish(reloading: &mut Option<Reloading>, path: &Path) -> Result<Config, Vec<Problem>> {
+    let Some(rx) = reloading else {
+        return std::future::pending().await;
+    };
+    rx.await.map_err(|_| {
+        vec![Problem {
+            file: path.to_path_buf(),
+            line_col: None,
+            key: None,
+            message: "the configuration could not be read (the reading thread stopped)".into(),
+        }]
+    })?
+}
+
+/// Every target's extra alert labels, by target name.
+fn labels_by_target(targets: &[TargetSettings]) -> BTreeMap<String, BTreeMap<String, String>> {
+    targets
+        .iter()
+        .map(|t| (t.name.clone(), t.labels.clone()))
+        .collect()
+}
+
 fn load_state(engine: &mut Engine, file: &Path) {
-    match std::fs::read(file) {
+    match read_limited(file, MAX_STATE_BYTES) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(state) => {
                 if engine.import_state(state) {
@@ -427,7 +509,7 @@ fn load_state(engine: &mut Engine, file: &Path) {
                 tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.is_not_found() => {}
         Err(e) => {
             tracing::warn!(file = %file.display(), error = %e, "cannot read alert state file; starting fresh")
         }

@@ -21,7 +21,9 @@
 //! * [`notify`] — receivers: one bounded queue and worker each, Alertmanager v4 payloads, retries.
 //! * [`store`] — the latest report of every target, shared with HTTP handlers.
 //! * [`exporter`] — Prometheus metrics rendered from the store and engine at scrape time.
-//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`.
+//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`;
+//!   `[http]` schema, connection limit, per-phase deadlines, body cap.
+//! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload) and lifecycle.
 //! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
@@ -36,6 +38,7 @@ pub mod config;
 pub mod daemon;
 pub mod errtext;
 pub mod exporter;
+pub mod fdlimit;
 pub mod http;
 pub mod model;
 pub mod notice;

@@ -35,17 +35,37 @@ pub enum NoticeReason {
     Fired,
     /// Still firing and `repeat_interval` has passed since the last notice.
     Repeat,
-    /// The alert just resolved.
+    /// The alert just resolved: its condition stopped holding.
     Resolved,
+    /// A configuration change gave the alert new labels (a target's or its rule's `labels`): the
+    /// notice retires the old label set (status resolved, as Alertmanager expects of a label set
+    /// that ends) though the condition did not clear; the alert goes on under the new labels,
+    /// whose own notice follows with the same `startsAt`.
+    Replaced,
+    /// A configuration change removed what the alert was evaluated for (its rule, this severity
+    /// of it, or its target): status resolved, though nobody knows whether the condition cleared.
+    Removed,
 }
 
 impl NoticeReason {
+    /// The status a notice sent for this reason has.
+    pub fn status(self) -> NoticeStatus {
+        match self {
+            NoticeReason::Fired | NoticeReason::Repeat => NoticeStatus::Firing,
+            NoticeReason::Resolved | NoticeReason::Replaced | NoticeReason::Removed => {
+                NoticeStatus::Resolved
+            }
+        }
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeReason::Fired => "fired",
             NoticeReason::Repeat => "repeat",
             NoticeReason::Resolved => "resolved",
+            NoticeReason::Replaced => "replaced",
+            NoticeReason::Removed => "removed",
         }
     }
 }

@@ -42,23 +42,25 @@ fn cases() -> Vec<Case> {
     };
     vec![
         case("syntax error", "[[targets]]\nname = \"db\"\ninterval = \n", Some((3, 12)),
-            "invalid string\nexpected `\"`, `'`"),
+            "targets[0].interval: invalid string\nexpected `\"`, `'`"),
         case("type error", "[[targets]]\nname = \"db\"\ninterval = 5\n", Some((3, 12)),
-            "invalid type: integer `5`, expected a string"),
+            "targets[0].interval: invalid type: integer, expected a string"),
         case("unknown key", "[[targets]]\nname = \"db\"\nintervall = \"1s\"\n", Some((3, 1)),
-            "unknown field `intervall`, expected one of `name`, `url`, `host`, `port`, `user`, \
+            "targets[0].intervall: unknown field `intervall`, expected one of `name`, `url`, \
+             `host`, `port`, `user`, \
              `password`, `password_file`, `dbname`, `sslmode`, `sslrootcert`, `interval`, \
              `connect_timeout`, `statement_timeout`, `reconnect_max_backoff`, `labels` \
              (did you mean `interval`?)"),
         case("unknown section", "[alertin]\n[[targets]]\nname = \"db\"\n", Some((1, 2)),
-            "unknown field `alertin`, expected one of `http`, `alerting`, `targets`, `rules`, \
+            "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `targets`, `rules`, \
              `receivers` (did you mean `alerting`?)"),
         case("duration without unit", "[[targets]]\nname = \"db\"\ninterval = \"15\"\n",
-            Some((3, 12)), "duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),
+            Some((3, 12)),
+            "targets[0].interval: duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),
         case("interval below 100ms", "[[targets]]\nname = \"db\"\ninterval = \"50ms\"\n",
             Some((3, 1)), "targets[0].interval: must be at least 100ms (got 50ms)"),
         case("bad sslmode", "[[targets]]\nname = \"db\"\nsslmode = \"verify\"\n", Some((3, 11)),
-            "unknown variant `verify`, expected one of `disable`, `prefer`, `require`, \
+            "targets[0].sslmode: unknown variant `verify`, expected one of `disable`, `prefer`, `require`, \
              `verify-ca`, `verify-full` (did you mean `verify-ca`?)"),
         case("bad listen address", "[http]\nlisten = \"localhost\"\n[[targets]]\nname = \"db\"\n",
             Some((2, 1)), "http.listen: \"localhost\" is not an address like \"0.0.0.0:9671\""),
@@ -77,7 +79,7 @@ fn cases() -> Vec<Case> {
             Some((5, 1)), "receivers[1].url: not a valid http(s) URL: the scheme is not http or https"),
         case("unknown rule metric",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
-            Some((5, 10)), "unknown variant `utilisation`, expected one of `utilization`, \
+            Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
              `in_use`, `idle`, `waiting`, `free`, `capacity`, `idle_in_transaction`, \
              `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
              (did you mean `utilization`?)"),
@@ -87,7 +89,8 @@ fn cases() -> Vec<Case> {
              {{target}}? known variables: target, kind, pool, subject, severity, alertname, \
              value, threshold, capacity, in_use, idle, waiting, free, utilization, \
              idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
-             capacity_note, top_holders, previous_capacity, error_class, error, last_seen"),
+             capacity_note, top_holders, previous_capacity, error_class, error, last_seen, \
+             duration, target_state"),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",
             Some((7, 13)), "rules[0].matchers[0]: invalid regex in matcher `pool=~\"(app\"`: \
@@ -237,7 +240,12 @@ async fn sighup_keeps_the_running_config_when_invalid_and_applies_a_valid_one() 
     expect_metric(&pw, reload_ok, &[], 0.0).await;
     assert!(
         pw.wait_for_log("reload refused", WAIT).await
-            && pw.stderr().contains(":12:12: duration \"15\" has no unit"),
+            && pw
+                .stderr()
+                .contains(":12:12: targets[0].interval: duration \"15\" has no unit")
+            && pw
+                .stderr()
+                .contains(":23:12: targets[1].interval: duration \"15\" has no unit"),
         "{}",
         pw.stderr()
     );

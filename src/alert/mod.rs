@@ -5,6 +5,8 @@
 //!
 //! * [`state`] — `inactive → pending → firing → resolved`, one pure `step` function.
 //! * `observe` — [`Engine::observe`]: rules × pools of one report → steps → notices.
+//! * `reconfigure` — [`Engine::set_rules`], [`Engine::reconcile`], [`Engine::remove_target`]:
+//!   a configuration change applied to the alert state, without a false "resolved".
 //! * [`capacity`] — per-pool capacity changes for `capacity_dropped`.
 //! * [`view`] — [`AlertView`], the `/api/v1/alerts` entry.
 //! * [`persist`] — [`PersistedState`], so that a restart neither forgets nor re-pages.
@@ -12,19 +14,21 @@
 //! The engine reads no clock and does no I/O: time is an argument, so tests drive `for = "5m"`
 //! by hand. An alert instance is keyed by its label set (`alertname`, `severity`, `target`,
 //! `kind`, `pool`, the rule's and the target's labels); each severity of a rule is its own
-//! instance, like two Prometheus rules. Only pending and firing instances are kept.
+//! instance, like two Prometheus rules. Only pending and firing instances are kept. A reload
+//! that changes an alert's labels moves it to its new label set with its state and start time.
 //!
 //! [`TargetReport`]: crate::model::TargetReport
 
 pub mod capacity;
 mod observe;
 pub mod persist;
+mod reconfigure;
 pub mod state;
 pub mod view;
 
 use crate::model::{PollError, PoolSnapshot, Severity};
 use crate::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
-use crate::rules::RuleSet;
+use crate::rules::{RuleSet, RESERVED_LABELS};
 use capacity::{History, PoolRef};
 use serde::{Deserialize, Serialize};
 use state::State;
@@ -52,8 +56,12 @@ struct Instance {
     kind: String,
     /// Pool name label; empty for target-level alerts.
     pool: String,
-    /// The rule's own labels when the instance was created: a reload that changes them makes a
-    /// new instance, so this one resolves.
+    /// How alert text names the pool (`orders-db`, `orders-db role app`) or the target; empty
+    /// in state saved by versions that did not keep it (see [`Instance::subject`]).
+    #[serde(default)]
+    subject: String,
+    /// The rule's own labels in the instance's label set, to tell the target's labels apart
+    /// from them when only the rule's change.
     rule_labels: Labels,
     /// Where the state machine is.
     state: State,
@@ -63,6 +71,25 @@ struct Instance {
     last_notified: Option<SystemTime>,
     /// `summary` and `description` rendered at the last evaluation that could see the pool.
     annotations: Labels,
+    /// For target conditions: the poll error that made the alert active, so that its resolved
+    /// notice can say what it recovered from.
+    #[serde(
+        default,
+        with = "persist::cause",
+        skip_serializing_if = "Option::is_none"
+    )]
+    cause: Option<PollError>,
+}
+
+impl Instance {
+    /// How alert text names the pool or the target.
+    fn subject(&self) -> String {
+        match (self.subject.is_empty(), self.kind.is_empty()) {
+            (false, _) => self.subject.clone(),
+            (true, true) => self.target.clone(),
+            (true, false) => format!("{} {} {}", self.target, self.kind, self.pool),
+        }
+    }
 }
 
 /// What the engine last knew of one target, for alert text when it cannot be seen now.
@@ -111,41 +138,6 @@ impl Engine {
         &self.rules
     }
 
-    /// Replaces the rules (config reload). Instances whose rule, severity and rule labels still
-    /// exist keep their state; the others are dropped, and those that were firing resolve
-    /// (their notices are returned). Instances whose matchers no longer select their pool
-    /// resolve at the target's next observation.
-    pub fn set_rules(
-        &mut self,
-        now: SystemTime,
-        rules: RuleSet,
-        repeat_interval: Duration,
-    ) -> Vec<Notice> {
-        self.rules = Arc::new(rules);
-        self.repeat_interval = repeat_interval;
-        let gone: Vec<Labels> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| !self.still_defined(i))
-            .map(|(l, _)| l.clone())
-            .collect();
-        self.drop_instances(now, gone)
-    }
-
-    /// Forgets a target (removed from the config): its firing alerts resolve (notices
-    /// returned), its pending ones vanish, and its capacity history is dropped.
-    pub fn remove_target(&mut self, now: SystemTime, target: &str) -> Vec<Notice> {
-        let gone: Vec<Labels> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.target == target)
-            .map(|(l, _)| l.clone())
-            .collect();
-        self.known.seen.remove(target);
-        self.known.capacity.retain(|p, _| p.target != target);
-        self.drop_instances(now, gone)
-    }
-
     /// Pending and firing alerts, sorted by label set.
     pub fn alerts(&self) -> Vec<AlertView> {
         self.instances
@@ -153,30 +145,57 @@ impl Engine {
             .filter_map(|(labels, i)| view::view(labels, i))
             .collect()
     }
+}
 
-    fn still_defined(&self, i: &Instance) -> bool {
-        self.rules.get(&i.rule).is_some_and(|r| {
-            r.level(i.severity).is_some()
-                && r.labels == i.rule_labels
-                && r.check.is_per_pool() != i.kind.is_empty()
-        })
-    }
+/// What identifies an alert instance besides extra labels: its rule and severity, and where.
+struct Identity<'a> {
+    alertname: &'a str,
+    severity: Severity,
+    target: &'a str,
+    /// Empty for target-level alerts, which have no `kind` and `pool` labels.
+    kind: &'a str,
+    pool: &'a str,
+}
 
-    /// Removes instances, resolving those that were firing with their last annotations.
-    fn drop_instances(&mut self, now: SystemTime, gone: Vec<Labels>) -> Vec<Notice> {
-        let mut out = Vec::new();
-        for labels in gone {
-            if let Some(i) = self.instances.remove(&labels) {
-                if let State::Firing { active_at, .. } = i.state {
-                    out.push(notice(&labels, &i, NoticeReason::Resolved, active_at, now));
-                }
-            }
+impl Identity<'_> {
+    /// The alert's label set: the target's extra labels (already without reserved names), then
+    /// the rule's (more specific), then the reserved ones.
+    fn labels(&self, target_extra: &Labels, rule_labels: &Labels) -> Labels {
+        let mut labels = target_extra.clone();
+        labels.extend(rule_labels.clone());
+        labels.insert("target".into(), self.target.into());
+        if !self.kind.is_empty() {
+            labels.insert("kind".into(), self.kind.into());
+            labels.insert("pool".into(), self.pool.into());
         }
-        out
+        labels.insert("alertname".into(), self.alertname.into());
+        labels.insert("severity".into(), self.severity.as_str().into());
+        labels
     }
 }
 
-/// Builds the notice for instance `i`.
+impl Instance {
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            alertname: &self.rule,
+            severity: self.severity,
+            target: &self.target,
+            kind: &self.kind,
+            pool: &self.pool,
+        }
+    }
+}
+
+/// A target's labels as alerts carry them: without the names poolwatch sets itself.
+fn target_extra(target_labels: &Labels) -> Labels {
+    target_labels
+        .iter()
+        .filter(|(k, _)| !RESERVED_LABELS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Builds the notice for instance `i`, with its current annotations.
 fn notice(
     labels: &Labels,
     i: &Instance,
@@ -184,16 +203,26 @@ fn notice(
     starts_at: SystemTime,
     now: SystemTime,
 ) -> Notice {
-    let (status, ends_at) = match reason {
-        NoticeReason::Resolved => (NoticeStatus::Resolved, Some(now)),
-        NoticeReason::Fired | NoticeReason::Repeat => (NoticeStatus::Firing, None),
-    };
+    notice_with(labels, i, reason, starts_at, now, i.annotations.clone())
+}
+
+/// Builds the notice for instance `i` with `annotations`.
+fn notice_with(
+    labels: &Labels,
+    i: &Instance,
+    reason: NoticeReason,
+    starts_at: SystemTime,
+    now: SystemTime,
+    annotations: Labels,
+) -> Notice {
+    let status = reason.status();
+    let ends_at = (status == NoticeStatus::Resolved).then_some(now);
     Notice {
         status,
         reason,
         severity: i.severity,
         labels: labels.clone(),
-        annotations: i.annotations.clone(),
+        annotations,
         starts_at,
         ends_at,
         fingerprint: fingerprint(labels),

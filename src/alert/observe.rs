@@ -2,13 +2,14 @@
 //! instance stepped, notices out.
 
 use super::capacity::PoolRef;
+use super::reconfigure::{removed_notice, Removed};
 use super::state::{elapsed, step, State, Transition};
-use super::{notice, Engine, Instance, Known, Labels, Seen};
+use super::{notice, target_extra, Engine, Identity, Instance, Known, Labels, Seen};
 use crate::model::{ErrorClass, PollError, PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::template::Vars;
-use crate::rules::{Check, Level, Rule, RESERVED_LABELS};
+use crate::rules::{Check, Level, Rule, Text};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,6 +22,8 @@ struct Subject<'a> {
     target: &'a str,
     kind: &'a str,
     pool: &'a str,
+    /// How alert text names it.
+    name: String,
 }
 
 /// What the subject of an evaluation is.
@@ -63,11 +66,7 @@ impl Engine {
         let horizon = rules.max_window().unwrap_or(DEFAULT_HORIZON);
         let mut round = Round {
             now,
-            extra: target_labels
-                .iter()
-                .filter(|(k, _)| !RESERVED_LABELS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            extra: target_extra(target_labels),
             touched: BTreeSet::new(),
             out: Vec::new(),
         };
@@ -90,6 +89,7 @@ impl Engine {
                     target,
                     kind: "",
                     pool: "",
+                    name: target.to_string(),
                 };
                 self.observe_subject(&mut round, rule, &subject, Seeing::Target(obs));
             } else if let Ok(data) = &report.outcome {
@@ -99,6 +99,7 @@ impl Engine {
                         target,
                         kind: pool.id.kind.as_str(),
                         pool: &pool.id.name,
+                        name: pool.id.subject(),
                     };
                     self.observe_subject(&mut round, rule, &subject, Seeing::Pool(pool));
                 }
@@ -138,16 +139,14 @@ impl Engine {
             return;
         }
         for level in &rule.levels {
-            // Target labels, then the rule's (more specific), then the reserved ones.
-            let mut labels = round.extra.clone();
-            labels.extend(rule.labels.clone());
-            for k in ["target", "kind", "pool"] {
-                if let Some(v) = selector.get(k) {
-                    labels.insert(k.into(), v.clone());
-                }
-            }
-            labels.insert("alertname".into(), rule.name.clone());
-            labels.insert("severity".into(), level.severity.as_str().into());
+            let identity = Identity {
+                alertname: &rule.name,
+                severity: level.severity,
+                target: s.target,
+                kind: s.kind,
+                pool: s.pool,
+            };
+            let labels = identity.labels(&round.extra, &rule.labels);
             let obs = match seeing {
                 Seeing::Target(obs) => Some(obs),
                 Seeing::Pool(pool) => {
@@ -199,16 +198,25 @@ impl Engine {
                 target: s.target.into(),
                 kind: s.kind.into(),
                 pool: s.pool.into(),
+                subject: s.name.clone(),
                 rule_labels: rule.labels.clone(),
                 state: State::Inactive,
                 value: obs.value,
                 last_notified: None,
                 annotations: Labels::new(),
+                cause: None,
             });
         i.state = next;
         i.value = obs.value;
-        refresh(i, rule, &self.known, now);
-        if let (Some(Transition::Fired), Some(active_at)) = (transition, next.active_at()) {
+        if obs.active && !rule.check.is_per_pool() {
+            let seen = self.known.seen.get(s.target);
+            i.cause = seen.and_then(|seen| seen.error.clone());
+        }
+        let Some(active_at) = next.active_at() else {
+            return;
+        };
+        refresh(i, rule, &self.known, now, Text::Active, active_at);
+        if transition == Some(Transition::Fired) {
             i.last_notified = Some(now);
             round
                 .out
@@ -251,10 +259,13 @@ impl Engine {
             return;
         };
         if let (Some(Transition::Resolved), Some(active_at)) = (transition, prev.active_at()) {
-            if let Some(rule) = rule {
-                refresh(&mut i, rule, &self.known, now);
-            }
-            out.push(notice(labels, &i, NoticeReason::Resolved, active_at, now));
+            out.push(match rule {
+                Some(rule) => {
+                    refresh(&mut i, rule, &self.known, now, Text::Resolved, active_at);
+                    notice(labels, &i, NoticeReason::Resolved, active_at, now)
+                }
+                None => removed_notice(labels, &i, Removed::Rule, active_at, now),
+            });
         }
     }
 
@@ -408,10 +419,18 @@ fn evaluate_pool(
     }
 }
 
-/// Re-renders an instance's annotations from what is known now. A pool alert whose pool cannot
-/// be found keeps its last text.
-fn refresh(i: &mut Instance, rule: &Rule, known: &Known, now: SystemTime) {
+/// Re-renders an instance's annotations (active since `active_at`) from what is known now, with
+/// the rule's `text`. A pool alert whose pool cannot be found keeps its last text.
+fn refresh(
+    i: &mut Instance,
+    rule: &Rule,
+    known: &Known,
+    now: SystemTime,
+    text: Text,
+    active_at: SystemTime,
+) {
     let snapshot = known.snapshot(&i.target, &i.kind, &i.pool);
+    let seen = known.seen.get(&i.target);
     if snapshot.is_none() && !i.kind.is_empty() {
         return;
     }
@@ -428,17 +447,21 @@ fn refresh(i: &mut Instance, rule: &Rule, known: &Known, now: SystemTime) {
             .map(|t| t.value),
         _ => None,
     };
+    let subject = i.subject();
     let vars = Vars {
         alertname: &rule.name,
         severity: i.severity,
         target: &i.target,
         kind: &i.kind,
         pool: &i.pool,
+        subject: &subject,
         snapshot,
         value: Some(i.value),
         threshold,
         previous_capacity,
-        error: known.seen.get(&i.target).and_then(|s| s.error.as_ref()),
+        error: i.cause.as_ref().or(seen.and_then(|s| s.error.as_ref())),
+        duration: Some(elapsed(active_at, now)),
+        target_state: seen.map(|s| s.error.as_ref().map_or(Ok(()), |e| Err(e.class))),
     };
-    i.annotations = rule.annotate(&vars);
+    i.annotations = rule.annotate(text, &vars);
 }

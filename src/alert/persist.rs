@@ -81,3 +81,40 @@ impl Engine {
         true
     }
 }
+
+/// Serde for an instance's `cause`: a [`PollError`] as `{"class": "network", "message": ...}`.
+/// A class this version does not know reads as no cause.
+///
+/// [`PollError`]: crate::model::PollError
+pub(super) mod cause {
+    use crate::model::{ErrorClass, PollError};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    struct Saved {
+        class: String,
+        message: String,
+    }
+
+    pub(in crate::alert) fn serialize<S: Serializer>(
+        cause: &Option<PollError>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        cause.serialize(s)
+    }
+
+    pub(in crate::alert) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PollError>, D::Error> {
+        let saved = Option::<Saved>::deserialize(d)?;
+        Ok(saved.and_then(|s| {
+            let class = ErrorClass::ALL
+                .into_iter()
+                .find(|c| c.as_str() == s.class)?;
+            Some(PollError {
+                class,
+                message: s.message,
+            })
+        }))
+    }
+}

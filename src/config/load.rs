@@ -1,9 +1,14 @@
-//! Loading a configuration file into a fully validated [`Config`]: syntax and type errors with
-//! their line and column, then every semantic problem at once. Nothing half-valid comes out, so a
-//! reload can swap configs atomically or keep the running one.
+//! Loading a configuration file into a fully validated [`Config`]. The file is read with a size
+//! cap (a FIFO, a device or a directory is refused at once), parsed once, and each section and
+//! each array element is deserialised on its own ([`Document`]), so that every type error is
+//! listed with its key path and position; then every semantic problem is added. Nothing
+//! half-valid comes out, so a reload can swap configs atomically or keep the running one.
 
-use super::schema::{AlertingConfig, RawConfig};
+use super::document::{struct_fields, Document};
+use super::files::{self, read_limited, MAX_CONFIG_BYTES};
+use super::schema::{AlertingConfig, RawConfig, ReceiverConfig, RuleConfig};
 use super::values::{Problem, Problems};
+use crate::http::HttpConfig;
 use crate::notify::{self, ReceiverSettings};
 use crate::rules::RuleSet;
 use crate::source::target::{self, TargetSettings};
@@ -20,6 +25,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `externalURL` for payloads; `None` means derive it from the host name and bound port.
     pub external_url: Option<String>,
+    /// HTTP connection limits as configured (the daemon lowers `max_connections` to fit the
+    /// open-file limit).
+    pub http: crate::http::Limits,
     /// `[alerting]`, as written (all fields have defaults and need no resolving).
     pub alerting: AlertingConfig,
     /// Targets, in file order.
@@ -30,131 +38,137 @@ pub struct Config {
     pub receivers: Vec<ReceiverSettings>,
 }
 
-/// Reads and validates `path`.
+/// Reads and validates `path`: a regular file of at most [`MAX_CONFIG_BYTES`].
 pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
-    match std::fs::read_to_string(path) {
-        Ok(src) => parse(path, &src),
-        Err(e) => Err(vec![Problem {
+    let bytes = read_limited(path, MAX_CONFIG_BYTES).map_err(|e| {
+        vec![Problem {
             file: path.to_path_buf(),
             line_col: None,
             key: None,
             message: format!("cannot read config file: {e}"),
-        }]),
-    }
+        }]
+    })?;
+    from_document(&Document::from_bytes(path, bytes).map_err(|p| vec![p])?)
 }
 
 /// Validates `src` as the content of `path`.
 pub fn parse(path: &Path, src: &str) -> Result<Config, Vec<Problem>> {
-    let mut problems = Problems::new(path);
-    let raw: RawConfig = match toml::from_str(src) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let pos = e.span().map(|s| super::locate::line_col(src, s.start));
-            problems.located(pos, with_suggestion(e.message()));
-            return Err(problems.into_vec());
-        }
-    };
-    let config = validate(path, &raw, &mut problems);
-    problems.locate_in(src);
+    from_document(&Document::parse(path, src.to_string()).map_err(|p| vec![p])?)
+}
+
+fn from_document(doc: &Document) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems::new(doc.file());
+    let sections = Sections::read(doc, &mut problems);
+    let config = validate(doc, sections, &mut problems);
+    problems.locate_in(doc);
     match config {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems.into_vec()),
     }
 }
 
-fn validate(path: &Path, raw: &RawConfig, problems: &mut Problems) -> Option<Config> {
-    let listen = match raw.http.listen.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            problems.at(
-                "http.listen",
-                format!(
-                    "\"{}\" is not an address like \"0.0.0.0:9671\"",
-                    raw.http.listen
-                ),
-            );
-            None
-        }
-    };
-    if let Some(url) = &raw.http.external_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            problems.at("http.external_url", "must start with http:// or https://");
+/// The sections of the file, each deserialised on its own; `None` where one has problems
+/// (already recorded), so that the others are still checked.
+struct Sections {
+    http: Option<HttpConfig>,
+    alerting: Option<AlertingConfig>,
+    /// Every `[[targets]]` element that is a table, by index (each is validated by its source).
+    targets: Vec<usize>,
+    /// Rules are checked together (names, overrides of built-ins): all or nothing.
+    rules: Option<Vec<RuleConfig>>,
+    /// Receivers are checked together (unique names): all or nothing.
+    receivers: Option<Vec<ReceiverConfig>>,
+}
+
+impl Sections {
+    fn read(doc: &Document, problems: &mut Problems) -> Sections {
+        doc.deny_unknown_keys("", struct_fields::<RawConfig>(), problems);
+        Sections {
+            http: doc.get_or_default("http", problems),
+            alerting: doc.get_or_default("alerting", problems),
+            targets: doc
+                .elements::<toml::Table>("targets", problems)
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.as_ref().map(|_| i))
+                .collect(),
+            rules: doc.elements("rules", problems).into_iter().collect(),
+            receivers: doc.elements("receivers", problems).into_iter().collect(),
         }
     }
-    let a = &raw.alerting;
+}
+
+fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Config> {
+    let listen = s.http.as_ref().and_then(|h| h.validate(problems));
+    if let Some(a) = &s.alerting {
+        check_alerting(a, problems);
+    }
+    let targets = check_targets(doc, &s.targets, problems);
+    // With `[alerting]` refused, its `builtin_rules` may still be fine (its problem is listed).
+    let builtin = match &s.alerting {
+        Some(a) => a.builtin_rules,
+        None => doc
+            .get("alerting.builtin_rules", &mut Problems::new(doc.file()))
+            .unwrap_or(true),
+    };
+    let rules = s.rules.map(|r| RuleSet::build(&r, builtin, problems));
+    let receivers = s
+        .receivers
+        .map(|r| notify::settings_from_config(&r, problems));
+    let http = s.http?;
+    Some(Config {
+        path: doc.file().to_path_buf(),
+        listen: listen?,
+        external_url: http.external_url.clone(),
+        http: http.limits(),
+        alerting: s.alerting?,
+        targets,
+        rules: rules?,
+        receivers: receivers?,
+    })
+}
+
+fn check_alerting(a: &AlertingConfig, problems: &mut Problems) {
     if let Some(file) = &a.state_file {
-        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
-            problems.at(
-                "alerting.state_file",
-                format!("directory {} does not exist", dir.display()),
-            );
+        if let Err(e) = files::check_state_file(file) {
+            problems.at("alerting.state_file", e);
         }
     }
     if a.repeat_interval.0.is_zero() {
         problems.at("alerting.repeat_interval", "must be greater than 0");
     }
-    if raw.targets.is_empty() {
+}
+
+/// Validates every target that is a table, under its own index.
+fn check_targets(
+    doc: &Document,
+    targets: &[usize],
+    problems: &mut Problems,
+) -> Vec<TargetSettings> {
+    if doc.array_len("targets") == 0 {
         problems.at(
             "targets",
             "no [[targets]]: add at least one target (a PostgreSQL server or a PgBouncer) to watch",
         );
     }
     let mut names = HashSet::new();
-    let mut targets = Vec::new();
-    for (i, t) in raw.targets.iter().enumerate() {
-        if let Some(name) = t.get("name").and_then(toml::Value::as_str) {
-            if !names.insert(name) {
+    let mut out = Vec::new();
+    for &i in targets {
+        let name: Option<String> = doc.get(
+            &format!("targets[{i}].name"),
+            &mut Problems::new(doc.file()),
+        );
+        if let Some(name) = name {
+            if !names.insert(name.clone()) {
                 problems.at(
                     format!("targets[{i}].name"),
                     format!("duplicate target name \"{name}\""),
                 );
             }
         }
-        targets.extend(target::resolve(i, t, problems));
+        out.extend(target::resolve(doc, i, problems));
     }
-    let rules = RuleSet::build(&raw.rules, a.builtin_rules, problems);
-    let receivers = notify::settings_from_config(&raw.receivers, problems);
-    Some(Config {
-        path: path.to_path_buf(),
-        listen: listen?,
-        external_url: raw.http.external_url.clone(),
-        alerting: raw.alerting.clone(),
-        targets,
-        rules,
-        receivers,
-    })
-}
-
-/// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
-pub(crate) fn with_suggestion(message: &str) -> String {
-    let Some(rest) = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))
-    else {
-        return message.to_string();
-    };
-    let Some((got, expected)) = rest.split_once('`') else {
-        return message.to_string();
-    };
-    match crate::rules::did_you_mean(got, expected.split('`').skip(1).step_by(2)) {
-        Some(cand) => format!("{message} (did you mean `{cand}`?)"),
-        None => message.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggestions() {
-        let m = "unknown field `intervall`, expected one of `name`, `url`, `interval`";
-        assert!(with_suggestion(m).ends_with("(did you mean `interval`?)"));
-        let m = "unknown field `zzz`, expected one of `name`, `url`";
-        assert_eq!(with_suggestion(m), m);
-        assert_eq!(with_suggestion("other"), "other");
-    }
+    out
 }
 
 #[cfg(test)]

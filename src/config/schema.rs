@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct RawConfig {
     /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`).
     #[serde(default)]
-    pub http: HttpConfig,
+    pub http: crate::http::HttpConfig,
     /// Alerting behaviour shared by all rules and receivers.
     #[serde(default)]
     pub alerting: AlertingConfig,
@@ -29,33 +29,6 @@ pub struct RawConfig {
     /// Webhook receivers that get firing and resolved notifications.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
-}
-
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address to listen on. Default `0.0.0.0:9671` (postgres_exporter uses 9187 and
-    /// pgbouncer_exporter 9127). Port 0 picks a free port; the bound address is logged.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// Base URL under which people reach this poolwatch, used for `externalURL` and
-    /// `generatorURL` in alert payloads. Default `http://<hostname>:<port>`.
-    #[serde(default)]
-    pub external_url: Option<String>,
-}
-
-fn default_listen() -> String {
-    "0.0.0.0:9671".into()
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: default_listen(),
-            external_url: None,
-        }
-    }
 }
 
 /// `[alerting]`.
@@ -249,6 +222,14 @@ pub struct RuleConfig {
     /// Longer description template.
     #[serde(default)]
     pub description: Option<String>,
+    /// `summary` of the notice sent when the alert resolves: what recovered and after how long
+    /// (`{{duration}}`). Default: the built-in text for the rule's metric or condition.
+    #[serde(default)]
+    pub resolved_summary: Option<String>,
+    /// `description` of the notice sent when the alert resolves. Default: the built-in text
+    /// for the rule's metric or condition.
+    #[serde(default)]
+    pub resolved_description: Option<String>,
 }
 
 /// `[[receivers]]`: a webhook that gets Alertmanager-format (version 4) notifications.

@@ -1,6 +1,8 @@
 //! Value types shared by every config section: durations written as `"15s"`, secrets that come
 //! from `${ENV}` or a file and never print themselves, and the located problems validation reports.
 
+use super::document::Document;
+use super::files::{read_limited, MAX_SECRET_BYTES};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -96,9 +98,63 @@ impl fmt::Display for Secret {
 }
 
 /// A secret as written in the file: a literal, or `${ENV_VAR}` references expanded at load time.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+///
+/// Only a string is accepted, and a value of another type is refused without being quoted
+/// (`invalid type: integer, expected a string`): whatever was written at a secret key may be
+/// the secret itself.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretRef(String);
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_string(SecretVisitor)
+    }
+}
+
+/// Accepts a string; names the type of anything else, never its value.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(&self, kind: &str) -> Result<SecretRef, E> {
+        Err(E::invalid_type(serde::de::Unexpected::Other(kind), self))
+    }
+}
+
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretRef, E> {
+        Ok(SecretRef(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretRef, E> {
+        Ok(SecretRef(v))
+    }
+    // Serde's defaults for these quote the value (`invalid type: integer `4242``).
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        self.refuse("boolean")
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        self.refuse("integer")
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<SecretRef, E> {
+        self.refuse("integer")
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        self.refuse("integer")
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<SecretRef, E> {
+        self.refuse("integer")
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        self.refuse("float")
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<SecretRef, E> {
+        self.refuse("bytes")
+    }
+}
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -170,9 +226,13 @@ pub fn resolve_secret(
     }
 }
 
+/// Reads a `*_file` secret: a regular file of at most [`MAX_SECRET_BYTES`], UTF-8, trimmed of
+/// trailing newlines. Errors name the file and the reason, never its content.
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let cannot =
+        |reason: &dyn fmt::Display| format!("cannot read secret file {}: {reason}", path.display());
+    let bytes = read_limited(path, MAX_SECRET_BYTES).map_err(|e| cannot(&e))?;
+    let text = String::from_utf8(bytes).map_err(|_| cannot(&"it is not UTF-8 text"))?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         return Err(format!("secret file {} is empty", path.display()));
@@ -234,12 +294,18 @@ impl Problems {
         });
     }
 
-    /// Records a problem with a known position and no key path.
-    pub fn located(&mut self, line_col: Option<(usize, usize)>, message: impl Into<String>) {
+    /// Records a problem whose position is known (syntax and type errors), with its key path
+    /// when known.
+    pub fn located(
+        &mut self,
+        key: Option<String>,
+        line_col: Option<(usize, usize)>,
+        message: impl Into<String>,
+    ) {
         self.items.push(Problem {
             file: self.file.clone(),
             line_col,
-            key: None,
+            key,
             message: message.into(),
         });
     }
@@ -254,15 +320,18 @@ impl Problems {
         self.items.len()
     }
 
-    /// Fills in line and column for every problem that has a key path, from the source text.
-    pub fn locate_in(&mut self, src: &str) {
+    /// Fills in line and column for every problem that has a key path, from the document, and
+    /// puts the problems in file order (those without a position last).
+    pub fn locate_in(&mut self, doc: &Document) {
         for p in &mut self.items {
             if p.line_col.is_none() {
                 if let Some(key) = &p.key {
-                    p.line_col = super::locate::locate(src, key);
+                    p.line_col = doc.position(key);
                 }
             }
         }
+        self.items
+            .sort_by_key(|p| p.line_col.map_or((usize::MAX, 0), |lc| lc));
     }
 
     /// The problems recorded so far.

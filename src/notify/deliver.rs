@@ -57,6 +57,8 @@ impl Endpoint {
         let url = Url::parse(settings.url.expose())
             .map_err(|e| format!("not a valid http(s) URL: {e}"))?;
         redactor.add(url.as_str());
+        // A host name can carry a token too, and TLS errors name it.
+        redactor.add(url.host_str().unwrap_or_default());
         redactor.add(url.path());
         redactor.add(url.query().unwrap_or_default());
         redactor.add(url.username());

@@ -73,3 +73,17 @@ fn endpoint_rejects_what_validation_would() {
         "{err}"
     );
 }
+
+/// The host is part of the secret URL: an error that names it (rustls' "certificate not valid
+/// for name ...", with the host as parsed, in lower case) must not carry it into a log line.
+#[test]
+fn the_host_is_redacted_too() {
+    let url = format!("https://{TOKEN}.hooks.example/x");
+    let settings = ReceiverSettings::new("ops", Secret::new(url));
+    let endpoint = Endpoint::new(&settings).expect("endpoint");
+    let host = format!("{}.hooks.example", TOKEN.to_ascii_lowercase());
+    let text = endpoint.redactor.redact(&format!(
+        "invalid peer certificate: certificate not valid for name \"{host}\""
+    ));
+    assert!(!text.to_ascii_lowercase().contains(&host), "{text}");
+}

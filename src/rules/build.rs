@@ -2,7 +2,8 @@
 //! [`Rule`]. Every problem is collected (not just the first) with its key path.
 
 use super::builtin::{
-    builtin_rules, default_description, default_summary, is_builtin_name, DEFAULT_WINDOW,
+    builtin_rules, default_description, default_resolved_description, default_resolved_summary,
+    default_summary, is_builtin_name, DEFAULT_WINDOW,
 };
 use super::eval::op_str;
 use super::matcher::{is_valid_label_name, Matcher};
@@ -73,6 +74,8 @@ fn overlay(base: &RuleConfig, over: &RuleConfig) -> RuleConfig {
         labels: pick(&over.labels, &base.labels),
         summary: pick(&over.summary, &base.summary),
         description: pick(&over.description, &base.description),
+        resolved_summary: pick(&over.resolved_summary, &base.resolved_summary),
+        resolved_description: pick(&over.resolved_description, &base.resolved_description),
     }
 }
 
@@ -136,16 +139,27 @@ fn compile(rc: &RuleConfig, prefix: String, problems: &mut Problems) -> Option<R
     };
     let matchers = parse_matchers(rc.matchers.as_deref().unwrap_or_default(), &mut ck);
     let labels = check_labels(rc.labels.clone().unwrap_or_default(), &mut ck);
-    let summary = template(rc.summary.as_deref(), check.as_ref().map(default_summary));
-    let description = template(
-        rc.description.as_deref(),
-        check.as_ref().map(default_description),
-    );
-    for (key, parsed) in [("summary", &summary), ("description", &description)] {
-        if let Some(Err(e)) = parsed {
+    let [summary, description, resolved_summary, resolved_description] = [
+        ("summary", &rc.summary, default_summary as DefaultText),
+        ("description", &rc.description, default_description),
+        (
+            "resolved_summary",
+            &rc.resolved_summary,
+            default_resolved_summary,
+        ),
+        (
+            "resolved_description",
+            &rc.resolved_description,
+            default_resolved_description,
+        ),
+    ]
+    .map(|(key, given, default)| {
+        let parsed = template(given.as_deref(), check.as_ref().map(default));
+        if let Some(Err(e)) = &parsed {
             ck.at(key, e.clone());
         }
-    }
+        parsed
+    });
     let failed = !ck.found.is_empty();
     for (key, message) in ck.found {
         problems.at(key, message);
@@ -162,6 +176,8 @@ fn compile(rc: &RuleConfig, prefix: String, problems: &mut Problems) -> Option<R
         labels,
         summary: summary?.ok()?,
         description: description?.ok()?,
+        resolved_summary: resolved_summary?.ok()?,
+        resolved_description: resolved_description?.ok()?,
     })
 }
 
@@ -382,6 +398,9 @@ fn check_labels(labels: BTreeMap<String, String>, ck: &mut Checker) -> BTreeMap<
     }
     labels
 }
+
+/// A rule's default text for one annotation, by what it checks.
+type DefaultText = fn(&Check) -> &'static str;
 
 fn template(
     given: Option<&str>,

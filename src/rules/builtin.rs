@@ -1,6 +1,6 @@
-//! The built-in rules and the default alert texts. The built-ins are complete [`RuleConfig`]s,
-//! every key set, so that `check-config` and the README can show exactly what runs; a
-//! `[[rules]]` entry with the same name replaces only the keys it sets.
+//! The built-in rules and the default alert texts (firing and resolved). The built-ins are
+//! complete [`RuleConfig`]s, every key set, so that `check-config` and the README can show
+//! exactly what runs; a `[[rules]]` entry with the same name replaces only the keys it sets.
 
 use super::Check;
 use crate::config::schema::{CmpOp, Condition, PoolMetric, RuleConfig, ThresholdConfig};
@@ -17,34 +17,52 @@ const POOL_DESCRIPTION: &str = "{{capacity_note}}; {{top_holders}}; \
     {{idle_in_transaction}} idle in transaction (oldest {{oldest_idle_in_transaction}}), \
     {{waiting}} waiting";
 
+/// The firing and the resolved `summary` of a threshold rule on `metric`.
+fn threshold_summaries(metric: PoolMetric) -> (&'static str, &'static str) {
+    match metric {
+        PoolMetric::Utilization
+        | PoolMetric::InUse
+        | PoolMetric::Free
+        | PoolMetric::Capacity
+        | PoolMetric::Idle => (
+            "{{subject}}: {{in_use}}/{{capacity}} usable connections in use ({{utilization}})",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; \
+             {{in_use}}/{{capacity}} usable connections in use ({{utilization}}) now",
+        ),
+        PoolMetric::Waiting => (
+            "{{subject}}: {{waiting}} clients waiting for a connection \
+             ({{in_use}}/{{capacity}} in use)",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; {{waiting}} clients \
+             waiting for a connection ({{in_use}}/{{capacity}} in use) now",
+        ),
+        PoolMetric::LongestWaitSeconds => (
+            "{{subject}}: a client has waited {{longest_wait}} for a connection \
+             ({{waiting}} waiting, {{in_use}}/{{capacity}} in use)",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; longest wait \
+             {{longest_wait}}, {{waiting}} waiting now",
+        ),
+        PoolMetric::IdleInTransaction | PoolMetric::OldestIdleInTransactionSeconds => (
+            "{{subject}}: {{idle_in_transaction}} sessions idle in transaction \
+             (oldest {{oldest_idle_in_transaction}})",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; \
+             {{idle_in_transaction}} sessions idle in transaction now",
+        ),
+        PoolMetric::OldestTransactionSeconds => (
+            "{{subject}}: a transaction has been open for {{oldest_transaction}}",
+            "{{subject}}: {{alertname}} cleared after {{duration}}",
+        ),
+        PoolMetric::LockWaiting => (
+            "{{subject}}: {{lock_waiting}} sessions waiting on a lock",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; \
+             {{lock_waiting}} sessions waiting on a lock now",
+        ),
+    }
+}
+
 /// The default `summary` of a rule that does not set one.
 pub fn default_summary(check: &Check) -> &'static str {
     match check {
-        Check::Threshold { metric, .. } => match metric {
-            PoolMetric::Utilization
-            | PoolMetric::InUse
-            | PoolMetric::Free
-            | PoolMetric::Capacity
-            | PoolMetric::Idle => {
-                "{{subject}}: {{in_use}}/{{capacity}} usable connections in use ({{utilization}})"
-            }
-            PoolMetric::Waiting => {
-                "{{subject}}: {{waiting}} clients waiting for a connection \
-                 ({{in_use}}/{{capacity}} in use)"
-            }
-            PoolMetric::LongestWaitSeconds => {
-                "{{subject}}: a client has waited {{longest_wait}} for a connection \
-                 ({{waiting}} waiting, {{in_use}}/{{capacity}} in use)"
-            }
-            PoolMetric::IdleInTransaction | PoolMetric::OldestIdleInTransactionSeconds => {
-                "{{subject}}: {{idle_in_transaction}} sessions idle in transaction \
-                 (oldest {{oldest_idle_in_transaction}})"
-            }
-            PoolMetric::OldestTransactionSeconds => {
-                "{{subject}}: a transaction has been open for {{oldest_transaction}}"
-            }
-            PoolMetric::LockWaiting => "{{subject}}: {{lock_waiting}} sessions waiting on a lock",
-        },
+        Check::Threshold { metric, .. } => threshold_summaries(*metric).0,
         Check::CapacityDropped { .. } => {
             "{{subject}}: capacity fell from {{previous_capacity}} to {{capacity}}"
         }
@@ -68,6 +86,38 @@ pub fn default_description(check: &Check) -> &'static str {
     }
 }
 
+/// The default `resolved_summary` of a rule that does not set one: what recovered (the numbers
+/// of the poll that resolved it) and after how long, worded so that it cannot read as still
+/// firing.
+pub fn default_resolved_summary(check: &Check) -> &'static str {
+    match check {
+        Check::Threshold { metric, .. } => threshold_summaries(*metric).1,
+        Check::CapacityDropped { .. } => {
+            "{{subject}}: {{alertname}} cleared after {{duration}}; capacity {{capacity}} now"
+        }
+        Check::TargetSaturated => {
+            "{{target}} is {{target_state}} after {{duration}} saturated (SQLSTATE 53300)"
+        }
+        Check::TargetDown => {
+            "{{target}} is {{target_state}} after {{duration}} down ({{error_class}})"
+        }
+    }
+}
+
+/// The default `resolved_description` of a rule that does not set one.
+pub fn default_resolved_description(check: &Check) -> &'static str {
+    match check {
+        Check::Threshold { .. } => POOL_DESCRIPTION,
+        Check::CapacityDropped { .. } => {
+            "{{capacity_note}}; {{in_use}} in use now ({{utilization}}). The alert clears when \
+             the capacity is back at the highest seen within the rule's window, or once the \
+             drop is older than the window"
+        }
+        Check::TargetSaturated => "New connections were refused with: {{error}}. {{last_seen}}",
+        Check::TargetDown => "The last error was: {{error}}. {{last_seen}}",
+    }
+}
+
 fn threshold(value: f64, clear: f64) -> Option<ThresholdConfig> {
     Some(ThresholdConfig {
         value,
@@ -87,6 +137,8 @@ fn base(name: &str, check: Check, for_secs: u64) -> RuleConfig {
         labels: Some(BTreeMap::new()),
         summary: Some(default_summary(&check).into()),
         description: Some(default_description(&check).into()),
+        resolved_summary: Some(default_resolved_summary(&check).into()),
+        resolved_description: Some(default_resolved_description(&check).into()),
         ..RuleConfig::default()
     }
 }

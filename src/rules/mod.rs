@@ -8,7 +8,8 @@
 //! * `build` — merging config entries over the built-ins and validating every key, recording
 //!   each problem with its key path (`rules[3].critical`).
 //! * [`matcher`] — Prometheus-style label matchers (`kind="role"`, `pool=~"app_.*"`).
-//! * [`template`] — `{{name}}` templates for `summary` and `description`, checked at build time.
+//! * [`template`] — `{{name}}` templates for `summary` and `description` (and their resolved
+//!   forms), checked at build time.
 //! * [`eval`] — a threshold rule's metric value and whether it holds, with hysteresis.
 //!
 //! A rule never looks at time: `for`, `keep_firing_for` and the capacity history are the alert
@@ -102,6 +103,19 @@ pub struct Rule {
     pub summary: Template,
     /// `description` annotation.
     pub description: Template,
+    /// `summary` of a resolved notice: what recovered, and after how long.
+    pub resolved_summary: Template,
+    /// `description` of a resolved notice.
+    pub resolved_description: Template,
+}
+
+/// Which texts of a rule a notice carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// `summary` and `description`: the alert is pending or firing.
+    Active,
+    /// `resolved_summary` and `resolved_description`: its condition stopped holding.
+    Resolved,
 }
 
 impl Rule {
@@ -116,11 +130,15 @@ impl Rule {
         self.levels.iter().find(|l| l.severity == severity)
     }
 
-    /// Renders the `summary` and `description` annotations.
-    pub fn annotate(&self, vars: &Vars<'_>) -> BTreeMap<String, String> {
+    /// Renders the `summary` and `description` annotations from the templates of `text`.
+    pub fn annotate(&self, text: Text, vars: &Vars<'_>) -> BTreeMap<String, String> {
+        let (summary, description) = match text {
+            Text::Active => (&self.summary, &self.description),
+            Text::Resolved => (&self.resolved_summary, &self.resolved_description),
+        };
         BTreeMap::from([
-            ("summary".to_string(), self.summary.render(vars)),
-            ("description".to_string(), self.description.render(vars)),
+            ("summary".to_string(), summary.render(vars)),
+            ("description".to_string(), description.render(vars)),
         ])
     }
 }

@@ -4,9 +4,10 @@
 //! in the most useful human form (`97%`, `4m 12s`, `app=django holds 91`).
 
 use super::did_you_mean;
-use crate::model::{PollError, PoolSnapshot, Severity};
+use crate::model::{ErrorClass, PollError, PoolSnapshot, Severity, TargetState};
 use crate::timefmt;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// A variable a template can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +37,12 @@ enum Var {
     ErrorClass,
     Error,
     LastSeen,
+    Duration,
+    TargetState,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 25] = [
+const VARS: [(&str, Var); 27] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -65,6 +68,8 @@ const VARS: [(&str, Var); 25] = [
     ("error_class", Var::ErrorClass),
     ("error", Var::Error),
     ("last_seen", Var::LastSeen),
+    ("duration", Var::Duration),
+    ("target_state", Var::TargetState),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -172,8 +177,10 @@ pub struct Vars<'a> {
     pub kind: &'a str,
     /// Pool name label; empty for target-level alerts.
     pub pool: &'a str,
+    /// How people name the pool (`orders-db`, `orders-db role app`) or the target.
+    pub subject: &'a str,
     /// The pool's numbers: current, or the last known when the target cannot be polled; for
-    /// target-level alerts, the last known server pool.
+    /// target-level alerts, the last known numbers of the pool that stands for the target.
     pub snapshot: Option<&'a PoolSnapshot>,
     /// The alert's value (metric value, current capacity, or 1 for target conditions).
     pub value: Option<f64>,
@@ -181,8 +188,26 @@ pub struct Vars<'a> {
     pub threshold: Option<f64>,
     /// The highest capacity within the window (capacity_dropped).
     pub previous_capacity: Option<u64>,
-    /// Why the target cannot be polled (target conditions).
+    /// Why the target cannot be polled (target conditions): the error that made the alert
+    /// active, also in its resolved notice, when the target answers again.
     pub error: Option<&'a PollError>,
+    /// How long the alert has been active (since `activeAt`), up to this notice.
+    pub duration: Option<Duration>,
+    /// The target as of its last poll: `None` before the first one, `Ok` when it succeeded,
+    /// else the class of its error.
+    pub target_state: Option<Result<(), ErrorClass>>,
+}
+
+/// `up`, `saturated`, `down (network)`, or `unknown` before the first poll.
+fn target_state(state: Option<Result<(), ErrorClass>>) -> String {
+    match state {
+        None => TargetState::Unknown.to_string(),
+        Some(Ok(())) => TargetState::Up.to_string(),
+        Some(Err(class)) => match TargetState::from_error(class) {
+            TargetState::Down => format!("down ({class})"),
+            other => other.to_string(),
+        },
+    }
 }
 
 impl Vars<'_> {
@@ -194,11 +219,7 @@ impl Vars<'_> {
             Var::Target => write!(out, "{}", self.target),
             Var::Kind => write!(out, "{}", self.kind),
             Var::Pool => write!(out, "{}", self.pool),
-            Var::Subject => match (self.kind, snap) {
-                ("", _) => write!(out, "{}", self.target),
-                (_, Some(s)) => write!(out, "{}", s.id.subject()),
-                (kind, None) => write!(out, "{} {} {}", self.target, kind, self.pool),
-            },
+            Var::Subject => write!(out, "{}", self.subject),
             Var::Severity => write!(out, "{}", self.severity),
             Var::Alertname => write!(out, "{}", self.alertname),
             Var::Value => write!(out, "{}", opt_num(self.value)),
@@ -253,6 +274,8 @@ impl Vars<'_> {
                 ),
                 None => write!(out, "poolwatch has not seen its pools yet"),
             },
+            Var::Duration => write!(out, "{}", age(self.duration)),
+            Var::TargetState => write!(out, "{}", target_state(self.target_state)),
         };
     }
 }
@@ -278,7 +301,7 @@ fn count(v: Option<u64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_else(|| UNKNOWN.into())
 }
 
-fn age(d: Option<std::time::Duration>) -> String {
+fn age(d: Option<Duration>) -> String {
     d.map(timefmt::human).unwrap_or_else(|| UNKNOWN.into())
 }
 
@@ -333,7 +356,7 @@ fn top_holders(snap: Option<&PoolSnapshot>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorClass, Holders};
+    use crate::model::Holders;
     use crate::rules::fixtures::incident_one;
 
     fn vars(snapshot: Option<&PoolSnapshot>) -> Vars<'_> {
@@ -343,11 +366,14 @@ mod tests {
             target: "orders-db",
             kind: "server",
             pool: "server",
+            subject: "orders-db",
             snapshot,
             value: Some(1.0),
             threshold: Some(0.95),
             previous_capacity: None,
             error: None,
+            duration: Some(Duration::from_secs(192)),
+            target_state: Some(Ok(())),
         }
     }
 
@@ -374,6 +400,11 @@ mod tests {
             ),
             ("{{previous_capacity}} {{error}} {{error_class}}", "- - -"),
             ("{{severity}} {{alertname}}", "critical PoolNearFull"),
+            (
+                "{{alertname}} cleared after {{duration}}",
+                "PoolNearFull cleared after 3m 12s",
+            ),
+            ("{{ target_state }}", "up"),
             ("no placeholders", "no placeholders"),
             ("", ""),
         ];
@@ -393,11 +424,36 @@ mod tests {
         v.kind = "";
         v.pool = "";
         v.error = Some(&err);
-        let t = Template::parse("{{subject}}: {{error}} ({{error_class}}) {{in_use}}/{{capacity}} {{utilization}} {{top_holders}} {{capacity_note}}").unwrap();
+        v.duration = None;
+        let t = Template::parse("{{subject}}: {{error}} ({{error_class}}) {{in_use}}/{{capacity}} {{utilization}} {{top_holders}} {{capacity_note}} {{duration}}").unwrap();
         assert_eq!(
             t.render(&v),
-            "orders-db: sorry, too many clients already (too_many_connections) -/- - - -"
+            "orders-db: sorry, too many clients already (too_many_connections) -/- - - - -"
         );
+    }
+
+    #[test]
+    fn target_states() {
+        let t = Template::parse("{{target}} is {{target_state}}").unwrap();
+        // (state as of the last poll, rendered)
+        let cases = [
+            (None, "orders-db is unknown"),
+            (Some(Ok(())), "orders-db is up"),
+            (
+                Some(Err(ErrorClass::TooManyConnections)),
+                "orders-db is saturated",
+            ),
+            (
+                Some(Err(ErrorClass::Network)),
+                "orders-db is down (network)",
+            ),
+            (Some(Err(ErrorClass::Auth)), "orders-db is down (auth)"),
+        ];
+        for (state, want) in cases {
+            let mut v = vars(None);
+            v.target_state = state;
+            assert_eq!(t.render(&v), want, "{state:?}");
+        }
     }
 
     #[test]
@@ -410,6 +466,7 @@ mod tests {
         let mut v = vars(Some(&snap));
         v.kind = "role";
         v.pool = "app";
+        v.subject = "orders-db role app";
         let t = Template::parse("{{subject}}: {{capacity_note}}; {{top_holders}}").unwrap();
         assert_eq!(
             t.render(&v),

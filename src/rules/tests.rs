@@ -63,6 +63,7 @@ fn builtins_are_valid_and_complete() {
     for b in builtin_rules() {
         assert!(b.enabled.is_some() && b.for_.is_some() && b.keep_firing_for.is_some());
         assert!(b.summary.is_some() && b.description.is_some() && b.labels.is_some());
+        assert!(b.resolved_summary.is_some() && b.resolved_description.is_some());
         assert!(b.matchers.is_some());
     }
     let util = set.get("PoolUtilizationHigh").unwrap();
@@ -363,6 +364,22 @@ fn invalid_cases() -> Vec<(RuleConfig, &'static str, &'static str)> {
             },
             "rules[0].description",
             "unknown template variable {{holders}}",
+        ),
+        (
+            RuleConfig {
+                resolved_summary: Some("{{target}} fine after {{durration}}".into()),
+                ..threshold_rule("R")
+            },
+            "rules[0].resolved_summary",
+            "did you mean {{duration}}",
+        ),
+        (
+            RuleConfig {
+                resolved_description: Some("{{target_state".into()),
+                ..threshold_rule("R")
+            },
+            "rules[0].resolved_description",
+            "unclosed placeholder",
         ),
         (named(" "), "rules[0].name", "non-empty"),
     ]

@@ -5,10 +5,13 @@
 //!
 //! Adding a source means one variant of [`SourceSettings`] and one arm in [`resolve`].
 
-use super::pgbouncer::{self, config::BouncerSettings};
+use super::pgbouncer;
+use super::pgbouncer::config::{BouncerConfig, BouncerSettings};
 use super::pgwire::config::{check_timeout, ConnConfig, CONN_KEYS};
-use super::postgres::{self, config::PgSettings};
+use super::postgres;
+use super::postgres::config::{PgConfig, PgSettings};
 use super::{poll_loop, Cadence, SourceMetrics};
+use crate::config::document::{struct_fields, Document};
 use crate::config::values::{HumanDuration, Problems};
 use crate::model::TargetReport;
 use serde::de::DeserializeOwned;
@@ -167,23 +170,13 @@ impl TargetSettings {
     }
 }
 
-/// Validates `[[targets]]` entry `i` (as written, a TOML table), recording problems under
-/// `targets[i]`.
-pub fn resolve(i: usize, table: &toml::Table, problems: &mut Problems) -> Option<TargetSettings> {
+/// Validates `[[targets]]` entry `i` of `doc`, recording problems under `targets[i]`.
+pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<TargetSettings> {
     let prefix = format!("targets[{i}]");
     let before = problems.len();
-    let mut rest = table.clone();
-    let kind = match rest.remove("type") {
-        None => "postgres".to_string(),
-        Some(toml::Value::String(s)) => s,
-        Some(_) => {
-            problems.at(
-                format!("{prefix}.type"),
-                "must be a string such as \"postgres\"",
-            );
-            return None;
-        }
-    };
+    let kind: String = doc
+        .get(&format!("{prefix}.type"), problems)
+        .unwrap_or_else(|| "postgres".to_string());
     if !TYPES.contains(&kind.as_str()) {
         let hint = crate::rules::did_you_mean(&kind, TYPES)
             .map(|t| format!(" (did you mean \"{t}\"?)"))
@@ -196,25 +189,26 @@ pub fn resolve(i: usize, table: &toml::Table, problems: &mut Problems) -> Option
         );
         return None;
     }
-    let common: Option<Common> = take(&mut rest, &COMMON_KEYS, &prefix, problems);
-    let cadence: Option<LoopConfig> = take(&mut rest, &LOOP_KEYS, &prefix, problems);
-    let conn: Option<ConnConfig> = take(&mut rest, &CONN_KEYS, &prefix, problems);
-    let (common, cadence, conn) = (common?, cadence?, conn?);
-    check_common(&common, &prefix, problems);
-    check_cadence(&cadence, &prefix, problems);
-    let name = common.name.as_str();
+    let common: Option<Common> = doc.get_keys(&prefix, &COMMON_KEYS, problems);
+    let cadence: Option<LoopConfig> = doc.get_keys(&prefix, &LOOP_KEYS, problems);
+    let conn: Option<ConnConfig> = doc.get_keys(&prefix, &CONN_KEYS, problems);
     let source = match kind.as_str() {
         "postgres" => {
-            let own: postgres::config::PgConfig = own_keys(rest, &prefix, problems)?;
-            own.resolve(name, &prefix, &conn, problems)
+            let own: Option<PgConfig> = own_keys(doc, &prefix, problems);
+            let (common, conn, own) = (common.as_ref()?, conn.as_ref()?, own?);
+            own.resolve(&common.name, &prefix, conn, problems)
                 .map(SourceSettings::Postgres)
         }
         _ => {
-            let own: pgbouncer::config::BouncerConfig = own_keys(rest, &prefix, problems)?;
-            own.resolve(name, &prefix, &conn, problems)
+            let own: Option<BouncerConfig> = own_keys(doc, &prefix, problems);
+            let (common, conn, own) = (common.as_ref()?, conn.as_ref()?, own?);
+            own.resolve(&common.name, &prefix, conn, problems)
                 .map(SourceSettings::Pgbouncer)
         }
-    }?;
+    };
+    let (common, cadence, source) = (common?, cadence?, source?);
+    check_common(&common, &prefix, problems);
+    check_cadence(&cadence, &prefix, problems);
     if problems.len() > before {
         return None;
     }
@@ -267,53 +261,22 @@ fn check_cadence(c: &LoopConfig, prefix: &str, problems: &mut Problems) {
     );
 }
 
-/// Takes `keys` out of `table` and deserializes them as `T`, recording a problem on failure.
-fn take<T: DeserializeOwned>(
-    table: &mut toml::Table,
-    keys: &[&str],
-    prefix: &str,
-    problems: &mut Problems,
-) -> Option<T> {
-    let mut part = toml::Table::new();
-    for k in keys {
-        if let Some(v) = table.remove(*k) {
-            part.insert(k.to_string(), v);
-        }
-    }
-    crate::config::section(toml::Value::Table(part), prefix, problems)
-}
-
-/// Deserializes the keys left for the source itself; a key nobody took is unknown, and the
-/// suggestion for it is chosen among every key a target of this type has.
+/// The source's own keys of the target at `prefix`; a key that no part of the target takes is
+/// unknown, and the suggestion for it is chosen among every key a target of this type has.
 fn own_keys<T: DeserializeOwned>(
-    table: toml::Table,
+    doc: &Document,
     prefix: &str,
     problems: &mut Problems,
 ) -> Option<T> {
-    let own = crate::config::field_names::<T>();
-    let unknown: Vec<&String> = table
-        .keys()
-        .filter(|k| !own.contains(&k.as_str()))
+    let own = struct_fields::<T>();
+    let known: Vec<&str> = ["type"]
+        .iter()
+        .chain(&COMMON_KEYS)
+        .chain(&LOOP_KEYS)
+        .chain(&CONN_KEYS)
+        .chain(own)
+        .copied()
         .collect();
-    if !unknown.is_empty() {
-        let known = ["type"]
-            .iter()
-            .chain(&COMMON_KEYS)
-            .chain(&LOOP_KEYS)
-            .chain(&CONN_KEYS)
-            .chain(own)
-            .copied();
-        let known: Vec<&str> = known.collect();
-        for k in unknown {
-            let hint = crate::rules::did_you_mean(k, known.iter().copied())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            problems.at(
-                format!("{prefix}.{k}"),
-                format!("unknown field `{k}`{hint}"),
-            );
-        }
-        return None;
-    }
-    crate::config::section(toml::Value::Table(table), prefix, problems)
+    doc.deny_unknown_keys(prefix, &known, problems);
+    doc.get_keys(prefix, own, problems)
 }

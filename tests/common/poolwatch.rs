@@ -84,18 +84,69 @@ impl Poolwatch {
 
     /// [`Poolwatch::start`] with extra environment and arguments.
     pub async fn start_with(config: &str, options: PoolwatchOptions) -> Poolwatch {
-        let mut poolwatch = Self::spawn(config, options);
-        if let Err(e) = poolwatch.wait_listening(START_TIMEOUT).await {
-            panic!("{e}\n{}", poolwatch.logs());
+        Self::spawn(config, options).listening().await
+    }
+
+    /// [`Poolwatch::start`] with the open-file limit (`RLIMIT_NOFILE`) at `soft` and `hard`
+    /// from the first instruction, as `prlimit --nofile=SOFT:HARD` would.
+    pub async fn start_with_nofile(config: &str, soft: u64, hard: u64) -> Poolwatch {
+        let options = PoolwatchOptions::default();
+        Self::spawn_inner(config, options, &[], Some((soft, hard)))
+            .listening()
+            .await
+    }
+
+    /// Waits for the `listening on` line; panics with the logs if it does not come.
+    async fn listening(mut self) -> Poolwatch {
+        if let Err(e) = self.wait_listening(START_TIMEOUT).await {
+            panic!("{e}\n{}", self.logs());
         }
-        poolwatch
+        self
+    }
+
+    /// [`Poolwatch::start_with`] through `wrapper`: a command and its arguments that end up
+    /// executing the binary's path and arguments appended to them (e.g. `unshare ... sh -c`), so
+    /// that the process id stays the daemon's.
+    pub async fn start_wrapped(
+        config: &str,
+        options: PoolwatchOptions,
+        wrapper: &[&str],
+    ) -> Poolwatch {
+        Self::spawn_wrapped(config, options, wrapper)
+            .listening()
+            .await
     }
 
     /// Spawns `poolwatch run` without waiting for anything (for configs it should refuse).
     pub fn spawn(config: &str, options: PoolwatchOptions) -> Poolwatch {
+        Self::spawn_inner(config, options, &[], None)
+    }
+
+    fn spawn_wrapped(config: &str, options: PoolwatchOptions, wrapper: &[&str]) -> Poolwatch {
+        Self::spawn_inner(config, options, wrapper, None)
+    }
+
+    /// Spawns the binary, through `wrapper` when not empty, with `nofile` limits when given.
+    fn spawn_inner(
+        config: &str,
+        options: PoolwatchOptions,
+        wrapper: &[&str],
+        nofile: Option<(u64, u64)>,
+    ) -> Poolwatch {
         let config = ConfigFile::new(config);
         let log = |name: &str| std::fs::File::create(config.dir().join(name)).expect("log file");
-        let child = std::process::Command::new(BINARY)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(BINARY);
+                c
+            }
+            None => std::process::Command::new(BINARY),
+        };
+        if let Some((soft, hard)) = nofile {
+            limit_open_files(&mut command, soft, hard);
+        }
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(config.path())
@@ -312,6 +363,26 @@ impl Drop for Poolwatch {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Makes the process `command` starts begin with an `RLIMIT_NOFILE` of `soft` and `hard`.
+fn limit_open_files(command: &mut std::process::Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: between fork and exec the closure only calls setrlimit, which is
+    // async-signal-safe, and reads the errno it leaves.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 

@@ -140,10 +140,13 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     // Recovery: the connections go away, both alerts resolve under their fingerprints.
     first.close_all().await;
     second.close_all().await;
-    // The text of a resolved notice carries the numbers of the poll that resolved it: below
-    // the clear value (90% for PoolNearFull, 75% for PoolUtilizationHigh) as connections close.
-    let in_use = regex::Regex::new(r"^images-db: (\d+)/10 usable connections in use \(\d+%\)$")
-        .expect("regex");
+    // The text of a resolved notice says it cleared and carries the numbers of the poll that
+    // resolved it: below the clear value (90% for PoolNearFull, 75% for PoolUtilizationHigh) as
+    // connections close.
+    let in_use = regex::Regex::new(
+        r"^images-db: \w+ cleared after [0-9hms ]+; (\d+)/10 usable connections in use \(\d+%\) now$",
+    )
+    .expect("regex");
     for (fired, below) in [(&critical, 9), (&warning, 8)] {
         let resolved = scene
             .wait_delivered("resolved", |d| {

@@ -1,4 +1,4 @@
-//! Reload, persistence across a restart, target removal, API views and labels.
+//! Persistence across a restart, API views and labels.
 
 use super::*;
 use crate::config::schema::{PoolMetric, ThresholdConfig};
@@ -23,81 +23,11 @@ fn firing_engine() -> Engine {
     e
 }
 
-fn override_of(name: &str, f: impl FnOnce(&mut RuleConfig)) -> RuleConfig {
-    let mut rc = RuleConfig {
-        name: name.into(),
-        ..RuleConfig::default()
-    };
-    f(&mut rc);
-    rc
-}
-
-#[test]
-fn reload_keeps_state_of_unchanged_rules() {
-    let mut e = firing_engine();
-    let notices = e.set_rules(t(20), rules(&[], true), Duration::from_secs(4 * 3600));
-    assert!(notices.is_empty());
-    assert!(
-        observe(&mut e, 25, &db(25, 96)).is_empty(),
-        "no second Fired"
-    );
-    // The pending PoolUtilizationHigh kept its activeAt of 0s.
-    assert_eq!(observe(&mut e, 60, &db(60, 96)), [UTIL_FIRED]);
-}
-
-#[test]
-fn reload_resolves_firing_alerts_of_removed_rules() {
-    let mut e = firing_engine();
-    let off = |name: &str| override_of(name, |r| r.enabled = Some(false));
-    let new_rules = rules(&[off("PoolNearFull"), off("PoolUtilizationHigh")], true);
-    let notices = e.set_rules(t(20), new_rules, Duration::from_secs(3600));
-    // The pending PoolUtilizationHigh goes silently.
-    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
-    assert_eq!(notices[0].ends_at, Some(t(20)));
-    assert_eq!(notices[0].starts_at, t(0));
-    assert!(e.alerts().is_empty());
-    assert!(observe(&mut e, 25, &db(25, 96)).is_empty());
-}
-
-#[test]
-fn reload_with_new_rule_labels_starts_a_new_alert() {
-    let mut e = firing_engine();
-    let team = override_of("PoolNearFull", |r| {
-        r.labels = Some(labels(&[("team", "dba")]));
-    });
-    let notices = e.set_rules(t(20), rules(&[team], true), Duration::from_secs(3600));
-    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
-    assert!(observe(&mut e, 25, &db(25, 96)).is_empty());
-    let fired = e.observe(t(40), &db(40, 96), &Labels::new());
-    assert_eq!(briefs(&fired), [FULL_FIRED]);
-    assert_eq!(fired[0].labels["team"], "dba");
-}
-
-#[test]
-fn reload_with_matchers_that_exclude_the_pool_resolves_at_next_poll() {
-    let mut e = firing_engine();
-    let roles_only = override_of("PoolNearFull", |r| {
-        r.matchers = Some(vec!["kind=\"role\"".into()]);
-    });
-    let notices = e.set_rules(t(20), rules(&[roles_only], true), Duration::from_secs(3600));
-    assert!(notices.is_empty());
-    assert_eq!(observe(&mut e, 25, &db(25, 96)), [FULL_RESOLVED]);
-}
-
 /// db with a full server pool and role `app` of capacity `app_cap`.
 fn db_with_app(secs: u64, in_use: u64, app_cap: u64) -> TargetReport {
     let pools: Vec<PoolSnapshot> =
         vec![pool("db", 100, in_use), role_pool("db", "app", app_cap, 5)];
     up("db", t(secs), pools)
-}
-
-/// Saves `e`'s state as the daemon would (JSON) and loads it into a fresh engine.
-fn restart(e: &Engine) -> Engine {
-    let json = serde_json::to_string(&e.export_state()).unwrap();
-    let st: PersistedState = serde_json::from_str(&json).unwrap();
-    let mut fresh = engine();
-    assert!(fresh.import_state(st));
-    fresh
 }
 
 #[test]
@@ -147,9 +77,12 @@ fn restored_alert_of_a_removed_rule_resolves() {
         ["fired Busy/critical@db:server"]
     );
     let mut e = restart(&e);
-    assert_eq!(
-        observe(&mut e, 5, &db(5, 50)),
-        ["resolved Busy/critical@db:server"]
+    let notices = e.observe(t(5), &db(5, 50), &Labels::new());
+    assert_eq!(briefs(&notices), ["removed Busy/critical@db:server"]);
+    assert!(
+        notices[0].annotations["summary"].contains("no longer evaluated"),
+        "{:?}",
+        notices[0].annotations
     );
 }
 
@@ -162,17 +95,6 @@ fn import_refuses_another_version() {
     let mut fresh = engine();
     assert!(!fresh.import_state(st));
     assert!(fresh.alerts().is_empty());
-}
-
-#[test]
-fn removing_a_target_resolves_and_forgets_it() {
-    let mut e = firing_engine();
-    observe(&mut e, 16, &failed("other", t(16), ErrorClass::Network));
-    let notices = e.remove_target(t(20), "db");
-    assert_eq!(briefs(&notices), [FULL_RESOLVED]);
-    assert_eq!(states(&e), [("TargetDown@other".to_string(), "pending")]);
-    // Its capacity history is gone too: a smaller pool under the same name is no drop.
-    assert!(observe(&mut e, 30, &up("db", t(30), vec![pool("db", 10, 1)])).is_empty());
 }
 
 #[test]
@@ -267,14 +189,4 @@ fn labels_combine_target_rule_and_reserved() {
         ("team", "ops"),
     ]);
     assert_eq!(sat[0].labels, want);
-}
-
-#[test]
-fn changed_target_labels_resolve_the_old_instance() {
-    let mut e = firing_engine();
-    let prod = labels(&[("env", "prod")]);
-    let notices = briefs(&e.observe(t(20), &db(20, 96), &prod));
-    // The old (label-less) instances end; new ones start pending under the new labels.
-    assert_eq!(notices, [FULL_RESOLVED]);
-    assert_eq!(briefs(&e.observe(t(35), &db(35, 96), &prod)), [FULL_FIRED]);
 }

@@ -1,7 +1,9 @@
 //! Engine tests with synthetic reports: no database, time driven by hand.
 
 mod lifecycle;
+mod reconfigure;
 mod scenarios;
+mod texts;
 
 use super::*;
 use crate::config::schema::RuleConfig;
@@ -89,4 +91,23 @@ fn states(e: &Engine) -> Vec<(String, &'static str)> {
             )
         })
         .collect()
+}
+
+/// A `[[rules]]` entry named `name`, with what `f` sets.
+fn override_of(name: &str, f: impl FnOnce(&mut RuleConfig)) -> RuleConfig {
+    let mut rc = RuleConfig {
+        name: name.into(),
+        ..RuleConfig::default()
+    };
+    f(&mut rc);
+    rc
+}
+
+/// Saves `e`'s state as the daemon would (JSON) and loads it into a fresh engine.
+fn restart(e: &Engine) -> Engine {
+    let json = serde_json::to_string(&e.export_state()).unwrap();
+    let st: PersistedState = serde_json::from_str(&json).unwrap();
+    let mut fresh = engine();
+    assert!(fresh.import_state(st));
+    fresh
 }

@@ -5,6 +5,7 @@
 //! [`super::tls`]).
 
 use super::url::split_tls_params;
+use crate::config::files::{read_limited, MAX_CERT_BYTES};
 use crate::config::values::{resolve_secret, HumanDuration, Problems, SecretRef};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -266,7 +267,7 @@ impl ConnConfig {
             pg.port(defaults.port);
         }
         if let Some(path) = &sslrootcert {
-            if let Err(e) = std::fs::metadata(path) {
+            if let Err(e) = read_limited(path, MAX_CERT_BYTES) {
                 problems.at(
                     at("sslrootcert"),
                     format!("cannot read {}: {e}", path.display()),

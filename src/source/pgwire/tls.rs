@@ -3,6 +3,7 @@
 //! checks the chain and the host name.
 
 use super::SslMode;
+use crate::config::files::{read_limited, MAX_CERT_BYTES};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -42,7 +43,7 @@ fn webpki(
     let mut roots = RootCertStore::empty();
     match rootcert {
         Some(path) => {
-            let pem = std::fs::read(path)
+            let pem = read_limited(path, MAX_CERT_BYTES)
                 .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
             let certs = rustls_pemfile::certs(&mut pem.as_slice())
                 .collect::<Result<Vec<_>, _>>()

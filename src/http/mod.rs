@@ -1,16 +1,36 @@
 //! The HTTP endpoint (hyper 1, HTTP/1.1): `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`.
 //! The server takes an already bound listener and a shutdown signal, so tests bind port 0.
+//!
+//! The port is open to whoever can reach it, so it must never starve the daemon of the
+//! descriptors, memory or time that polling, delivery and state saves need:
+//!
+//! * [`config`] — `[http]`: the listen address and the limits below, with their defaults.
+//! * [`slots`] — at most `max_connections` connections (lowered to fit the open-file limit by
+//!   [`crate::fdlimit`]); at the limit the one waiting longest for a request makes room, and
+//!   when all are mid-request the newcomer is answered 503 and closed at once.
+//! * [`server`] — the accept loop and connection tasks: a deadline for every phase (first
+//!   request head, keep-alive wait, request to response), request heads up to 64 KiB, bodies up
+//!   to `max_body_bytes`.
+//! * [`metrics`] — `poolwatch_http_connections`, `poolwatch_http_connection_limit`,
+//!   `poolwatch_http_connections_closed_total{reason}`.
+
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod slots;
+
+pub use config::{HttpConfig, Limits};
+pub use server::Server;
 
 use crate::store::Store;
-use http_body_util::Full;
+use http_body_util::{Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus::Registry;
-use std::convert::Infallible;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+/// A request body as handlers see it: reading past `max_body_bytes` is an error.
+pub type RequestBody = Limited<Incoming>;
 
 /// What the handlers read.
 pub struct AppState {
@@ -20,42 +40,6 @@ pub struct AppState {
     pub exposition: Arc<crate::exporter::Exposition>,
     /// Process-lifetime metric families.
     pub registry: Registry,
-}
-
-/// Serves until `shutdown` turns true. Connections in flight finish on their own.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, _) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting an HTTP connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&req, &state)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
-            }
-        });
-    }
 }
 
 fn respond(
@@ -72,7 +56,7 @@ fn respond(
 }
 
 /// Routes one request.
-pub fn handle(req: &Request<Incoming>, state: &AppState) -> Response<Full<Bytes>> {
+pub fn handle(req: &Request<RequestBody>, state: &AppState) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
