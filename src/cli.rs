@@ -1,6 +1,6 @@
 //! The command line: `run`, `check-config`, `snapshot`, and logging set-up.
 
-use crate::config;
+use crate::settings;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tracing::Level;
@@ -148,7 +148,7 @@ pub fn main() -> i32 {
         Command::CheckConfig { file } => check_config(&file),
         Command::Snapshot { config, json } => {
             init_logging(cli.log_format);
-            match config::load(&config) {
+            match settings::load(&config) {
                 Ok(c) => runtime.block_on(crate::snapshot::run(c, json)),
                 Err(problems) => {
                     crate::daemon::print_problems(&problems);
@@ -160,7 +160,7 @@ pub fn main() -> i32 {
 }
 
 fn check_config(file: &std::path::Path) -> i32 {
-    match config::load(file) {
+    match settings::load(file) {
         Ok(c) => {
             println!("{}: valid", file.display());
             println!("targets ({}):", c.targets.len());

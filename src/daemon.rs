@@ -8,13 +8,13 @@
 use crate::alert::Engine;
 use crate::config::files::{read_limited, MAX_STATE_BYTES};
 use crate::config::values::Problem;
-use crate::config::{self, Config};
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::fdlimit;
 use crate::http::{self, AppState};
 use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::notify::{NotifyMetrics, ReceiverSet};
+use crate::settings::{self, Config};
 use crate::source::{SourceMetrics, TargetSettings};
 use crate::store::Store;
 use prometheus::Registry;
@@ -79,7 +79,7 @@ pub fn print_problems(problems: &[Problem]) {
 /// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code: 0 after a clean
 /// shutdown, 2 for an invalid configuration, 1 when it cannot start (e.g. the port is taken).
 pub async fn run(path: &Path) -> i32 {
-    let config = match config::load(path) {
+    let config = match settings::load(path) {
         Ok(c) => c,
         Err(problems) => {
             print_problems(&problems);
@@ -464,7 +464,7 @@ fn read_config(path: &Path) -> Reloading {
     let spawned = std::thread::Builder::new()
         .name("config-reload".into())
         .spawn(move || {
-            let _ = tx.send(config::load(&path));
+            let _ = tx.send(settings::load(&path));
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start a thread to read the configuration");

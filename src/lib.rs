@@ -44,6 +44,7 @@ pub mod model;
 pub mod notice;
 pub mod notify;
 pub mod rules;
+pub mod settings;
 pub mod snapshot;
 pub mod source;
 pub mod store;

@@ -2,8 +2,8 @@
 //! each pool's numbers, who holds the connections, and which rules would be pending or firing.
 
 use crate::alert::{AlertView, Engine};
-use crate::config::Config;
 use crate::model::{Holder, PoolSnapshot, TargetReport, TargetState};
+use crate::settings::Config;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::SystemTime;

@@ -183,7 +183,7 @@ async fn every_problem_is_reported_at_once_and_a_missing_file_is_named() {
 #[tokio::test]
 async fn the_example_config_is_valid_and_check_config_summarises_it_without_secrets() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
-    let config = poolwatch::config::load(std::path::Path::new(example))
+    let config = poolwatch::settings::load(std::path::Path::new(example))
         .unwrap_or_else(|problems| panic!("config.example.toml: {problems:#?}"));
     let targets: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(targets, ["local"]);

@@ -128,7 +128,7 @@ fn target_settings_at(name: &str, port: u16, extra: &str) -> TargetSettings {
         "[[targets]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"poolwatch\"\n\
          password = \"{PASSWORD}\"\nsslmode = \"disable\"\n{extra}\n"
     );
-    let mut config = poolwatch::config::parse(Path::new("bench.toml"), &toml)
+    let mut config = poolwatch::settings::parse(Path::new("bench.toml"), &toml)
         .unwrap_or_else(|problems| panic!("bench config: {problems:?}"));
     match config.targets.remove(0).source {
         SourceSettings::Postgres(s) => s,

@@ -99,7 +99,7 @@ pub fn with_suggestion(message: &str) -> String {
     let Some((got, expected)) = rest.split_once('`') else {
         return message.to_string();
     };
-    match crate::rules::did_you_mean(got, expected.split('`').skip(1).step_by(2)) {
+    match did_you_mean(got, expected.split('`').skip(1).step_by(2)) {
         Some(cand) => format!("{message} (did you mean `{cand}`?)"),
         None => message.to_string(),
     }
@@ -108,6 +108,25 @@ pub fn with_suggestion(message: &str) -> String {
 /// The field that a `missing field `name`` message is about.
 pub fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.strip_suffix('`')
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely misspelling.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word_lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

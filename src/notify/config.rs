@@ -1,12 +1,76 @@
 //! Receiver settings: `[[receivers]]` resolved (secrets read) and validated, so that the worker
 //! never meets a bad URL or header at delivery time.
 
-use crate::config::schema::ReceiverConfig;
-use crate::config::values::{resolve_secret, Problems, Secret};
+use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
 use crate::model::Severity;
 use reqwest::header::{HeaderName, HeaderValue};
-use std::collections::HashSet;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// `[[receivers]]`: a webhook that gets Alertmanager-format (version 4) notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Unique name; the `receiver` field of payloads and the `receiver` metric label. Required.
+    pub name: String,
+    /// Webhook URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
+    #[serde(default)]
+    pub url: Option<SecretRef>,
+    /// File holding the webhook URL. Exclusive with `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// Timeout of one delivery attempt. Default `"10s"`.
+    #[serde(default = "default_receiver_timeout")]
+    pub timeout: HumanDuration,
+    /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    /// Severities this receiver gets. Default: all.
+    #[serde(default = "default_severities")]
+    pub severities: Vec<Severity>,
+    /// Also notify when an alert resolves. Default `true`.
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    /// Notifications held while the receiver is failing; beyond it the oldest is dropped (and
+    /// counted). Default 1000.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Give up on one notification after retrying it this long (counted as dropped).
+    /// Default `"1h"`.
+    #[serde(default = "default_max_retry_age")]
+    pub max_retry_age: HumanDuration,
+    /// First retry delay; doubles per attempt, with jitter. Default `"500ms"`.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: HumanDuration,
+    /// Cap of the retry delay. Default `"30s"`.
+    #[serde(default = "default_receiver_max_backoff")]
+    pub max_backoff: HumanDuration,
+}
+
+fn default_receiver_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_severities() -> Vec<Severity> {
+    Severity::ALL.to_vec()
+}
+fn default_queue_capacity() -> usize {
+    1000
+}
+fn default_max_retry_age() -> HumanDuration {
+    HumanDuration::secs(3600)
+}
+fn default_initial_backoff() -> HumanDuration {
+    HumanDuration::millis(500)
+}
+fn default_receiver_max_backoff() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+
+fn default_true() -> bool {
+    true
+}
 
 /// One webhook receiver, resolved and validated by [`settings_from_config`].
 ///

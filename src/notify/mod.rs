@@ -30,7 +30,7 @@ mod retry;
 mod set;
 mod worker;
 
-pub use config::{settings_from_config, ReceiverSettings};
+pub use config::{settings_from_config, ReceiverConfig, ReceiverSettings};
 pub use deliver::USER_AGENT;
 pub use metrics::NotifyMetrics;
 pub use set::ReceiverSet;

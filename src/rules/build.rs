@@ -8,10 +8,11 @@ use super::builtin::{
 use super::eval::op_str;
 use super::matcher::{is_valid_label_name, Matcher};
 use super::template::Template;
-use super::{did_you_mean, Check, Level, Rule, Threshold, RESERVED_LABELS};
-use crate::config::schema::{CmpOp, Condition, RuleConfig, ThresholdConfig};
+use super::{Check, Level, Rule, Threshold, RESERVED_LABELS};
+use crate::config::message::did_you_mean;
 use crate::config::values::Problems;
 use crate::model::Severity;
+use crate::rules::config::{CmpOp, Condition, RuleConfig, ThresholdConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

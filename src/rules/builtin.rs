@@ -3,9 +3,9 @@
 //! exactly what runs; a `[[rules]]` entry with the same name replaces only the keys it sets.
 
 use super::Check;
-use crate::config::schema::{CmpOp, Condition, PoolMetric, RuleConfig, ThresholdConfig};
 use crate::config::values::HumanDuration;
 use crate::model::Severity;
+use crate::rules::config::{CmpOp, Condition, PoolMetric, RuleConfig, ThresholdConfig};
 use std::collections::BTreeMap;
 
 /// Default `window` of `capacity_dropped`.

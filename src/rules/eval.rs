@@ -2,8 +2,8 @@
 //! holds, with hysteresis once the alert is active.
 
 use super::Threshold;
-use crate::config::schema::{CmpOp, PoolMetric};
 use crate::model::PoolSnapshot;
+use crate::rules::config::{CmpOp, PoolMetric};
 
 /// One evaluation: the number compared, and whether the condition holds.
 #[derive(Debug, Clone, Copy, PartialEq)]

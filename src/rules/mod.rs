@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! * [`config`] — `[[rules]]` as written (the schema this module owns).
 //! * [`builtin`] — the built-in rules, as complete [`RuleConfig`]s (so `check-config` and the
 //!   README can show them), and the default alert texts.
 //! * `build` — merging config entries over the built-ins and validating every key, recording
@@ -17,13 +18,14 @@
 
 mod build;
 pub mod builtin;
+pub mod config;
 pub mod eval;
 pub mod matcher;
 pub mod template;
 
-use crate::config::schema::{CmpOp, PoolMetric, RuleConfig};
 use crate::config::values::Problems;
 use crate::model::Severity;
+use config::{CmpOp, PoolMetric, RuleConfig};
 use matcher::Matcher;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -182,25 +184,6 @@ impl RuleSet {
             })
             .max()
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be a likely misspelling.
-pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let word_lower = word.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| {
-            (
-                strsim::jaro_winkler(&word_lower, &c.to_ascii_lowercase()),
-                c,
-            )
-        })
-        .filter(|(score, _)| *score >= 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! notice is sent. There is deliberately no logic in templates: every variable already renders
 //! in the most useful human form (`97%`, `4m 12s`, `app=django holds 91`).
 
-use super::did_you_mean;
+use crate::config::message::did_you_mean;
 use crate::model::{ErrorClass, PollError, PoolSnapshot, Severity, TargetState};
 use crate::timefmt;
 use std::fmt::Write as _;

@@ -1,8 +1,9 @@
 //! Tests of merging and validation ([`RuleSet::build`]).
 
 use super::*;
-use crate::config::schema::{Condition, ThresholdConfig};
+use crate::config::message::did_you_mean;
 use crate::config::values::HumanDuration;
+use crate::rules::config::{Condition, ThresholdConfig};
 use crate::rules::fixtures::labels;
 use std::path::PathBuf;
 

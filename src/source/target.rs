@@ -178,7 +178,7 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
         .get(&format!("{prefix}.type"), problems)
         .unwrap_or_else(|| "postgres".to_string());
     if !TYPES.contains(&kind.as_str()) {
-        let hint = crate::rules::did_you_mean(&kind, TYPES)
+        let hint = crate::config::message::did_you_mean(&kind, TYPES)
             .map(|t| format!(" (did you mean \"{t}\"?)"))
             .unwrap_or_default();
         problems.at(

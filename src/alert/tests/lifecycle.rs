@@ -1,9 +1,9 @@
 //! Persistence across a restart, API views and labels.
 
 use super::*;
-use crate::config::schema::{PoolMetric, ThresholdConfig};
 use crate::model::{ErrorClass, PoolSnapshot};
 use crate::notice::fingerprint;
+use crate::rules::config::{PoolMetric, ThresholdConfig};
 use crate::rules::fixtures::{failed, labels, pool, role_pool, up};
 
 const FULL_FIRED: &str = "fired PoolNearFull/critical@db:server";

@@ -6,10 +6,10 @@ mod scenarios;
 mod texts;
 
 use super::*;
-use crate::config::schema::RuleConfig;
 use crate::config::values::Problems;
 use crate::model::TargetReport;
 use crate::notice::Notice;
+use crate::rules::config::RuleConfig;
 use std::time::Duration;
 
 use crate::rules::fixtures::t;
@@ -30,8 +30,8 @@ fn engine() -> Engine {
 fn busy() -> RuleConfig {
     RuleConfig {
         name: "Busy".into(),
-        metric: Some(crate::config::schema::PoolMetric::InUse),
-        critical: Some(crate::config::schema::ThresholdConfig {
+        metric: Some(crate::rules::config::PoolMetric::InUse),
+        critical: Some(crate::rules::config::ThresholdConfig {
             value: 10.0,
             clear: None,
             for_: None,

@@ -3,9 +3,9 @@
 //! that a condition cleared.
 
 use super::*;
-use crate::config::schema::{RuleConfig, ThresholdConfig};
 use crate::config::values::HumanDuration;
 use crate::notice::{fingerprint, NoticeReason, NoticeStatus};
+use crate::rules::config::{RuleConfig, ThresholdConfig};
 use crate::rules::fixtures::{labels, pool, up};
 use std::collections::BTreeMap;
 

@@ -1,9 +1,9 @@
 //! Table-driven scenarios: each row is one poll (time, report) and the notices it must produce.
 
 use super::*;
-use crate::config::schema::{PoolMetric, ThresholdConfig};
 use crate::config::values::HumanDuration;
 use crate::model::{ErrorClass, PoolSnapshot};
+use crate::rules::config::{PoolMetric, ThresholdConfig};
 use crate::rules::fixtures::{failed, incident_one, pool, role_pool, up};
 
 /// One server pool of target `db` with capacity 100 and `in_use` taken.

@@ -2,8 +2,8 @@
 //! firing text with placeholders.
 
 use super::*;
-use crate::config::schema::RuleConfig;
 use crate::model::ErrorClass;
+use crate::rules::config::RuleConfig;
 use crate::rules::fixtures::{failed, pool, role_pool, up};
 
 /// `db` up with `in_use` of 100 taken.

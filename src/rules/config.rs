@@ -1,76 +1,11 @@
-//! The configuration file's shape, exactly as written in TOML. Every section rejects unknown
-//! keys. Defaults are stated on each field and in `config.example.toml`; validation beyond types
-//! (ranges, cross-references, secrets) lives in [`super::load`].
+//! `[[rules]]` as written: a threshold rule (`metric`, `op`, `warning` and/or `critical`) or a
+//! built-in condition (`condition`, `severity`). Validation beyond types lives in `build`.
 
-use super::values::{HumanDuration, SecretRef};
+use crate::config::values::HumanDuration;
 pub use crate::model::PoolMetric;
 use crate::model::Severity;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-/// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`).
-    #[serde(default)]
-    pub http: crate::http::HttpConfig,
-    /// Alerting behaviour shared by all rules and receivers.
-    #[serde(default)]
-    pub alerting: AlertingConfig,
-    /// Targets to watch, as written: each is validated by its source
-    /// ([`crate::source::target::resolve`]), which knows its keys.
-    #[serde(default)]
-    pub targets: Vec<toml::Table>,
-    /// Threshold rules; entries named like a built-in rule override or disable it.
-    #[serde(default)]
-    pub rules: Vec<RuleConfig>,
-    /// Webhook receivers that get firing and resolved notifications.
-    #[serde(default)]
-    pub receivers: Vec<ReceiverConfig>,
-}
-
-/// `[alerting]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertingConfig {
-    /// Load the built-in rules (see README "Rules and their defaults"). Default `true`.
-    #[serde(default = "default_true")]
-    pub builtin_rules: bool,
-    /// While an alert keeps firing, notify again this often. Default `"4h"` (as Alertmanager).
-    #[serde(default = "default_repeat_interval")]
-    pub repeat_interval: HumanDuration,
-    /// On SIGTERM/SIGINT, how long queued notifications may take to flush before exit.
-    /// Default `"10s"`.
-    #[serde(default = "default_flush_timeout")]
-    pub shutdown_flush_timeout: HumanDuration,
-    /// Where alert state is saved so that a restart neither forgets a firing alert nor pages
-    /// again for it. Default: none (state lives in memory only).
-    #[serde(default)]
-    pub state_file: Option<PathBuf>,
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_repeat_interval() -> HumanDuration {
-    HumanDuration::secs(4 * 3600)
-}
-fn default_flush_timeout() -> HumanDuration {
-    HumanDuration::secs(10)
-}
-
-impl Default for AlertingConfig {
-    fn default() -> Self {
-        AlertingConfig {
-            builtin_rules: true,
-            repeat_interval: default_repeat_interval(),
-            shutdown_flush_timeout: default_flush_timeout(),
-            state_file: None,
-        }
-    }
-}
 
 /// A built-in condition that is not a simple threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -230,63 +165,4 @@ pub struct RuleConfig {
     /// for the rule's metric or condition.
     #[serde(default)]
     pub resolved_description: Option<String>,
-}
-
-/// `[[receivers]]`: a webhook that gets Alertmanager-format (version 4) notifications.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiverConfig {
-    /// Unique name; the `receiver` field of payloads and the `receiver` metric label. Required.
-    pub name: String,
-    /// Webhook URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
-    #[serde(default)]
-    pub url: Option<SecretRef>,
-    /// File holding the webhook URL. Exclusive with `url`.
-    #[serde(default)]
-    pub url_file: Option<PathBuf>,
-    /// Timeout of one delivery attempt. Default `"10s"`.
-    #[serde(default = "default_receiver_timeout")]
-    pub timeout: HumanDuration,
-    /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
-    #[serde(default)]
-    pub headers: BTreeMap<String, SecretRef>,
-    /// Severities this receiver gets. Default: all.
-    #[serde(default = "default_severities")]
-    pub severities: Vec<Severity>,
-    /// Also notify when an alert resolves. Default `true`.
-    #[serde(default = "default_true")]
-    pub send_resolved: bool,
-    /// Notifications held while the receiver is failing; beyond it the oldest is dropped (and
-    /// counted). Default 1000.
-    #[serde(default = "default_queue_capacity")]
-    pub queue_capacity: usize,
-    /// Give up on one notification after retrying it this long (counted as dropped).
-    /// Default `"1h"`.
-    #[serde(default = "default_max_retry_age")]
-    pub max_retry_age: HumanDuration,
-    /// First retry delay; doubles per attempt, with jitter. Default `"500ms"`.
-    #[serde(default = "default_initial_backoff")]
-    pub initial_backoff: HumanDuration,
-    /// Cap of the retry delay. Default `"30s"`.
-    #[serde(default = "default_receiver_max_backoff")]
-    pub max_backoff: HumanDuration,
-}
-
-fn default_receiver_timeout() -> HumanDuration {
-    HumanDuration::secs(10)
-}
-fn default_severities() -> Vec<Severity> {
-    Severity::ALL.to_vec()
-}
-fn default_queue_capacity() -> usize {
-    1000
-}
-fn default_max_retry_age() -> HumanDuration {
-    HumanDuration::secs(3600)
-}
-fn default_initial_backoff() -> HumanDuration {
-    HumanDuration::millis(500)
-}
-fn default_receiver_max_backoff() -> HumanDuration {
-    HumanDuration::secs(30)
 }
