@@ -5,7 +5,7 @@
 //! One task (this loop) is the only writer of alert state and the store; sources only send
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
 
-use crate::alert::Engine;
+use crate::alert::{Board, Engine};
 use crate::config::files::{read_limited, MAX_STATE_BYTES};
 use crate::config::values::Problem;
 use crate::exporter::{DaemonMetrics, Exposition};
@@ -39,6 +39,8 @@ struct Daemon {
     path: PathBuf,
     /// What HTTP handlers read; written only here.
     store: Arc<Store>,
+    /// The alerts published for `/api/v1/alerts`; written only here.
+    board: Arc<Board>,
     /// The store rendered for `/metrics`, per report; written only here.
     exposition: Arc<Exposition>,
     /// All alert state; owned by this loop alone.
@@ -129,8 +131,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         exposition.set_target(&name, &entry);
     }
     let (stop_http, http_stop_rx) = watch::channel(false);
+    let board = Arc::new(Board::default());
     let app = Arc::new(AppState {
         store: store.clone(),
+        alerts: board.clone(),
         exposition: exposition.clone(),
         registry: registry.clone(),
     });
@@ -141,19 +145,22 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         path,
         listen,
         alerting,
+        history,
         targets,
         rules,
         receivers,
         ..
     } = config;
+    store.set_windows(history.window.0, capacity_horizon(&rules));
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
     if let Some(file) = &alerting.state_file {
-        load_state(&mut engine, file);
+        load_state(&mut engine, &store, file);
     }
     let receivers = ReceiverSet::start(receivers, external_url, notify_metrics);
     let mut d = Daemon {
         path,
         store,
+        board,
         exposition,
         engine,
         receivers,
@@ -293,7 +300,10 @@ impl Daemon {
         let empty = BTreeMap::new();
         let labels = self.labels.get(&report.target).unwrap_or(&empty);
         // Evaluated at the report's time (its tick), not when it arrived here.
-        let notices = self.engine.observe(report.at, &report, labels);
+        let notices = {
+            let view = self.store.view();
+            self.engine.observe(report.at, &report, labels, &view)
+        };
         self.dispatch(notices);
         self.publish_alerts();
     }
@@ -323,12 +333,12 @@ impl Daemon {
     fn publish_alerts(&self) {
         let alerts = self.engine.alerts();
         self.exposition.set_alerts(&alerts);
-        self.store.set_alerts(alerts);
+        self.board.set(alerts);
     }
 
     fn save_state(&self) {
         let Some(file) = &self.state_file else { return };
-        let state = self.engine.export_state();
+        let state = self.engine.export_state(self.store.export_capacity());
         let result = serde_json::to_vec(&state)
             .map_err(|e| e.to_string())
             .and_then(|bytes| write_atomically(file, &bytes).map_err(|e| e.to_string()));
@@ -357,6 +367,7 @@ impl Daemon {
         let Config {
             listen,
             alerting,
+            history,
             targets,
             rules,
             receivers,
@@ -364,6 +375,8 @@ impl Daemon {
             http,
             ..
         } = new;
+        self.store
+            .set_windows(history.window.0, capacity_horizon(&rules));
         self.http
             .set_limits(fdlimit::fit_http(http, targets.len(), receivers.len()));
         if listen != self.listen {
@@ -495,11 +508,19 @@ fn labels_by_target(targets: &[TargetSettings]) -> BTreeMap<String, BTreeMap<Str
         .collect()
 }
 
-fn load_state(engine: &mut Engine, file: &Path) {
+/// How long capacity changes are kept: the longest `capacity_dropped` window.
+fn capacity_horizon(rules: &crate::rules::RuleSet) -> Duration {
+    rules
+        .max_window()
+        .unwrap_or(crate::store::DEFAULT_CAPACITY_HORIZON)
+}
+
+fn load_state(engine: &mut Engine, store: &Store, file: &Path) {
     match read_limited(file, MAX_STATE_BYTES) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(state) => {
-                if engine.import_state(state) {
+                if let Some(capacity) = engine.import_state(state) {
+                    store.import_capacity(capacity);
                     tracing::info!(file = %file.display(), "alert state restored");
                 } else {
                     tracing::warn!(file = %file.display(), "alert state file is from another poolwatch version; starting fresh");

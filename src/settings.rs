@@ -17,6 +17,7 @@ use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +29,9 @@ pub struct RawConfig {
     /// Alerting behaviour shared by all rules and receivers.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// How much of each pool's past is kept.
+    #[serde(default)]
+    pub history: HistoryConfig,
     /// Targets to watch, as written: each is validated by its source
     /// ([`crate::source::target::resolve`]), which knows its keys.
     #[serde(default)]
@@ -38,6 +42,29 @@ pub struct RawConfig {
     /// Webhook receivers that get firing and resolved notifications.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
+}
+
+/// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
+/// that need a trend and for people who want to see one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How far back samples go. Default `"15m"`, between `"1m"` and `"24h"`; at most 900 samples
+    /// per pool are kept whatever the poll interval (about 21 KB per pool).
+    #[serde(default = "default_history_window")]
+    pub window: HumanDuration,
+}
+
+fn default_history_window() -> HumanDuration {
+    HumanDuration(crate::store::DEFAULT_WINDOW)
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            window: default_history_window(),
+        }
+    }
 }
 
 /// `[alerting]`.
@@ -95,6 +122,8 @@ pub struct Config {
     pub http: crate::http::Limits,
     /// `[alerting]`, as written (all fields have defaults and need no resolving).
     pub alerting: AlertingConfig,
+    /// `[history]`, as written.
+    pub history: HistoryConfig,
     /// Targets, in file order.
     pub targets: Vec<TargetSettings>,
     /// Rules (built-ins merged with the file).
@@ -130,6 +159,7 @@ fn from_document(doc: &Document) -> Result<Config, Vec<Problem>> {
 struct Sections {
     http: Option<HttpConfig>,
     alerting: Option<AlertingConfig>,
+    history: Option<HistoryConfig>,
     /// Every `[[targets]]` element that is a table, by index (each is validated by its source).
     targets: Vec<usize>,
     /// Rules are checked together (names, overrides of built-ins): all or nothing.
@@ -144,6 +174,7 @@ impl Sections {
         Sections {
             http: doc.get_or_default("http", problems),
             alerting: doc.get_or_default("alerting", problems),
+            history: doc.get_or_default("history", problems),
             targets: doc
                 .elements::<toml::Table>("targets", problems)
                 .iter()
@@ -180,10 +211,23 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         external_url: http.external_url.clone(),
         http: http.limits(),
         alerting: s.alerting?,
+        history: check_history(s.history?, problems)?,
         targets,
         rules: rules?,
         receivers: receivers?,
     })
+}
+
+fn check_history(h: HistoryConfig, problems: &mut Problems) -> Option<HistoryConfig> {
+    let (min, max) = (Duration::from_secs(60), Duration::from_secs(24 * 3600));
+    if h.window.0 < min || h.window.0 > max {
+        problems.at(
+            "history.window",
+            format!("must be between 1m and 24h (got {})", h.window),
+        );
+        return None;
+    }
+    Some(h)
 }
 
 fn check_alerting(a: &AlertingConfig, problems: &mut Problems) {

@@ -4,6 +4,7 @@
 use crate::alert::{AlertView, Engine};
 use crate::model::{Holder, PoolSnapshot, TargetReport, TargetState};
 use crate::settings::Config;
+use crate::store::Store;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::SystemTime;
@@ -20,9 +21,11 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
     let reports: Vec<TargetReport> =
         futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let store = Store::new(targets.iter().map(|t| t.name.as_str()));
     let now = SystemTime::now();
     for (t, r) in targets.iter().zip(&reports) {
-        engine.observe(now, r, &t.labels);
+        store.apply(r);
+        engine.observe(now, r, &t.labels, &store.view());
     }
     let alerts = engine.alerts();
     if as_json {

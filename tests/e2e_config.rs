@@ -46,14 +46,13 @@ fn cases() -> Vec<Case> {
         case("type error", "[[targets]]\nname = \"db\"\ninterval = 5\n", Some((3, 12)),
             "targets[0].interval: invalid type: integer, expected a string"),
         case("unknown key", "[[targets]]\nname = \"db\"\nintervall = \"1s\"\n", Some((3, 1)),
-            "targets[0].intervall: unknown field `intervall`, expected one of `name`, `url`, \
-             `host`, `port`, `user`, \
-             `password`, `password_file`, `dbname`, `sslmode`, `sslrootcert`, `interval`, \
-             `connect_timeout`, `statement_timeout`, `reconnect_max_backoff`, `labels` \
-             (did you mean `interval`?)"),
+            "targets[0].intervall: unknown field `intervall`, expected one of `type`, `name`, \
+             `labels`, `interval`, `reconnect_max_backoff`, `url`, `host`, `port`, `user`, \
+             `password`, `password_file`, `dbname`, `sslmode`, `sslrootcert`, \
+             `connect_timeout`, `statement_timeout` (did you mean `interval`?)"),
         case("unknown section", "[alertin]\n[[targets]]\nname = \"db\"\n", Some((1, 2)),
-            "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `targets`, `rules`, \
-             `receivers` (did you mean `alerting`?)"),
+            "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `history`, \
+             `targets`, `rules`, `receivers` (did you mean `alerting`?)"),
         case("duration without unit", "[[targets]]\nname = \"db\"\ninterval = \"15\"\n",
             Some((3, 12)),
             "targets[0].interval: duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),

@@ -7,37 +7,36 @@
 //! * `observe` — [`Engine::observe`]: rules × pools of one report → steps → notices.
 //! * `reconfigure` — [`Engine::set_rules`], [`Engine::reconcile`], [`Engine::remove_target`]:
 //!   a configuration change applied to the alert state, without a false "resolved".
-//! * [`capacity`] — per-pool capacity changes for `capacity_dropped`.
 //! * [`view`] — [`AlertView`], the `/api/v1/alerts` entry.
 //! * [`persist`] — [`PersistedState`], so that a restart neither forgets nor re-pages.
 //!
 //! The engine reads no clock and does no I/O: time is an argument, so tests drive `for = "5m"`
-//! by hand. An alert instance is keyed by its label set (`alertname`, `severity`, `target`,
+//! by hand. What it needs to know beyond a report — the last pools a target showed, its last
+//! error, capacity history — it reads from the [`crate::store`], which the daemon updates with
+//! each report before the engine sees it. An alert instance is keyed by its label set (`alertname`, `severity`, `target`,
 //! `kind`, `pool`, the rule's and the target's labels); each severity of a rule is its own
 //! instance, like two Prometheus rules. Only pending and firing instances are kept. A reload
 //! that changes an alert's labels moves it to its new label set with its state and start time.
 //!
 //! [`TargetReport`]: crate::model::TargetReport
 
-pub mod capacity;
 mod observe;
 pub mod persist;
 mod reconfigure;
 pub mod state;
 pub mod view;
 
-use crate::model::{PollError, PoolSnapshot, Severity};
+use crate::model::{PollError, Severity};
 use crate::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
 use crate::rules::{RuleSet, RESERVED_LABELS};
-use capacity::{History, PoolRef};
 use serde::{Deserialize, Serialize};
 use state::State;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use persist::PersistedState;
-pub use view::AlertView;
+pub use view::{AlertView, Board};
 
 /// A label set; the key of an alert instance.
 pub type Labels = BTreeMap<String, String>;
@@ -92,24 +91,6 @@ impl Instance {
     }
 }
 
-/// What the engine last knew of one target, for alert text when it cannot be seen now.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    /// The pools of the last successful poll.
-    pools: Vec<PoolSnapshot>,
-    /// Why the last poll failed; `None` after a successful one.
-    error: Option<PollError>,
-}
-
-/// The engine's memory outside alert instances.
-#[derive(Debug, Clone, Default)]
-struct Known {
-    /// Last known pools and error, per target.
-    seen: HashMap<String, Seen>,
-    /// Capacity changes per pool, for `capacity_dropped`.
-    capacity: BTreeMap<PoolRef, History>,
-}
-
 /// Owns all alert state. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -119,7 +100,6 @@ pub struct Engine {
     repeat_interval: Duration,
     /// Pending and firing instances by label set; sorted, so views are stable.
     instances: BTreeMap<Labels, Instance>,
-    known: Known,
 }
 
 impl Engine {
@@ -129,7 +109,6 @@ impl Engine {
             rules: Arc::new(rules),
             repeat_interval,
             instances: BTreeMap::new(),
-            known: Known::default(),
         }
     }
 

@@ -1,21 +1,19 @@
 //! [`Engine::observe`]: one report in, the rules evaluated against it, every affected alert
 //! instance stepped, notices out.
 
-use super::capacity::PoolRef;
 use super::reconfigure::{removed_notice, Removed};
 use super::state::{elapsed, step, State, Transition};
-use super::{notice, target_extra, Engine, Identity, Instance, Known, Labels, Seen};
+use super::{notice, target_extra, Engine, Identity, Instance, Labels};
 use crate::model::{ErrorClass, PollError, PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::template::Vars;
 use crate::rules::{Check, Level, Rule, Text};
+use crate::store::capacity::PoolRef;
+use crate::store::StoreView;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-/// How long capacity history is kept when no rule has a `capacity_dropped` window.
-const DEFAULT_HORIZON: Duration = Duration::from_secs(3600);
+use std::time::SystemTime;
 
 /// Where one instance is: the target, and the pool (both empty for target-level alerts).
 struct Subject<'a> {
@@ -35,8 +33,10 @@ enum Seeing<'a> {
 }
 
 /// One call of [`Engine::observe`]: its time, the target's labels, and what it produced.
-struct Round {
+struct Round<'r, 's> {
     now: SystemTime,
+    /// What is known beyond the report: last pools, last error, capacity history.
+    store: &'r StoreView<'s>,
     /// The target's extra labels, minus reserved names.
     extra: Labels,
     /// Instances evaluated this round; the target's other instances are stale.
@@ -55,29 +55,24 @@ impl Engine {
     /// * Still-firing alerts are notified again once `repeat_interval` has passed.
     ///
     /// `target_labels` are the target's extra labels: on every alert, and visible to matchers.
+    /// `store` must already hold the report ([`crate::store::Store::apply`]).
     pub fn observe(
         &mut self,
         now: SystemTime,
         report: &TargetReport,
         target_labels: &BTreeMap<String, String>,
+        store: &StoreView<'_>,
     ) -> Vec<Notice> {
         let target = report.target.as_str();
         let rules = Arc::clone(&self.rules);
-        let horizon = rules.max_window().unwrap_or(DEFAULT_HORIZON);
         let mut round = Round {
             now,
+            store,
             extra: target_extra(target_labels),
             touched: BTreeSet::new(),
             out: Vec::new(),
         };
         let error = report.outcome.as_ref().err();
-        match &report.outcome {
-            Ok(data) => self.known.record_pools(now, target, &data.pools, horizon),
-            Err(e) => {
-                let seen = self.known.seen.entry(target.to_string()).or_default();
-                seen.error = Some(e.clone());
-            }
-        }
         for rule in rules.rules() {
             if !rule.check.is_per_pool() {
                 let active = target_condition(&rule.check, error);
@@ -115,7 +110,7 @@ impl Engine {
             .map(|(l, _)| l.clone())
             .collect();
         for labels in stale {
-            self.step_stale(now, labels, &mut round.out);
+            self.step_stale(labels, &mut round);
         }
         self.repeat(now, target, &mut round.out);
         round.out
@@ -156,7 +151,7 @@ impl Engine {
                         .instances
                         .get(&labels)
                         .is_some_and(|i| matches!(i.state, State::Firing { .. }));
-                    evaluate_pool(&self.known, round.now, &rule.check, level, pool, was_active)
+                    evaluate_pool(round.store, round.now, &rule.check, level, pool, was_active)
                 }
             };
             let Some(obs) = obs else {
@@ -186,7 +181,7 @@ impl Engine {
             if let Some(i) = self.instances.get_mut(&labels) {
                 i.value = obs.value;
             }
-            self.finish(&labels, prev, transition, Some(rule), now, &mut round.out);
+            self.finish(&labels, prev, transition, Some(rule), round);
             return;
         }
         let i = self
@@ -209,13 +204,12 @@ impl Engine {
         i.state = next;
         i.value = obs.value;
         if obs.active && !rule.check.is_per_pool() {
-            let seen = self.known.seen.get(s.target);
-            i.cause = seen.and_then(|seen| seen.error.clone());
+            i.cause = round.store.last_error(s.target).cloned();
         }
         let Some(active_at) = next.active_at() else {
             return;
         };
-        refresh(i, rule, &self.known, now, Text::Active, active_at);
+        refresh(i, rule, round.store, now, Text::Active, active_at);
         if transition == Some(Transition::Fired) {
             i.last_notified = Some(now);
             round
@@ -226,7 +220,8 @@ impl Engine {
 
     /// Steps an instance that this report did not evaluate (its pool vanished, its rule or
     /// labels changed, its matchers no longer select it) as inactive.
-    fn step_stale(&mut self, now: SystemTime, labels: Labels, out: &mut Vec<Notice>) {
+    fn step_stale(&mut self, labels: Labels, round: &mut Round) {
+        let now = round.now;
         let rules = Arc::clone(&self.rules);
         let Some(i) = self.instances.get_mut(&labels) else {
             return;
@@ -241,7 +236,7 @@ impl Engine {
         if next != State::Inactive {
             return;
         }
-        self.finish(&labels, prev, transition, rule, now, out);
+        self.finish(&labels, prev, transition, rule, round);
     }
 
     /// Forgets an instance that stepped to inactive, announcing it if it was firing: with
@@ -252,16 +247,16 @@ impl Engine {
         prev: State,
         transition: Option<Transition>,
         rule: Option<&Rule>,
-        now: SystemTime,
-        out: &mut Vec<Notice>,
+        round: &mut Round,
     ) {
         let Some(mut i) = self.instances.remove(labels) else {
             return;
         };
+        let now = round.now;
         if let (Some(Transition::Resolved), Some(active_at)) = (transition, prev.active_at()) {
-            out.push(match rule {
+            round.out.push(match rule {
                 Some(rule) => {
-                    refresh(&mut i, rule, &self.known, now, Text::Resolved, active_at);
+                    refresh(&mut i, rule, round.store, now, Text::Resolved, active_at);
                     notice(labels, &i, NoticeReason::Resolved, active_at, now)
                 }
                 None => removed_notice(labels, &i, Removed::Rule, active_at, now),
@@ -292,94 +287,21 @@ impl Engine {
     }
 }
 
-impl Known {
-    /// Remembers a successful poll's pools and their capacity changes.
-    fn record_pools(
-        &mut self,
-        now: SystemTime,
-        target: &str,
-        pools: &[PoolSnapshot],
-        horizon: Duration,
-    ) {
-        let mut present = BTreeSet::new();
-        // Each pool's capacity as of the previous poll of this target.
-        let before: BTreeMap<PoolRef, u64> = self
-            .capacity
-            .iter()
-            .filter(|(key, _)| key.target == target)
-            .filter_map(|(key, h)| h.changes().last().map(|c| (key.clone(), c.capacity)))
-            .collect();
-        for p in pools {
-            let key = pool_ref(target, p.id.kind.as_str(), &p.id.name);
-            let history = self.capacity.entry(key.clone()).or_default();
-            if history.changes().is_empty() {
-                // A pool bounded until now by its parent (a PostgreSQL role or database by the
-                // server) shows a limit of its own for the first time while in use
-                // (`ALTER ROLE app CONNECTION LIMIT 10` by a deployment): it dropped from the
-                // parent's capacity. A brand-new pool (nothing in use yet) has no "before".
-                let parent = p
-                    .parent
-                    .as_ref()
-                    .and_then(|(kind, name)| before.get(&pool_ref(target, kind.as_str(), name)));
-                if let (Some(before), true) = (parent, p.in_use > 0) {
-                    if let Some(just_before) = now.checked_sub(Duration::from_millis(1)) {
-                        history.record(just_before, *before);
-                    }
-                }
-            }
-            history.record(now, p.configured_capacity);
-            present.insert(key);
-        }
-        self.capacity.retain(|key, h| {
-            if key.target != target {
-                return true;
-            }
-            h.prune(now, horizon);
-            // A vanished pool's history only matters while it could still show a drop.
-            present.contains(key) || h.last_change().is_some_and(|t| elapsed(t, now) < horizon)
-        });
-        self.seen.insert(
-            target.to_string(),
-            Seen {
-                pools: pools.to_vec(),
-                error: None,
-            },
-        );
+/// The pool's last known snapshot; for a target-level alert, that of the pool that stands for
+/// the whole target, if its source has one.
+fn snapshot<'a>(
+    store: &'a StoreView<'_>,
+    target: &str,
+    kind: &str,
+    pool: &str,
+) -> Option<&'a PoolSnapshot> {
+    let pools = store.last_pools(target);
+    if kind.is_empty() {
+        return pools.iter().find(|p| p.id.kind.whole_target);
     }
-
-    /// The pool's last known snapshot; for a target-level alert, that of the pool that stands
-    /// for the whole target, if its source has one.
-    fn snapshot(&self, target: &str, kind: &str, pool: &str) -> Option<&PoolSnapshot> {
-        let pools = &self.seen.get(target)?.pools;
-        if kind.is_empty() {
-            return pools.iter().find(|p| p.id.kind.whole_target);
-        }
-        pools
-            .iter()
-            .find(|p| p.id.kind.as_str() == kind && p.id.name == pool)
-    }
-
-    /// The highest capacity of the pool within `window`, if any was recorded.
-    fn highest(
-        &self,
-        now: SystemTime,
-        target: &str,
-        kind: &str,
-        pool: &str,
-        window: Duration,
-    ) -> Option<u64> {
-        self.capacity
-            .get(&pool_ref(target, kind, pool))?
-            .highest_within(now, window)
-    }
-}
-
-fn pool_ref(target: &str, kind: &str, pool: &str) -> PoolRef {
-    PoolRef {
-        target: target.into(),
-        kind: kind.into(),
-        pool: pool.into(),
-    }
+    pools
+        .iter()
+        .find(|p| p.id.kind.as_str() == kind && p.id.name == pool)
 }
 
 /// Whether a target-level condition holds for this poll outcome.
@@ -394,7 +316,7 @@ fn target_condition(check: &Check, error: Option<&PollError>) -> bool {
 
 /// Evaluates a pool rule's level against one pool.
 fn evaluate_pool(
-    known: &Known,
+    store: &StoreView<'_>,
     now: SystemTime,
     check: &Check,
     level: &Level,
@@ -407,8 +329,8 @@ fn evaluate_pool(
         }
         (Check::CapacityDropped { window }, _) => {
             let id = &pool.id;
-            let highest = known
-                .highest(now, &id.target, id.kind.as_str(), &id.name, *window)
+            let highest = store
+                .highest_capacity(&PoolRef::of(id), now, *window)
                 .unwrap_or(pool.configured_capacity);
             Some(Observation {
                 value: pool.configured_capacity as f64,
@@ -424,19 +346,18 @@ fn evaluate_pool(
 fn refresh(
     i: &mut Instance,
     rule: &Rule,
-    known: &Known,
+    store: &StoreView<'_>,
     now: SystemTime,
     text: Text,
     active_at: SystemTime,
 ) {
-    let snapshot = known.snapshot(&i.target, &i.kind, &i.pool);
-    let seen = known.seen.get(&i.target);
+    let snapshot = snapshot(store, &i.target, &i.kind, &i.pool);
     if snapshot.is_none() && !i.kind.is_empty() {
         return;
     }
     let previous_capacity = match rule.check {
         Check::CapacityDropped { window } => {
-            known.highest(now, &i.target, &i.kind, &i.pool, window)
+            store.highest_capacity(&PoolRef::new(&i.target, &i.kind, &i.pool), now, window)
         }
         _ => None,
     };
@@ -459,9 +380,11 @@ fn refresh(
         value: Some(i.value),
         threshold,
         previous_capacity,
-        error: i.cause.as_ref().or(seen.and_then(|s| s.error.as_ref())),
+        error: i.cause.as_ref().or(store.last_error(&i.target)),
         duration: Some(elapsed(active_at, now)),
-        target_state: seen.map(|s| s.error.as_ref().map_or(Ok(()), |e| Err(e.class))),
+        target_state: store
+            .polled(&i.target)
+            .then(|| store.last_error(&i.target).map_or(Ok(()), |e| Err(e.class))),
     };
     i.annotations = rule.annotate(text, &vars);
 }

@@ -1,34 +1,30 @@
 //! [`PersistedState`]: what the engine saves so that a restart neither forgets a firing alert
 //! nor pages again for it. The daemon writes it (JSON) and reads it back at start-up.
 
-use super::capacity::{Change, History, PoolRef};
 use super::{Engine, Instance, Labels};
+use crate::store::SavedCapacity;
 use serde::{Deserialize, Serialize};
 
 /// Format version, bumped on an incompatible change; a file of another version is ignored.
 pub const STATE_VERSION: u32 = 1;
 
-/// The engine's alert state: every pending and firing instance (with `activeAt` and when it was
-/// last notified) and the capacity history.
+/// What the state file holds: the engine's alert state — every pending and firing instance
+/// (with `activeAt` and when it was last notified) — and the store's capacity history (a drop
+/// made while poolwatch restarts must still be seen).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersistedState {
     /// [`STATE_VERSION`] when written.
     pub version: u32,
     alerts: Vec<SavedAlert>,
-    capacity: Vec<SavedCapacity>,
+    /// The store's capacity history ([`crate::store::Store::export_capacity`]).
+    #[serde(default)]
+    pub capacity: Vec<SavedCapacity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SavedAlert {
     labels: Labels,
     alert: Instance,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SavedCapacity {
-    #[serde(flatten)]
-    pool: PoolRef,
-    changes: Vec<Change>,
 }
 
 impl PersistedState {
@@ -39,8 +35,8 @@ impl PersistedState {
 }
 
 impl Engine {
-    /// The state to save.
-    pub fn export_state(&self) -> PersistedState {
+    /// The alert state to save, with `capacity` (the store's) alongside.
+    pub fn export_state(&self, capacity: Vec<SavedCapacity>) -> PersistedState {
         PersistedState {
             version: STATE_VERSION,
             alerts: self
@@ -51,34 +47,22 @@ impl Engine {
                     alert: alert.clone(),
                 })
                 .collect(),
-            capacity: self
-                .known
-                .capacity
-                .iter()
-                .map(|(pool, h)| SavedCapacity {
-                    pool: pool.clone(),
-                    changes: h.changes().to_vec(),
-                })
-                .collect(),
+            capacity,
         }
     }
 
-    /// Restores saved state, replacing the engine's own; call it before the first
+    /// Restores saved alert state, replacing the engine's own; call it before the first
     /// [`Engine::observe`]. A restored firing alert that still holds is not announced again
     /// (only repeated when `repeat_interval` is due); one that no longer holds resolves at its
-    /// target's next observation, and one whose rule is gone resolves then too. Returns false
-    /// (and restores nothing) when the state has another [`STATE_VERSION`].
-    pub fn import_state(&mut self, st: PersistedState) -> bool {
+    /// target's next observation, and one whose rule is gone resolves then too. Returns the
+    /// capacity history for the store, or `None` (restoring nothing) when the state has another
+    /// [`STATE_VERSION`].
+    pub fn import_state(&mut self, st: PersistedState) -> Option<Vec<SavedCapacity>> {
         if st.version != STATE_VERSION {
-            return false;
+            return None;
         }
         self.instances = st.alerts.into_iter().map(|a| (a.labels, a.alert)).collect();
-        self.known.capacity = st
-            .capacity
-            .into_iter()
-            .map(|c| (c.pool, History::from_changes(c.changes)))
-            .collect();
-        true
+        Some(st.capacity)
     }
 }
 

@@ -102,8 +102,6 @@ impl Engine {
             .filter(|(_, i)| i.target == target)
             .map(|(l, _)| (l.clone(), Removed::Target))
             .collect();
-        self.known.seen.remove(target);
-        self.known.capacity.retain(|p, _| p.target != target);
         self.retire(now, gone)
     }
 

@@ -43,6 +43,27 @@ fn optional_rfc3339<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok
     }
 }
 
+/// The pending and firing alerts as last published, shared with the HTTP handlers.
+#[derive(Debug, Default)]
+pub struct Board {
+    alerts: std::sync::RwLock<Vec<AlertView>>,
+}
+
+impl Board {
+    /// Replaces the published alerts.
+    pub fn set(&self, alerts: Vec<AlertView>) {
+        *self.alerts.write().unwrap_or_else(|p| p.into_inner()) = alerts;
+    }
+
+    /// A copy of the published alerts.
+    pub fn get(&self) -> Vec<AlertView> {
+        self.alerts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// The view of an instance; `None` for an inactive one (never stored).
 pub(super) fn view(labels: &Labels, i: &Instance) -> Option<AlertView> {
     let (active_at, keep_firing_since) = match i.state {

@@ -34,8 +34,10 @@ pub type RequestBody = Limited<Incoming>;
 
 /// What the handlers read.
 pub struct AppState {
-    /// Targets and alerts.
+    /// What is known of the targets and pools.
     pub store: Arc<Store>,
+    /// The pending and firing alerts, as last published by the daemon.
+    pub alerts: Arc<crate::alert::Board>,
     /// The rendered store, for `/metrics`.
     pub exposition: Arc<crate::exporter::Exposition>,
     /// Process-lifetime metric families.
@@ -83,7 +85,7 @@ pub fn handle(req: &Request<RequestBody>, state: &AppState) -> Response<Full<Byt
         "/api/v1/alerts" => {
             let body = serde_json::json!({
                 "status": "success",
-                "data": { "alerts": state.store.alerts() },
+                "data": { "alerts": state.alerts.get() },
             });
             respond(StatusCode::OK, "application/json", body.to_string())
         }

@@ -38,6 +38,7 @@ async fn run(server: Server, registry: Registry) -> Running {
     let addr = listener.local_addr().expect("addr");
     let state = Arc::new(AppState {
         store: Arc::new(Store::new(["db"])),
+        alerts: Arc::default(),
         exposition: Arc::default(),
         registry: registry.clone(),
     });

@@ -64,7 +64,7 @@ pub fn default_summary(check: &Check) -> &'static str {
     match check {
         Check::Threshold { metric, .. } => threshold_summaries(*metric).0,
         Check::CapacityDropped { .. } => {
-            "{{subject}}: capacity fell from {{previous_capacity}} to {{capacity}}"
+            "{{subject}}: capacity fell from {{previous_capacity}} to {{configured_capacity}}"
         }
         Check::TargetSaturated => {
             "{{target}} refuses new connections: too many connections (SQLSTATE 53300)"

@@ -21,6 +21,7 @@ enum Var {
     Value,
     Threshold,
     Capacity,
+    ConfiguredCapacity,
     InUse,
     Idle,
     Waiting,
@@ -42,7 +43,7 @@ enum Var {
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 27] = [
+const VARS: [(&str, Var); 28] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -52,6 +53,7 @@ const VARS: [(&str, Var); 27] = [
     ("value", Var::Value),
     ("threshold", Var::Threshold),
     ("capacity", Var::Capacity),
+    ("configured_capacity", Var::ConfiguredCapacity),
     ("in_use", Var::InUse),
     ("idle", Var::Idle),
     ("waiting", Var::Waiting),
@@ -225,6 +227,9 @@ impl Vars<'_> {
             Var::Value => write!(out, "{}", opt_num(self.value)),
             Var::Threshold => write!(out, "{}", opt_num(self.threshold)),
             Var::Capacity => write!(out, "{}", count(snap.map(|s| s.capacity))),
+            Var::ConfiguredCapacity => {
+                write!(out, "{}", count(snap.map(|s| s.configured_capacity)))
+            }
             Var::InUse => write!(out, "{}", count(snap.map(|s| s.in_use))),
             Var::Idle => write!(out, "{}", count(snap.map(|s| s.idle))),
             Var::Waiting => write!(out, "{}", count(snap.map(|s| s.waiting))),

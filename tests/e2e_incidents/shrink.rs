@@ -117,7 +117,9 @@ async fn server_restarted_with_lower_max_connections_is_flagged_after_reconnect(
         .await;
     assert_eq!(dropped.labels["severity"], "warning");
     assert_eq!(dropped.labels["target"], t);
-    assert_eq!(dropped.summary, "files-db: capacity fell from 16 to 8");
+    // The configured capacity (max_connections minus reserved slots) fell; poolwatch's own slot
+    // is not part of it.
+    assert_eq!(dropped.summary, "files-db: capacity fell from 17 to 9");
     // In use: nothing (poolwatch's own session is not load), or the harness's readiness probe
     // if the first poll after the restart caught it.
     let text = regex::Regex::new(
@@ -212,7 +214,7 @@ async fn a_first_limit_on_a_role_in_use_is_flagged_as_a_drop_from_the_server_cap
         .await;
     assert_eq!(
         dropped.summary,
-        "files-db role app: capacity fell from 26 to 10"
+        "files-db role app: capacity fell from 27 to 10"
     );
     let so_far = scene.delivered();
     assert_eq!(so_far.len(), 1, "{}", describe(&so_far));

@@ -13,6 +13,83 @@ use crate::rules::config::RuleConfig;
 use std::time::Duration;
 
 use crate::rules::fixtures::t;
+use crate::store::Store;
+use std::collections::BTreeSet;
+
+/// The engine as the tests drive it: an alert engine with the store it reads, each report
+/// applied to the store first, as the daemon does. Shadows [`super::Engine`] in the tests.
+pub(super) struct Bed {
+    engine: super::Engine,
+    store: Store,
+    targets: BTreeSet<String>,
+}
+
+type Engine = Bed;
+
+impl Bed {
+    fn new(rules: RuleSet, repeat_interval: Duration) -> Bed {
+        let store = Store::new([]);
+        let horizon = rules
+            .max_window()
+            .unwrap_or(crate::store::DEFAULT_CAPACITY_HORIZON);
+        store.set_windows(crate::store::DEFAULT_WINDOW, horizon);
+        Bed {
+            engine: super::Engine::new(rules, repeat_interval),
+            store,
+            targets: BTreeSet::new(),
+        }
+    }
+
+    /// Applies `report` to the store, then has the engine observe it.
+    fn observe(
+        &mut self,
+        now: std::time::SystemTime,
+        report: &TargetReport,
+        labels: &Labels,
+    ) -> Vec<Notice> {
+        if self.targets.insert(report.target.clone()) {
+            self.store
+                .set_targets(self.targets.iter().map(String::as_str));
+        }
+        self.store.apply(report);
+        let view = self.store.view();
+        self.engine.observe(now, report, labels, &view)
+    }
+
+    fn export_state(&self) -> PersistedState {
+        self.engine.export_state(self.store.export_capacity())
+    }
+
+    fn import_state(&mut self, st: PersistedState) -> bool {
+        match self.engine.import_state(st) {
+            Some(capacity) => {
+                let names: Vec<String> = capacity.iter().map(|c| c.pool.target.clone()).collect();
+                for n in names {
+                    if self.targets.insert(n) {
+                        self.store
+                            .set_targets(self.targets.iter().map(String::as_str));
+                    }
+                }
+                self.store.import_capacity(capacity);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl std::ops::Deref for Bed {
+    type Target = super::Engine;
+    fn deref(&self) -> &super::Engine {
+        &self.engine
+    }
+}
+
+impl std::ops::DerefMut for Bed {
+    fn deref_mut(&mut self) -> &mut super::Engine {
+        &mut self.engine
+    }
+}
 
 fn rules(extra: &[RuleConfig], builtin: bool) -> RuleSet {
     let mut problems = Problems::new("test.toml");

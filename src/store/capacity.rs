@@ -1,7 +1,8 @@
-//! Capacity history for `capacity_dropped`: per pool, only the changes of capacity, with when
-//! they happened, pruned beyond the longest window. It is not touched while a target cannot be
-//! polled, so that a drop that only shows after a restart (PostgreSQL needs one to lower
-//! `max_connections`) is still compared with the capacity before it.
+//! Capacity history for `capacity_dropped`: per pool, only the changes of its configured
+//! capacity, with when they happened, pruned beyond the longest window. It is not touched while
+//! a target cannot be polled, so that a drop that only shows after a restart (PostgreSQL needs
+//! one to lower `max_connections`) is still compared with the capacity before it; and it is
+//! saved with the alert state, so that a drop made while poolwatch restarted is seen too.
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -10,15 +11,31 @@ use std::time::{Duration, SystemTime};
 /// oldest change is forgotten.
 const MAX_CHANGES: usize = 64;
 
-/// A pool as the engine's books name it: its labels' values.
+/// A pool by its labels' values (what alert instances and saved state name it by).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PoolRef {
     /// Target name.
     pub target: String,
-    /// `server`, `role` or `database`.
+    /// The pool's kind label (`server`, `role`, `pgbouncer_pool`, ...).
     pub kind: String,
     /// Pool name within the target.
     pub pool: String,
+}
+
+impl PoolRef {
+    /// The reference of pool `kind`/`pool` of `target`.
+    pub fn new(target: &str, kind: &str, pool: &str) -> PoolRef {
+        PoolRef {
+            target: target.into(),
+            kind: kind.into(),
+            pool: pool.into(),
+        }
+    }
+
+    /// The reference of a pool seen in a report.
+    pub fn of(id: &crate::model::PoolId) -> PoolRef {
+        PoolRef::new(&id.target, id.kind.as_str(), &id.name)
+    }
 }
 
 /// One change of capacity.
