@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::pg::install;
-use common::pgbouncer::ini::{auth_line, Ini};
+use common::pgbouncer::auth::auth_line;
+use common::pgbouncer::ini::Ini;
 use common::pgbouncer::{error_text, Database, PoolMode, Version};
 use common::{PgBouncer, PgBouncerOptions, PgCluster, PgOptions};
 

@@ -317,14 +317,7 @@ pub fn sweep_stale_clusters() {
                 }
                 continue;
             }
-            let Some(pid) = name
-                .strip_prefix(CLUSTER_DIR_PREFIX)
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !process_exited(pid) {
+            if !is_orphaned(&name, CLUSTER_DIR_PREFIX) {
                 continue;
             }
             let dir = entry.path();
@@ -343,4 +336,12 @@ pub fn sweep_stale_clusters() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     });
+}
+
+/// Whether `name` is `PREFIX<pid>-...` of a creating process `pid` that has exited.
+pub fn is_orphaned(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(process_exited)
 }

@@ -192,9 +192,3 @@ impl Ini {
         text
     }
 }
-
-/// One `auth_file` line: `"user" "secret"` with inner quotes doubled.
-pub fn auth_line(user: &str, secret: &str) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    format!("{} {}\n", quote(user), quote(secret))
-}

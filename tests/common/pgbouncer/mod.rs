@@ -7,32 +7,30 @@
 //! `scripts/install-test-deps.sh`), else Debian's. When the tests run as root, PgBouncer runs as
 //! the `postgres` system user (it refuses root).
 
+pub mod auth;
 pub mod clients;
 pub mod console;
 pub mod ini;
+pub mod process;
 
+#[allow(unused_imports)]
+pub use auth::ADMIN_USER;
 #[allow(unused_imports)]
 pub use clients::{error_text, ClientHold, ClientState};
 pub use console::{Console, ConsoleError, ShowResult, ShowRow};
 pub use ini::{Database, PoolMode, Version};
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::common::pg::setup::{free_port, hand_over, run, server_owner};
-use crate::common::pg::{install, percent_encode, quote_literal, ssl, PgCluster, SslFiles};
+use crate::common::pg::setup::{free_port, hand_over};
+use crate::common::pg::{install, percent_encode, ssl, PgCluster, SslFiles};
 use crate::common::poll_until;
-
-/// The role the harness itself uses on the admin console (in `admin_users`); created on the
-/// cluster by [`PgBouncer::start`] when missing, so that its SCRAM secret is a real one.
-pub const ADMIN_USER: &str = "pgbouncer_admin";
-const ADMIN_PASSWORD: &str = "pgbouncer-admin-pw";
 
 /// How long PgBouncer may take to start, stop or answer.
 const WAIT: Duration = Duration::from_secs(20);
@@ -111,15 +109,16 @@ impl PgBouncer {
     /// Like [`PgBouncer::start`], returning the failure instead of panicking.
     pub async fn try_start(pg: &PgCluster, options: PgBouncerOptions) -> Result<PgBouncer, String> {
         let binary = install::pgbouncer_binary();
-        let (version, full_version) = binary_version(&binary)?;
+        let (version, full_version) = process::binary_version(&binary)?;
         install::check_pgbouncer_version(&binary, &full_version);
-        let prefix = format!("poolwatch-pgbouncer-{}-", std::process::id());
+        process::sweep_stale();
+        let prefix = format!("{}{}-", process::DIR_PREFIX, std::process::id());
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         hand_over(dir.path())?;
-        let passwords = write_auth_file(pg, &options, &dir.path().join("users.txt")).await?;
+        let passwords = auth::write_auth_file(pg, &options, &dir.path().join("users.txt")).await?;
         let ssl = if options.tls {
             Some(ssl::generate(&dir.path().join("ssl"))?)
         } else {
@@ -376,24 +375,7 @@ impl PgBouncer {
 
     /// Starts the process (as `postgres` when root) and waits until the console answers.
     async fn spawn_and_wait(&self) -> Result<(), String> {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("stderr.log"))
-            .map_err(|e| format!("stderr.log: {e}"))?;
-        let mut command = Command::new(&self.binary);
-        command
-            .arg(self.ini_path())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        if let Some((uid, gid)) = server_owner() {
-            command.uid(uid).gid(gid);
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let child = process::spawn(&self.binary, &self.ini_path(), self.dir.path())?;
         *self.child.lock().expect("child") = Some(child);
         let ready = poll_until(WAIT, || async {
             if !self.is_running() {
@@ -449,13 +431,6 @@ impl Drop for PgBouncer {
     }
 }
 
-/// `pgbouncer --version`, parsed.
-fn binary_version(binary: &Path) -> Result<(Version, String), String> {
-    let out = run(Command::new(binary).arg("--version"), "pgbouncer --version")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Version::parse(&text).ok_or_else(|| format!("cannot parse `pgbouncer --version`: {text:?}"))
-}
-
 /// The `[pgbouncer]` settings of `options` (the fixed ones come from [`ini::Ini::render`]).
 fn settings(options: &PgBouncerOptions, ssl: Option<&SslFiles>) -> BTreeMap<String, String> {
     let mut admins = vec![ADMIN_USER.to_owned()];
@@ -485,51 +460,4 @@ fn settings(options: &PgBouncerOptions, ssl: Option<&SslFiles>) -> BTreeMap<Stri
         settings.insert(key.clone(), value.clone());
     }
     settings
-}
-
-/// Writes `auth_file` with the SCRAM secrets (from `pg_authid`) of every user `options` names
-/// and of [`ADMIN_USER`] (created when missing); returns their passwords.
-async fn write_auth_file(
-    pg: &PgCluster,
-    options: &PgBouncerOptions,
-    path: &Path,
-) -> Result<HashMap<String, String>, String> {
-    if pg.password_of(ADMIN_USER).is_none() {
-        pg.create_role(ADMIN_USER, ADMIN_PASSWORD, None).await;
-    }
-    let mut users: Vec<&String> = options
-        .users
-        .iter()
-        .chain(&options.stats_users)
-        .chain(&options.admin_users)
-        .collect();
-    let admin = ADMIN_USER.to_owned();
-    users.push(&admin);
-    users.sort();
-    users.dedup();
-    let mut passwords = HashMap::new();
-    for user in &users {
-        let password = pg.password_of(user).ok_or_else(|| {
-            format!("PgBouncer user {user} is not a role made with PgCluster::create_role")
-        })?;
-        passwords.insert((*user).clone(), password);
-    }
-    let names: Vec<String> = users.iter().map(|u| quote_literal(u)).collect();
-    let rows = pg
-        .query(&format!(
-            "SELECT rolname::text, rolpassword FROM pg_authid WHERE rolname IN ({}) ORDER BY 1",
-            names.join(", ")
-        ))
-        .await;
-    let mut text = String::new();
-    for row in &rows {
-        let (user, secret): (String, String) = (row.get(0), row.get(1));
-        if !secret.starts_with("SCRAM-SHA-256$") {
-            return Err(format!("{user}'s password is not a SCRAM secret"));
-        }
-        text.push_str(&ini::auth_line(&user, &secret));
-    }
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-    hand_over(path)?;
-    Ok(passwords)
 }
