@@ -13,12 +13,14 @@ pub const MIN_VERSION_NUM: i32 = 130000;
 
 /// The monitoring query. It reads `pg_stat_get_activity(NULL)` (what the `pg_stat_activity`
 /// view is built on) and groups by database and role ids before looking up their names, so the
-/// name joins run once per group instead of once per backend. `reserved_connections` exists from PostgreSQL 16 on; reading it with
-/// `missing_ok` makes the same text valid on 13 to 17. Only client backends are counted (not
-/// autovacuum, parallel or WAL workers). poolwatch's own session is not counted as load (it is
-/// not in `in_use`, the holders or the ages), but it does hold a slot, so it is taken out of the
-/// capacity of the pools it belongs to: with 10 usable slots, 9 application connections fill
-/// the server once poolwatch is connected, and poolwatch reports 9/9 (100%), not 9/10.
+/// name joins run once per group instead of once per backend. `reserved_connections` exists
+/// from PostgreSQL 16 on; reading it with `missing_ok` makes the same text valid on 13 to 18.
+/// Only logged-in client backends are counted: not autovacuum, parallel or WAL workers, nor a
+/// connection still authenticating (which PostgreSQL 18 lists, with no role yet). poolwatch's
+/// own session is not counted as load (it is not in `in_use`, the holders or the ages), but it
+/// does hold a slot, so it is taken out of the capacity of the pools it belongs to: with 10
+/// usable slots, 9 application connections fill the server once poolwatch is connected, and
+/// poolwatch reports 9/9 (100%), not 9/10.
 pub const POLL_SQL: &str = r#"SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
   'max_connections', current_setting('max_connections')::int,
@@ -38,10 +40,13 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
                      count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
                 FROM pg_stat_get_activity(NULL)
                WHERE pid <> pg_backend_pid()
+                 -- Logged-in sessions only: PostgreSQL 18 also lists backends still
+                 -- authenticating (no role yet, state 'starting'); they are nobody's load yet.
+                 AND usesysid IS NOT NULL
                  AND (backend_type = 'client backend'
                       -- Without pg_monitor, other roles' sessions hide their type and state:
-                      -- count those attached to a database and a role, as state 'unknown'.
-                      OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))
+                      -- count those attached to a database, as state 'unknown'.
+                      OR (backend_type IS NULL AND datid IS NOT NULL))
                GROUP BY 1, 2, 3, 4) a
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles r ON r.oid = a.usesysid) g), '[]'::json),
