@@ -1,146 +1,123 @@
 #!/usr/bin/env bash
-# Runs every test of poolwatch: installs what the tests need when it is missing, then
-# `cargo test --all-targets` (and the doc tests, when there are any), and ends with one line
-# totalling the suite: `poolwatch: N passed, N failed`.
+# Runs every test of poolwatch, on every supported PostgreSQL major and PgBouncer version, and
+# ends with one line totalling all runs: `poolwatch: N passed, N failed`.
 #
-#   scripts/test.sh                    # everything
-#   scripts/test.sh --test harness_selftest   # extra arguments go to `cargo test --all-targets`
+#   scripts/test.sh                             # everything (what CI runs)
+#   scripts/test.sh --test harness_selftest     # one run of `cargo test --no-fail-fast ARGS`
+#   POOLWATCH_TEST_PG=17 scripts/test.sh --test e2e_incidents   # ... on PostgreSQL 17
 #
-# The tests start throwaway PostgreSQL clusters, so they need the PostgreSQL server binaries,
-# plus pgbouncer, promtool (Debian package `prometheus`) and openssl. As root on Debian or
-# Ubuntu this script installs the missing ones with apt-get (without starting any service);
-# otherwise it says what to install. Environment:
-#   PG_BIN (or POOLWATCH_TEST_PG_BIN)  directory with initdb/pg_ctl/postgres
-#                              (default: newest /usr/lib/postgresql/*/bin)
-#   POOLWATCH_SKIP_INSTALL=1   never install anything, just check
+# First scripts/install-test-deps.sh installs what is missing (PostgreSQL 13-18, PgBouncer 1.18
+# and 1.24, promtool, openssl; pinned, into a cache folder; a second run only checks). Then:
+#   1. the whole suite (`cargo test --all-targets`, and the doc tests when there are any) on the
+#      default versions: PostgreSQL $POOLWATCH_TEST_PG (default 15, Debian's) and PgBouncer
+#      $POOLWATCH_TEST_PGBOUNCER (default 1.18, Debian's);
+#   2. the version-sensitive test binaries again on every other PostgreSQL major (PG_TESTS
+#      below, plus PG16_TESTS from 16 on), and on the other PgBouncer version (PGBOUNCER_TESTS).
+# A line per run says its versions, counts and time.
+#
+# Environment: POOLWATCH_TEST_PG, POOLWATCH_TEST_PGBOUNCER (versions of the whole-suite run),
+# POOLWATCH_TEST_MATRIX=0 (only the whole-suite run), POOLWATCH_SKIP_INSTALL=1 (never install,
+# just check), POOLWATCH_CACHE (the cache folder; see scripts/lib/test-deps.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/test-deps.sh
+source scripts/lib/test-deps.sh
 
-export DEBIAN_FRONTEND=noninteractive
-export NEEDRESTART_MODE=a
+# Test binaries whose outcome depends on the PostgreSQL major: the poll query and its parsing,
+# the incident replays (including started-while-full), the source's connection handling, and
+# the harness itself.
+PG_TESTS=(e2e_versions e2e_incidents e2e_source harness_selftest)
+# The same, for PostgreSQL 16 and newer only (not in --all-targets: `test = false`).
+PG16_TESTS=(e2e_reserved)
+# Test binaries whose outcome depends on the PgBouncer version.
+PGBOUNCER_TESTS=(harness_pgbouncer)
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
-# $POOLWATCH_TEST_PG_BIN or $PG_BIN, else the newest /usr/lib/postgresql/<version>/bin holding
-# initdb, else the directory of initdb on PATH.
-find_pg_bin() {
-    local override="${POOLWATCH_TEST_PG_BIN:-${PG_BIN:-}}"
-    if [[ -n "$override" ]]; then
-        [[ -x "$override/initdb" ]] || { log "$override (PG_BIN) holds no initdb"; return 1; }
-        printf '%s\n' "$override"
-        return 0
-    fi
-    local dir
-    dir=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null \
-        | sort -V | tail -n 1 || true)
-    if [[ -n "$dir" ]]; then
-        dirname "$dir"
-        return 0
-    fi
-    dir=$(command -v initdb 2>/dev/null) || return 1
-    dirname "$dir"
-}
-
-have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
-
-# Debian packages for the tools still missing.
-missing_packages() {
-    local packages=()
-    find_pg_bin >/dev/null 2>&1 || packages+=(postgresql)
-    have pgbouncer || packages+=(pgbouncer)
-    have promtool || packages+=(prometheus)
-    have openssl || packages+=(openssl)
-    [[ -e /etc/ssl/certs/ca-certificates.crt ]] || packages+=(ca-certificates)
-    # runuser drops from root to the postgres user; util-linux has it everywhere.
-    if [[ $(id -u) -eq 0 ]] && ! have runuser; then packages+=(util-linux); fi
-    if ((${#packages[@]} > 0)); then printf '%s\n' "${packages[@]}"; fi
-}
-
-# Installs packages with apt-get, never starting a service: while dpkg runs, a policy-rc.d
-# that denies every start (exit 101) replaces any existing one (the postgresql and prometheus
-# packages would otherwise try to start their daemons); the original is put back afterwards.
-POLICY=/usr/sbin/policy-rc.d
-POLICY_SAVED="" # "ours" when there was none, else the path of the saved original
-restore_policy() {
-    if [[ "$POLICY_SAVED" == ours ]]; then
-        rm -f "$POLICY"
-    elif [[ -n "$POLICY_SAVED" ]]; then
-        mv -f "$POLICY_SAVED" "$POLICY"
-    fi
-    POLICY_SAVED=""
-}
-apt_install() {
-    if [[ -e "$POLICY" ]]; then
-        POLICY_SAVED=$(mktemp "$POLICY.orig.XXXXXX")
-        cp -p "$POLICY" "$POLICY_SAVED"
-    else
-        POLICY_SAVED=ours
-    fi
-    trap restore_policy EXIT
-    trap 'exit 130' INT TERM
-    printf '#!/bin/sh\n# Written by poolwatch scripts/test.sh while it installs packages.\nexit 101\n' >"$POLICY"
-    chmod 755 "$POLICY"
-    log "apt-get update"
-    apt-get -o DPkg::Lock::Timeout=300 update -q </dev/null
-    log "apt-get install $*"
-    apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" </dev/null
-    restore_policy
-}
-
-if ! have cargo; then
+if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust (https://rustup.rs) and retry"
     exit 1
 fi
 
-mapfile -t missing < <(missing_packages)
-if ((${#missing[@]} > 0)); then
-    if [[ "${POOLWATCH_SKIP_INSTALL:-}" == 1 ]]; then
-        log "missing: ${missing[*]} (POOLWATCH_SKIP_INSTALL=1, not installing)"
-        exit 1
-    elif [[ $(id -u) -ne 0 ]]; then
-        log "the tests need these packages, which are missing: ${missing[*]}"
-        log "install them (Debian/Ubuntu: sudo apt-get install --no-install-recommends ${missing[*]})"
-        log "or run this script as root, which installs them"
-        exit 1
-    elif ! have apt-get; then
-        log "missing: ${missing[*]}; this script installs only with apt-get, please install them yourself"
-        exit 1
-    fi
-    apt_install "${missing[@]}"
-    mapfile -t still_missing < <(missing_packages)
-    if ((${#still_missing[@]} > 0)); then
-        log "still missing after apt-get install: ${still_missing[*]}"
-        exit 1
-    fi
-fi
+started=$SECONDS
+scripts/install-test-deps.sh
+log "test dependencies ready ($((SECONDS - started)) s)"
 
-POOLWATCH_TEST_PG_BIN=$(find_pg_bin)
-export POOLWATCH_TEST_PG_BIN
+export POOLWATCH_CACHE="${POOLWATCH_CACHE:-$(poolwatch_cache_dir)}"
+export POOLWATCH_TEST_PG="${POOLWATCH_TEST_PG:-$POOLWATCH_PG_DEBIAN}"
+export POOLWATCH_TEST_PGBOUNCER="${POOLWATCH_TEST_PGBOUNCER:-$POOLWATCH_PGBOUNCER_DEBIAN}"
 # pgbouncer lives in /usr/sbin, which is not on every user's PATH.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
-log "PostgreSQL: $("$POOLWATCH_TEST_PG_BIN/postgres" --version) ($POOLWATCH_TEST_PG_BIN)"
-log "pgbouncer: $(pgbouncer --version 2>&1 | head -n 1)"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+for major in "${POOLWATCH_PG_MAJORS[@]}"; do
+    log "PostgreSQL $major: $("$(poolwatch_pg_bin "$major")/postgres" --version) ($(poolwatch_pg_bin "$major"))"
+done
+for version in "${POOLWATCH_PGBOUNCER_VERSIONS[@]}"; do
+    log "PgBouncer $version: $("$(poolwatch_pgbouncer_bin "$version")" --version 2>&1 | head -n 1) ($(poolwatch_pgbouncer_bin "$version"))"
+done
 log "promtool: $(promtool --version 2>&1 | head -n 1)"
 
-export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
-# The output is shown as it comes and also kept, to total the test binaries' counts at the end:
-# one closing line for the whole suite, instead of the last binary's (which may run 0 tests).
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-status=0
-log "cargo test --all-targets --no-fail-fast $*"
-cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$out" || status=$?
-if ((status == 0 && $# == 0)) && grep -rqE '^\s*//[/!].*```' src; then
-    log "cargo test --doc"
-    cargo test --doc 2>&1 | tee -a "$out" || status=$?
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+passed=0 failed=0 status=0 runs=0
+summary=()
+
+# run LABEL PG PGBOUNCER CARGO-TEST-ARGS...: one `cargo test` with those versions, its output
+# shown and kept; adds its counts to the totals. A run that fails without a failed test
+# (a build error, a crashed binary) counts as one failure.
+run() {
+    local label="$1" pg="$2" pgbouncer="$3"
+    shift 3
+    local file="$out/run-$((runs += 1))" started=$SECONDS code=0 p f
+    log "$label: POOLWATCH_TEST_PG=$pg POOLWATCH_TEST_PGBOUNCER=$pgbouncer cargo test $*"
+    POOLWATCH_TEST_PG="$pg" POOLWATCH_TEST_PGBOUNCER="$pgbouncer" cargo test "$@" 2>&1 |
+        tee "$file" || code=$?
+    read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$file")
+    if ((code != 0 && f == 0)); then f=1; fi
+    ((code == 0)) || status=$code
+    passed=$((passed + p)) failed=$((failed + f))
+    local verdict=ok
+    ((code == 0)) || verdict=FAILED
+    summary+=("$(printf '%-38s %s: %d passed, %d failed (%d s)' "$label" "$verdict" "$p" "$f" $((SECONDS - started)))")
+    log "${summary[-1]}"
+}
+
+with_flags() { local t; for t in "$@"; do printf -- '--test\n%s\n' "$t"; done; }
+
+default_label="PostgreSQL $POOLWATCH_TEST_PG, PgBouncer $POOLWATCH_TEST_PGBOUNCER"
+if (($# > 0)); then
+    run "$default_label" "$POOLWATCH_TEST_PG" "$POOLWATCH_TEST_PGBOUNCER" --no-fail-fast "$@"
+else
+    run "$default_label (all)" "$POOLWATCH_TEST_PG" "$POOLWATCH_TEST_PGBOUNCER" --all-targets --no-fail-fast
+    if grep -rqE '^\s*//[/!].*```' src; then
+        run "doc tests" "$POOLWATCH_TEST_PG" "$POOLWATCH_TEST_PGBOUNCER" --doc
+    fi
+    if [[ "${POOLWATCH_TEST_MATRIX:-1}" != 0 ]]; then
+        for major in "${POOLWATCH_PG_MAJORS[@]}"; do
+            tests=()
+            # The whole suite already ran PG_TESTS on the default major.
+            [[ "$major" == "$POOLWATCH_TEST_PG" ]] || tests+=("${PG_TESTS[@]}")
+            if ((major >= 16)); then tests+=("${PG16_TESTS[@]}"); fi
+            ((${#tests[@]} > 0)) || continue
+            mapfile -t flags < <(with_flags "${tests[@]}")
+            run "PostgreSQL $major" "$major" "$POOLWATCH_TEST_PGBOUNCER" --no-fail-fast "${flags[@]}"
+        done
+        for version in "${POOLWATCH_PGBOUNCER_VERSIONS[@]}"; do
+            [[ "$version" == "$POOLWATCH_TEST_PGBOUNCER" ]] && continue
+            mapfile -t flags < <(with_flags "${PGBOUNCER_TESTS[@]}")
+            run "PgBouncer $version" "$POOLWATCH_TEST_PG" "$version" --no-fail-fast "${flags[@]}"
+        done
+    fi
 fi
-read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$out")
+
+log "summary ($((SECONDS - started)) s in all):"
+for line in "${summary[@]}"; do log "  $line"; done
 if ((status != 0)); then
-    log "tests FAILED (exit $status)"
-    echo "poolwatch: $passed passed, $failed failed"
-    exit "$status"
+    log "tests FAILED"
+else
+    log "all tests passed"
 fi
-log "all tests passed"
 echo "poolwatch: $passed passed, $failed failed"
+exit "$status"

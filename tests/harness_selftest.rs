@@ -215,7 +215,7 @@ async fn ssl_cluster_accepts_verify_full_with_its_ca_only() {
     );
 
     // libpq's own verify-full, as the README would tell users to check.
-    let out = std::process::Command::new(setup::bin_dir().join("psql"))
+    let out = std::process::Command::new(setup::psql())
         .arg(format!("host=localhost port={} user=postgres dbname=postgres sslmode=verify-full sslrootcert={}", pg.port(), ca.display()))
         .args(["-XAtc", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
         .output()

@@ -7,6 +7,9 @@
 //!
 //! * [`pg`] — [`PgCluster`]: a throwaway PostgreSQL cluster (own data dir, free port, private
 //!   socket dir, optional TLS with a throwaway CA), plus [`ConnectionHold`] to occupy slots.
+//! * [`pgbouncer`] — [`PgBouncer`]: a real PgBouncer in front of a [`PgCluster`] (own
+//!   configuration, SCRAM secrets, settings changed and `RELOAD`ed, stop/start/kill), clients
+//!   holding server connections, and the admin console read by column name.
 //! * [`receiver`] — [`Receiver`]: a real HTTP/1.1 server recording webhook deliveries, whose
 //!   status can be changed and which can be stopped and restarted on the same port.
 //! * [`poolwatch`] — [`Poolwatch`]: the daemon binary as a child process, with its logs,
@@ -17,18 +20,25 @@
 //!
 //! # Environment
 //!
-//! * `POOLWATCH_TEST_PG_BIN` (or `PG_BIN`) — directory holding `initdb`, `pg_ctl`, `postgres`;
-//!   defaults to the newest `/usr/lib/postgresql/*/bin`. `scripts/test.sh` sets it.
+//! * `POOLWATCH_TEST_PG` — the PostgreSQL major, 13 to 18: the build `scripts/test.sh` cached
+//!   (see [`pg::install`]), or Debian's for 15. Without it, `POOLWATCH_TEST_PG_BIN` (or `PG_BIN`),
+//!   a directory holding `initdb`, `pg_ctl`, `postgres`; else the newest
+//!   `/usr/lib/postgresql/*/bin`.
+//! * `POOLWATCH_TEST_PGBOUNCER` — the PgBouncer version, `1.18` (Debian's) or `1.24` (cached
+//!   build); default Debian's.
+//! * `POOLWATCH_CACHE` — where `scripts/install-test-deps.sh` installed them (default
+//!   `/var/cache/poolwatch` as root, else `~/.cache/poolwatch`).
 //! * `POOLWATCH_TEST_PROMTOOL` — the `promtool` binary; defaults to `promtool` on `PATH`.
 //!
-//! When the tests run as root, PostgreSQL is run as the `postgres` system user (it refuses to
-//! run as root); its directories live under the system temporary directory and are handed to
+//! When the tests run as root, PostgreSQL and PgBouncer are run as the `postgres` system user
+//! (they refuse to run as root); its directories live under the system temporary directory and are handed to
 //! that user.
 
 #![allow(dead_code)]
 
 pub mod metrics;
 pub mod pg;
+pub mod pgbouncer;
 pub mod poolwatch;
 pub mod receiver;
 pub mod scenario;
@@ -38,6 +48,8 @@ pub mod scenario;
 pub use metrics::{parse_exposition, promtool_check_metrics, Sample};
 #[allow(unused_imports)]
 pub use pg::{ConnectionHold, PgCluster, PgOptions};
+#[allow(unused_imports)]
+pub use pgbouncer::{PgBouncer, PgBouncerOptions};
 #[allow(unused_imports)]
 pub use poolwatch::{run_cli, ConfigFile, Poolwatch, PoolwatchOptions};
 #[allow(unused_imports)]

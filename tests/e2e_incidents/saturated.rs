@@ -2,7 +2,7 @@
 //! target *saturated* (not down); connected before the server filled, it keeps seeing through
 //! its one long-lived session.
 
-use crate::common::Poolwatch;
+use crate::common::{poll_until, process_exited, Poolwatch};
 use crate::scene::{
     api_alert, api_alerts, describe, matches, metric, server_pool, wait_metric, Scene, APP,
     MONITOR, RESERVED_REFUSAL, WAIT,
@@ -283,16 +283,25 @@ async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_al
     // poll that caught it would make the last pool poolwatch saw 11/10 rather than 10/10.
     let mut locked_out = false;
     for _ in 0..10 {
+        // (pg_terminate_backend's own timeout argument is PostgreSQL 14+: wait for the process.)
         let rows = web[0]
             .client(0)
             .query(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = 'poolwatch'",
                 &[],
             )
             .await
             .expect("terminating poolwatch's session");
-        assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "terminate failed");
+        assert!(rows.iter().all(|r| r.get::<_, bool>(1)), "terminate failed");
+        for row in &rows {
+            let pid: i32 = row.get(0);
+            let gone = poll_until(WAIT, || async move { process_exited(pid).then_some(()) });
+            assert!(
+                gone.await.is_some(),
+                "poolwatch's backend {pid} still running"
+            );
+        }
         match scene.pg.hold_connections(APP, 1, "web").await {
             Ok(hold) => {
                 web.push(hold);

@@ -12,7 +12,8 @@ pub const MIN_VERSION_NUM: i32 = 130000;
 /// view is built on) and groups by database and role ids before looking up their names, so the
 /// name joins run once per group instead of once per backend. `reserved_connections` exists
 /// from PostgreSQL 16 on; reading it with `missing_ok` makes the same text valid on 13 to 18.
-/// Only client backends are counted (not autovacuum, parallel or WAL workers). Sessions of
+/// Only logged-in client backends are counted: not autovacuum, parallel or WAL workers, nor a
+/// connection still authenticating (which PostgreSQL 18 lists, with no role yet). Sessions of
 /// poolwatch itself (`application_name = 'poolwatch'`: this one, another poolwatch watching the
 /// same server, a `poolwatch snapshot`) come back as their own groups; [`super::pools`] takes
 /// their slots out of capacity instead of counting them as load, so that every instance
@@ -33,10 +34,13 @@ pub const POLL_SQL: &str = r#"SELECT json_build_object(
                         FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS oldest_iit,
                      count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting
                 FROM pg_stat_get_activity(NULL)
-               WHERE (backend_type = 'client backend'
+                 -- Logged-in sessions only: PostgreSQL 18 also lists backends still
+                 -- authenticating (no role yet, state 'starting'); they are nobody's load yet.
+               WHERE usesysid IS NOT NULL
+                 AND (backend_type = 'client backend'
                       -- Without pg_monitor, other roles' sessions hide their type and state:
-                      -- count those attached to a database and a role, as state 'unknown'.
-                      OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))
+                      -- count those attached to a database, as state 'unknown'.
+                      OR (backend_type IS NULL AND datid IS NOT NULL))
                GROUP BY 1, 2, 3, 4) a
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles r ON r.oid = a.usesysid) g), '[]'::json),

@@ -1,6 +1,7 @@
 //! Throwaway PostgreSQL clusters: one data directory, port and socket directory each.
 
 pub mod hold;
+pub mod install;
 pub mod setup;
 pub mod ssl;
 
@@ -210,6 +211,11 @@ impl PgCluster {
             Some(password) => self.url_with_password(user, password, db),
             None => self.url(user, db),
         }
+    }
+
+    /// The password of a role made by [`PgCluster::create_role`].
+    pub fn password_of(&self, user: &str) -> Option<String> {
+        self.passwords.lock().expect("passwords").get(user).cloned()
     }
 
     /// The private directory holding the server's Unix socket.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
+use super::install;
 use crate::common::{process_exited, running_as_root};
 
 /// The prefix of every cluster directory; the creating process id follows it.
@@ -20,19 +21,53 @@ pub const SUPERUSER: &str = "postgres";
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`.
 ///
-/// `POOLWATCH_TEST_PG_BIN`, then `PG_BIN`, then the newest `/usr/lib/postgresql/*/bin`, then
-/// the directory of `initdb` on `PATH`. Panics with install advice when none is found.
+/// `POOLWATCH_TEST_PG=NN` (the cached build or Debian's of that major, see [`install`]), then
+/// `POOLWATCH_TEST_PG_BIN`, then `PG_BIN`, then the newest `/usr/lib/postgresql/*/bin`, then the
+/// directory of `initdb` on `PATH`. Panics with install advice when none is found, and when the
+/// server found is not of the major `POOLWATCH_TEST_PG` asked for.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(major) = install::requested_pg_major() {
+            let dir = install::pg_bin_for(major);
+            let found = version_output(&dir).ok().and_then(|out| parse_major(&out));
+            assert_eq!(
+                found,
+                Some(major),
+                "{}={major}, but {} holds PostgreSQL {found:?}",
+                install::PG_VAR,
+                dir.display()
+            );
+            return dir;
+        }
         find_bin_dir().unwrap_or_else(|| {
             panic!(
-                "PostgreSQL server binaries not found: set POOLWATCH_TEST_PG_BIN to the directory \
-                 holding initdb/pg_ctl/postgres, or install them (Debian: apt-get install \
-                 postgresql), or run scripts/test.sh which installs what the tests need"
+                "PostgreSQL server binaries not found: set POOLWATCH_TEST_PG to a major (13-18) or \
+                 POOLWATCH_TEST_PG_BIN to the directory holding initdb/pg_ctl/postgres, or run \
+                 scripts/test.sh which installs what the tests need"
             )
         })
     })
+}
+
+/// `psql`: beside the server binaries when there is one there, else Debian's client on `PATH`
+/// (the npm builds ship no client; psql connects to any newer or older server).
+pub fn psql() -> PathBuf {
+    let beside = bin_dir().join("psql");
+    if beside.is_file() {
+        return beside;
+    }
+    install::on_path("psql")
+        .unwrap_or_else(|| panic!("psql not found beside {} nor on PATH", bin_dir().display()))
+}
+
+/// `postgres --version` of the server binaries in `dir`.
+fn version_output(dir: &Path) -> Result<String, String> {
+    let out = run(
+        Command::new(dir.join("postgres")).arg("--version"),
+        "postgres --version",
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
@@ -74,13 +109,8 @@ fn find_bin_dir() -> Option<PathBuf> {
 pub fn major_version() -> u32 {
     static MAJOR: OnceLock<u32> = OnceLock::new();
     *MAJOR.get_or_init(|| {
-        let out = run(
-            Command::new(bin_dir().join("postgres")).arg("--version"),
-            "postgres --version",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        parse_major(&String::from_utf8_lossy(&out.stdout))
-            .unwrap_or_else(|| panic!("cannot parse {:?}", String::from_utf8_lossy(&out.stdout)))
+        let out = version_output(bin_dir()).unwrap_or_else(|e| panic!("{e}"));
+        parse_major(&out).unwrap_or_else(|| panic!("cannot parse {out:?}"))
     })
 }
 
@@ -92,7 +122,7 @@ pub fn parse_major(version_output: &str) -> Option<u32> {
 }
 
 /// `(uid, gid)` of the `postgres` system user when running as root; `None` otherwise.
-fn server_owner() -> Option<(u32, u32)> {
+pub fn server_owner() -> Option<(u32, u32)> {
     static OWNER: OnceLock<Option<(u32, u32)>> = OnceLock::new();
     *OWNER.get_or_init(|| {
         if !running_as_root() {
@@ -287,14 +317,7 @@ pub fn sweep_stale_clusters() {
                 }
                 continue;
             }
-            let Some(pid) = name
-                .strip_prefix(CLUSTER_DIR_PREFIX)
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !process_exited(pid) {
+            if !is_orphaned(&name, CLUSTER_DIR_PREFIX) {
                 continue;
             }
             let dir = entry.path();
@@ -313,4 +336,12 @@ pub fn sweep_stale_clusters() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     });
+}
+
+/// Whether `name` is `PREFIX<pid>-...` of a creating process `pid` that has exited.
+pub fn is_orphaned(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(process_exited)
 }

