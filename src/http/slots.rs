@@ -4,13 +4,16 @@
 //! The bookkeeping is a plain data structure ([`Ledger`]) with time passed in, tested with
 //! table cases; [`Slots`] shares it between the accept loop and the connection tasks.
 //!
-//! Why a crowded server closes its longest-waiting connection rather than refusing the new
-//! one: a slot held by a connection that is not in the middle of a request is cheap to free
-//! (nothing is lost but an idle socket), whereas refusing the newcomer would let whoever opens
-//! connections first (a port scanner, a leaking client, a slowloris flood) keep Prometheus
-//! and the probes out for as long as it keeps them open. A scraper's connection sends its
-//! request at once, so it is busy, and safe, within a round trip. Only when every connection
-//! is in the middle of a request is the newcomer refused.
+//! Why a crowded server closes a waiting connection rather than refusing the new one: a slot
+//! held by a connection that is not in the middle of a request is cheap to free (nothing is
+//! lost but an idle socket), whereas refusing the newcomer would let whoever opens connections
+//! first (a port scanner, a leaking client, a slowloris flood) keep Prometheus and the probes
+//! out for as long as it keeps them open. A scraper's connection sends its request at once, so
+//! it is busy, and safe, within a round trip. Connections that have never completed a request
+//! make room first (oldest first), and only then those kept alive after serving one: a
+//! scraper's keep-alive connection between two scrapes is a proven client, and closing it
+//! under a flood would fail its next scrape. Only when every connection is in the middle of a
+//! request is the newcomer refused.
 
 use super::config::Limits;
 use prometheus::IntGauge;
@@ -114,9 +117,9 @@ pub struct Ledger {
     limit: usize,
     next_id: u64,
     conns: HashMap<u64, Entry>,
-    /// `(since, id)` of every connection that is neither busy nor closing, oldest first: the
-    /// eviction candidates.
-    waiting: BTreeSet<(Instant, u64)>,
+    /// Every connection that is neither busy nor closing, in eviction order: those that never
+    /// completed a request first, then those kept alive after one; oldest first in each.
+    waiting: BTreeSet<Waiting>,
     closing: usize,
 }
 
@@ -161,19 +164,15 @@ impl Ledger {
                     closing: false,
                 },
             );
-            self.waiting.insert((now, id));
+            self.waiting.extend(waiting(phase, id));
             return Admission::Admitted(id);
         }
         if self.closing > 0 {
             return Admission::Wait;
         }
-        let Some((since, victim)) = self.waiting.pop_first() else {
+        let Some((_, _, victim)) = self.waiting.pop_first() else {
             return Admission::Refuse;
         };
-        debug_assert!(self
-            .conns
-            .get(&victim)
-            .is_some_and(|e| since_of(e.phase) == since));
         if let Some(e) = self.conns.get_mut(&victim) {
             e.closing = true;
             self.closing += 1;
@@ -187,10 +186,10 @@ impl Ledger {
             return;
         };
         if !e.closing {
-            self.waiting.remove(&(since_of(e.phase), id));
-            if !matches!(phase, Phase::Busy { .. }) {
-                self.waiting.insert((since_of(phase), id));
+            if let Some(w) = waiting(e.phase, id) {
+                self.waiting.remove(&w);
             }
+            self.waiting.extend(waiting(phase, id));
         }
         e.phase = phase;
     }
@@ -200,16 +199,22 @@ impl Ledger {
         if let Some(e) = self.conns.remove(&id) {
             if e.closing {
                 self.closing -= 1;
-            } else {
-                self.waiting.remove(&(since_of(e.phase), id));
+            } else if let Some(w) = waiting(e.phase, id) {
+                self.waiting.remove(&w);
             }
         }
     }
 }
 
-fn since_of(phase: Phase) -> Instant {
+/// An eviction candidate: `(0 = never completed a request | 1 = kept alive, since, id)`.
+type Waiting = (u8, Instant, u64);
+
+/// The eviction key of connection `id` in `phase`; `None` while busy.
+fn waiting(phase: Phase, id: u64) -> Option<Waiting> {
     match phase {
-        Phase::Head { since } | Phase::Busy { since } | Phase::Idle { since } => since,
+        Phase::Head { since } => Some((0, since, id)),
+        Phase::Idle { since } => Some((1, since, id)),
+        Phase::Busy { .. } => None,
     }
 }
 

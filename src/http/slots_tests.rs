@@ -69,7 +69,7 @@ fn run(limit: usize, script: &[Step]) {
 }
 
 #[test]
-fn admissions_fill_then_evict_the_longest_waiting() {
+fn admissions_fill_then_evict_silent_connections_first_then_the_longest_idle() {
     use Admission::*;
     use Step::*;
     let cases: Vec<(&str, usize, Vec<Step>)> = vec![
@@ -114,6 +114,23 @@ fn admissions_fill_then_evict_the_longest_waiting() {
                 Busy(0, 2),
                 Idle(0, 3),
                 Admit(4, Evict(1)),
+            ],
+        ),
+        (
+            "a connection that never sent a request goes before a kept-alive scraper",
+            2,
+            vec![
+                Admit(0, Admitted(0)),
+                Busy(0, 0),
+                Idle(0, 1),
+                // The scraper idles from 1 s; a silent connection arrives at 10 s.
+                Admit(10, Admitted(1)),
+                Admit(11, Evict(1)),
+                Remove(1),
+                Admit(11, Admitted(2)),
+                // With no silent connection left, the kept-alive one makes room.
+                Busy(2, 11),
+                Admit(12, Evict(0)),
             ],
         ),
         (
