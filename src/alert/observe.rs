@@ -4,7 +4,7 @@
 use super::reconfigure::{removed_notice, Removed};
 use super::state::{elapsed, step, State, Transition};
 use super::{notice, target_extra, Engine, Identity, Instance, Labels};
-use crate::model::{ErrorClass, PollError, PoolSnapshot, TargetReport};
+use crate::model::{PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::template::Vars;
@@ -72,10 +72,9 @@ impl Engine {
             touched: BTreeSet::new(),
             out: Vec::new(),
         };
-        let error = report.outcome.as_ref().err();
         for rule in rules.rules() {
             if !rule.check.is_per_pool() {
-                let active = target_condition(&rule.check, error);
+                let active = target_condition(&rule.check, report);
                 let obs = Observation {
                     value: if active { 1.0 } else { 0.0 },
                     active,
@@ -305,11 +304,10 @@ fn snapshot<'a>(
 }
 
 /// Whether a target-level condition holds for this poll outcome.
-fn target_condition(check: &Check, error: Option<&PollError>) -> bool {
-    let saturated = error.map(|e| e.class == ErrorClass::TooManyConnections);
+fn target_condition(check: &Check, report: &TargetReport) -> bool {
     match check {
-        Check::TargetSaturated => saturated == Some(true),
-        Check::TargetDown => saturated == Some(false),
+        Check::TargetSaturated => report.saturation().is_some(),
+        Check::TargetDown => report.failure().is_some(),
         _ => false,
     }
 }

@@ -351,6 +351,25 @@ pub struct Fact {
     pub value: f64,
 }
 
+impl TargetReport {
+    /// Why the target refuses new clients because it is full, if it does: refused with
+    /// `too_many_connections`, or polled and found refusing.
+    pub fn saturation(&self) -> Option<&PollError> {
+        match &self.outcome {
+            Ok(data) => data.refusing.as_ref(),
+            Err(e) => (e.class == ErrorClass::TooManyConnections).then_some(e),
+        }
+    }
+
+    /// Why the target cannot be polled, unless it is merely saturated.
+    pub fn failure(&self) -> Option<&PollError> {
+        self.outcome
+            .as_ref()
+            .err()
+            .filter(|e| e.class != ErrorClass::TooManyConnections)
+    }
+}
+
 /// What one poll of one target produced: the result every consumer receives.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
@@ -375,6 +394,11 @@ pub struct PollData {
     pub pools: Vec<PoolSnapshot>,
     /// Target-level numbers, exported as their own families.
     pub facts: Vec<Fact>,
+    /// Set when the target answered the poll but refuses new clients because it is full
+    /// (PgBouncer at `max_client_conn`, whose admin console still lets poolwatch in): the target
+    /// is *saturated*, with this as the reason (class `too_many_connections`), and its pools
+    /// are still seen.
+    pub refusing: Option<PollError>,
 }
 
 /// Alert severity. Ordered: `Warning < Critical`.

@@ -66,9 +66,7 @@ pub fn default_summary(check: &Check) -> &'static str {
         Check::CapacityDropped { .. } => {
             "{{subject}}: capacity fell from {{previous_capacity}} to {{configured_capacity}}"
         }
-        Check::TargetSaturated => {
-            "{{target}} refuses new connections: too many connections (SQLSTATE 53300)"
-        }
+        Check::TargetSaturated => "{{target}} refuses new connections because it is full",
         Check::TargetDown => "{{target}} cannot be polled ({{error_class}})",
     }
 }
@@ -95,9 +93,7 @@ pub fn default_resolved_summary(check: &Check) -> &'static str {
         Check::CapacityDropped { .. } => {
             "{{subject}}: {{alertname}} cleared after {{duration}}; capacity {{capacity}} now"
         }
-        Check::TargetSaturated => {
-            "{{target}} is {{target_state}} after {{duration}} saturated (SQLSTATE 53300)"
-        }
+        Check::TargetSaturated => "{{target}} is {{target_state}} after {{duration}} saturated",
         Check::TargetDown => {
             "{{target}} is {{target_state}} after {{duration}} down ({{error_class}})"
         }

@@ -200,7 +200,9 @@ impl Rule {
                 format!("{} {}", metric.as_str(), eval::op_str(*op))
             }
             Check::TargetDown => "target down".to_string(),
-            Check::TargetSaturated => "target saturated (SQLSTATE 53300)".to_string(),
+            Check::TargetSaturated => {
+                "target saturated (refuses clients because it is full)".to_string()
+            }
             Check::CapacityDropped { window } => {
                 format!("capacity dropped within {}", crate::timefmt::human(*window))
             }

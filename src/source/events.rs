@@ -8,6 +8,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 /// Counters and histograms of polling, shared by every source task. Created once per process.
 #[derive(Clone)]
 pub struct SourceMetrics {
+    reports: IntCounterVec,
     poll_duration: HistogramVec,
     poll_errors: IntCounterVec,
     connects: IntCounterVec,
@@ -40,10 +41,19 @@ impl SourceMetrics {
             ),
             &["target"],
         )?;
+        let reports = IntCounterVec::new(
+            Opts::new(
+                "poolwatch_target_reports_total",
+                "Reports produced for a target: one per tick of its interval, whether it could be polled or not.",
+            ),
+            &["target"],
+        )?;
+        registry.register(Box::new(reports.clone()))?;
         registry.register(Box::new(poll_duration.clone()))?;
         registry.register(Box::new(poll_errors.clone()))?;
         registry.register(Box::new(connects.clone()))?;
         Ok(SourceMetrics {
+            reports,
             poll_duration,
             poll_errors,
             connects,
@@ -54,6 +64,7 @@ impl SourceMetrics {
     /// scrape. Error series appear with the first error of their class: pre-creating one per
     /// class would export seven always-zero series per target.
     pub fn init_target(&self, target: &str) {
+        self.reports.with_label_values(&[target]);
         self.connects.with_label_values(&[target]);
         self.poll_duration.with_label_values(&[target]);
     }
@@ -66,7 +77,15 @@ impl SourceMetrics {
                 .remove_label_values(&[target, class.as_str()]);
         }
         let _ = self.connects.remove_label_values(&[target]);
+        let _ = self.reports.remove_label_values(&[target]);
         let _ = self.poll_duration.remove_label_values(&[target]);
+    }
+}
+
+impl SourceMetrics {
+    /// Counts a report sent for `target`.
+    pub fn reported(&self, target: &str) {
+        self.reports.with_label_values(&[target]).inc();
     }
 }
 

@@ -105,6 +105,7 @@ async fn run_on<S: PollingSource>(
         if reports.send(report).await.is_err() {
             return;
         }
+        state.metrics.reported(&state.id.name);
         // After the first tick, the target's own phase within the interval.
         let prev = if due == start {
             start + phase(&state.id.name, cadence.interval)

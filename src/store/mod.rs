@@ -143,10 +143,13 @@ impl Store {
         match &report.outcome {
             Ok(data) => {
                 let data = Arc::new(data.clone());
-                entry.state = TargetState::Up;
+                entry.state = match data.refusing {
+                    Some(_) => TargetState::Saturated,
+                    None => TargetState::Up,
+                };
                 entry.data = Some(data.clone());
                 entry.last_data = Some(data.clone());
-                entry.error = None;
+                entry.error = data.refusing.clone();
                 entry.last_success = Some(report.at);
                 let (window, horizon) = (inner.window, inner.horizon);
                 for p in &data.pools {

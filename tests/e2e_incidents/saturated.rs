@@ -124,7 +124,7 @@ async fn started_on_a_full_server_reports_saturated_not_down_then_recovers() {
     assert_eq!(saturated.labels["target"], t);
     assert_eq!(
         saturated.summary,
-        "full-db refuses new connections: too many connections (SQLSTATE 53300)"
+        "full-db refuses new connections because it is full"
     );
     let description = format!(
         r"FATAL {RESERVED_REFUSAL} \(SQLSTATE 53300\)\. poolwatch has not seen its pools yet"

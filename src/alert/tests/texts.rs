@@ -60,7 +60,7 @@ fn resolved_target_conditions_say_what_recovered_and_how_long_it_lasted() {
             "saturated, then up",
             vec![db(0, 10), down(40, full), db(85, 12)],
             "TargetSaturated",
-            "db is up after 45s saturated (SQLSTATE 53300)".into(),
+            "db is up after 45s saturated".into(),
             format!(
                 "New connections were refused with: sorry, too many clients already. {LAST_SEEN}"
             ),
@@ -69,7 +69,7 @@ fn resolved_target_conditions_say_what_recovered_and_how_long_it_lasted() {
             "saturated, then down",
             vec![db(0, 12), down(40, full), down(85, ErrorClass::Timeout)],
             "TargetSaturated",
-            "db is down (timeout) after 45s saturated (SQLSTATE 53300)".into(),
+            "db is down (timeout) after 45s saturated".into(),
             format!(
                 "New connections were refused with: sorry, too many clients already. {LAST_SEEN}"
             ),

@@ -15,7 +15,9 @@
 //! The admin console's own pseudo-database `pgbouncer` is not a pool.
 
 use super::columns::{Row, Table};
-use crate::model::{Counters, Fact, PollData, PoolId, PoolKind, PoolSnapshot};
+use crate::model::{
+    Counters, ErrorClass, Fact, PollData, PollError, PoolId, PoolKind, PoolSnapshot,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -164,8 +166,17 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
         all.capacity_note
             .push_str(&format!(", {consoles} held by admin console sessions"));
     }
+    // PgBouncer's console lets poolwatch in whatever max_client_conn says, so a full PgBouncer
+    // is seen from inside: every client slot taken means new clients are refused.
+    let refusing = (max_client_conn > 0 && clients >= max_client_conn).then(|| PollError {
+        class: ErrorClass::TooManyConnections,
+        message: format!(
+            "max_client_conn {max_client_conn} reached: PgBouncer refuses new clients with \"no more connections allowed (max_client_conn)\""
+        ),
+    });
     pools.insert(0, all);
     Ok(PollData {
+        refusing,
         summary: format!(
             "{}, max_client_conn {max_client_conn}, {} databases, {} pools",
             a.version,

@@ -23,13 +23,14 @@ pub fn classify(e: &tokio_postgres::Error) -> PollError {
         .contains(code)
         {
             ErrorClass::CannotConnectNow
-        } else if [
-            SqlState::INVALID_PASSWORD,
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-            SqlState::INSUFFICIENT_PRIVILEGE,
-            SqlState::INVALID_CATALOG_NAME,
-        ]
-        .contains(code)
+        } else if db.message().contains("authentication failed")
+            || [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INSUFFICIENT_PRIVILEGE,
+                SqlState::INVALID_CATALOG_NAME,
+            ]
+            .contains(code)
         {
             ErrorClass::Auth
         } else if *code == SqlState::QUERY_CANCELED {

@@ -85,6 +85,9 @@ pub fn to_poll_data(target: &str, raw: &RawPoll) -> PollData {
         summary: summary(raw),
         pools,
         facts: facts(raw, by_state),
+        // While poolwatch is connected, a full server shows as a full server pool; a refusal
+        // is seen when connecting (SQLSTATE 53300).
+        refusing: None,
     }
 }
 

@@ -159,3 +159,37 @@ fn missing_required_columns_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_full_pgbouncer_is_saturated_though_its_console_answers() {
+    // (used clients, max_client_conn, want refusing)
+    let cases = [
+        (22, 100, false),
+        (99, 100, false),
+        (100, 100, true),
+        (120, 100, true),
+    ];
+    for (used, max, want) in cases {
+        let mut a = answers_118();
+        a.config = table(
+            "SHOW CONFIG",
+            "key|value|changeable",
+            &[&format!("max_client_conn|{max}|yes")],
+        );
+        a.lists = table(
+            "SHOW LISTS",
+            "list|items",
+            &[&format!("used_clients|{used}")],
+        );
+        let d = to_poll_data("bouncer", &a).expect("valid answers");
+        assert_eq!(d.refusing.is_some(), want, "{used}/{max}");
+        if let Some(e) = d.refusing {
+            assert_eq!(e.class, ErrorClass::TooManyConnections);
+            assert!(
+                e.message.starts_with("max_client_conn 100 reached"),
+                "{}",
+                e.message
+            );
+        }
+    }
+}
