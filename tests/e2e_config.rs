@@ -79,15 +79,15 @@ fn cases() -> Vec<Case> {
         case("unknown rule metric",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
             Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
-             `in_use`, `idle`, `waiting`, `free`, `capacity`, `idle_in_transaction`, \
-             `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
+             `in_use`, `idle`, `waiting`, `free`, `capacity`, `longest_wait_seconds`, \
+             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
              (did you mean `utilization`?)"),
         case("unknown template variable",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nsummary = \"{{targte}} busy\"\n",
             Some((7, 1)), "rules[0].summary: unknown template variable {{targte}}; did you mean \
              {{target}}? known variables: target, kind, pool, subject, severity, alertname, \
-             value, threshold, capacity, in_use, idle, waiting, free, utilization, \
-             idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
+             value, threshold, capacity, configured_capacity, in_use, idle, waiting, \
+             longest_wait, free, utilization, idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
              capacity_note, top_holders, previous_capacity, error_class, error, last_seen, \
              duration, target_state"),
         case("bad matcher regex",

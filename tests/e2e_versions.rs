@@ -99,32 +99,65 @@ async fn the_poll_reads_every_figure_and_counts_only_logged_in_sessions() {
 
     let config = ConfigFile::new(&format!("{}{}", header(""), target("db", pg.port(), "")));
     let doc = snapshot_json(&config).await;
-    let server = &doc["targets"][0]["server"];
-    assert_eq!(
-        server["version_num"].as_i64().map(|v| v / 10000),
-        Some(i64::from(major))
+    let target = &doc["targets"][0];
+    let summary = target["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with(&format!("PostgreSQL {major}."))
+            && summary.contains("max_connections 20, 3 reserved for superusers, 0 reserved"),
+        "{summary}"
     );
-    assert_eq!(server["max_connections"], 20);
-    assert_eq!(server["superuser_reserved_connections"], 3);
-    assert_eq!(server["reserved_connections"], 0);
-    assert_eq!(server["sees_all_sessions"], true);
+    let fact = |name: &str, label: Option<&str>| {
+        target["facts"].as_array().and_then(|facts| {
+            facts
+                .iter()
+                .find(|f| {
+                    f["name"] == name
+                        && label.is_none_or(|l| {
+                            f["labels"]
+                                .as_object()
+                                .is_some_and(|o| o.values().any(|v| v == l))
+                        })
+                })
+                .map(|f| f["value"].clone())
+        })
+    };
+    assert_eq!(
+        fact("poolwatch_server_max_connections", None),
+        Some(json!(20.0))
+    );
+    assert_eq!(
+        fact("poolwatch_server_reserved_connections", Some("superuser")),
+        Some(json!(3.0))
+    );
+    assert_eq!(
+        fact(
+            "poolwatch_server_reserved_connections",
+            Some("pg_use_reserved_connections")
+        ),
+        Some(json!(0.0))
+    );
     let server_pool = pool(&doc, "server", "server");
     for (key, want) in [
         ("capacity", json!(16)),
         ("in_use", json!(3)),
         ("idle", json!(2)),
-        ("idle_in_transaction", json!(1)),
-        ("by_state", json!({"idle": 2, "idle in transaction": 1})),
     ] {
         assert_eq!(server_pool[key], want, "{key}: {server_pool:#}");
     }
+    let sessions = &server_pool["postgres"];
+    for (key, want) in [
+        ("idle_in_transaction", json!(1)),
+        ("by_state", json!({"idle": 2, "idle in transaction": 1})),
+    ] {
+        assert_eq!(sessions[key], want, "{key}: {server_pool:#}");
+    }
     assert_eq!(
-        server_pool["holders"]["applications"],
+        sessions["holders"]["applications"],
         json!([{"name": "web", "connections": 3, "idle_in_transaction": 1}]),
         "{server_pool:#}"
     );
     assert_eq!(
-        server_pool["holders"]["roles"],
+        sessions["holders"]["roles"],
         json!([{"name": "app", "connections": 3, "idle_in_transaction": 1}]),
         "{server_pool:#}"
     );
