@@ -53,6 +53,7 @@ fn builtins_are_valid_and_complete() {
         [
             "PoolUtilizationHigh",
             "PoolNearFull",
+            "PoolExhausted",
             "PoolClientsWaiting",
             "PoolCapacityDropped",
             "TargetSaturated",
@@ -78,6 +79,30 @@ fn builtins_are_valid_and_complete() {
             }),
         }]
     );
+    let exhausted = set.get("PoolExhausted").unwrap();
+    assert_eq!(
+        exhausted.check,
+        Check::Threshold {
+            metric: PoolMetric::Utilization,
+            op: CmpOp::Ge
+        }
+    );
+    assert_eq!(
+        exhausted.levels,
+        [Level {
+            severity: Severity::Critical,
+            for_: Duration::ZERO,
+            threshold: Some(Threshold {
+                value: 1.0,
+                clear: 0.90
+            }),
+        }]
+    );
+    // PostgreSQL's own pools refuse when full; pools that queue page on waiting clients.
+    for kind in ["server", "role", "database"] {
+        assert!(exhausted.applies_to(&labels(&[("kind", kind)])), "{kind}");
+    }
+    assert!(!exhausted.applies_to(&labels(&[("kind", "pgbouncer")])));
     let waiting = set.get("PoolClientsWaiting").unwrap();
     assert_eq!(
         waiting.check,
@@ -122,7 +147,7 @@ fn overrides_only_replace_the_keys_they_set() {
     assert!(set.get("TargetDown").is_none());
     // Config rules come after the built-ins.
     assert_eq!(set.rules().last().unwrap().name, "Mine");
-    assert_eq!(set.rules().len(), 6);
+    assert_eq!(set.rules().len(), builtin_rules().len());
 }
 
 #[test]
