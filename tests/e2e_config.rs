@@ -186,8 +186,9 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
         .unwrap_or_else(|problems| panic!("config.example.toml: {problems:#?}"));
     let targets: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(targets, ["local"]);
-    let receivers: Vec<&str> = config.receivers.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(receivers, ["oncall"]);
+    // No receiver: a local run must not retry its first alert for an hour against an address
+    // where nothing listens (alerts are logged and on /api/v1/alerts).
+    assert!(config.receivers.is_empty());
     let rules: Vec<&str> = config
         .rules
         .rules()
@@ -204,12 +205,28 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
         stdout.starts_with(&format!("{example}: valid\ntargets (1):\n")),
         "{stdout}"
     );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+
+    // The commented-out receiver documents every key: uncommented (all but `url_file`, which
+    // excludes `url`), it is valid, and its URL is not printed back.
+    let text = std::fs::read_to_string(example).expect("example");
+    let (before, block) = text.split_once("# [[receivers]]").expect("receiver block");
+    let block: String = block
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(key) if !key.starts_with("url_file") => format!("{key}\n"),
+            _ => String::new(),
+        })
+        .collect();
+    let file = ConfigFile::new(&format!("{before}[[receivers]]\n{block}"));
+    let (code, stdout, stderr) = cli(&["check-config"], &file).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("receivers (1):\n  oncall"), "{stdout}");
     assert!(stdout.contains("url <redacted>"), "{stdout}");
     assert!(
-        !stdout.contains("127.0.0.1:9093"),
+        !stdout.contains("relay.example.internal"),
         "receiver URL printed:\n{stdout}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 #[tokio::test]

@@ -16,7 +16,9 @@
 //! * [`poll_cost`] — one poll with 10 and 1,000 clients: client round trip, server time, protocol,
 //!   and the same-run gain over the previous poll.
 //! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms.
-//! * [`detection`] — pool full → firing webhook received, with `for = "0s"` and the default.
+//! * [`detection`] — pool full → firing webhook received: `for` 0 s and 2 s at intervals of
+//!   250 ms and 1 s, then with the defaults only (interval and rules left out of the config).
+//! * [`full_pool`] — the stage of [`detection`]: a cluster an application fills up, the daemon.
 //! * [`clients`] — many client sessions in a mix of states; roles the sections share.
 //! * [`stats`] — medians and percentiles.
 //! * [`wire`] — a recording TCP proxy that counts round trips and decodes protocol messages.
@@ -27,6 +29,7 @@ mod common;
 mod clients;
 mod daemon_rss;
 mod detection;
+mod full_pool;
 mod poll_cost;
 mod stats;
 mod wire;

@@ -20,6 +20,9 @@ struct Subject<'a> {
     target: &'a str,
     kind: &'a str,
     pool: &'a str,
+    /// What the pool does with a new client when full (`refuses`, `queues`); empty for a
+    /// target. Matchers see it; alerts do not carry it.
+    when_full: &'static str,
     /// How alert text names it.
     name: String,
 }
@@ -83,6 +86,7 @@ impl Engine {
                     target,
                     kind: "",
                     pool: "",
+                    when_full: "",
                     name: target.to_string(),
                 };
                 self.observe_subject(&mut round, rule, &subject, Seeing::Target(obs));
@@ -93,6 +97,7 @@ impl Engine {
                         target,
                         kind: pool.id.kind.as_str(),
                         pool: &pool.id.name,
+                        when_full: pool.id.kind.when_full.as_str(),
                         name: pool.id.subject(),
                     };
                     self.observe_subject(&mut round, rule, &subject, Seeing::Pool(pool));
@@ -128,6 +133,9 @@ impl Engine {
         if !s.kind.is_empty() {
             selector.insert("kind".into(), s.kind.into());
             selector.insert("pool".into(), s.pool.into());
+        }
+        if !s.when_full.is_empty() {
+            selector.insert("when_full".into(), s.when_full.into());
         }
         if !rule.applies_to(&selector) {
             return;

@@ -24,6 +24,33 @@ pub struct PoolKind {
     /// quote its last numbers.
     #[serde(skip)]
     pub whole_target: bool,
+    /// What happens to a new client when the pool is full; rule matchers see it as the label
+    /// `when_full` (`refuses` or `queues`), so that a rule can mean "no free slot: clients are
+    /// refused now" for every source that refuses.
+    #[serde(skip)]
+    pub when_full: WhenFull,
+}
+
+/// What a full pool does with a new client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Refuses it (PostgreSQL's 53300, PgBouncer's `max_client_conn`): a full pool is the
+    /// incident itself.
+    Refuses,
+    /// Queues it until a connection frees up (PgBouncer's and application pools): a full pool is
+    /// normal under load; clients waiting is the sign.
+    Queues,
+}
+
+impl WhenFull {
+    /// The `when_full` value matchers see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhenFull::Refuses => "refuses",
+            WhenFull::Queues => "queues",
+        }
+    }
 }
 
 impl PoolKind {

@@ -65,6 +65,8 @@ pub struct NotifyMetrics {
     queue_length: IntGaugeVec,
     /// `poolwatch_notification_delivery_seconds{receiver}`.
     delivery_seconds: HistogramVec,
+    /// `poolwatch_receiver_reachable{receiver}`, set by the reachability probe.
+    reachable: IntGaugeVec,
 }
 
 impl NotifyMetrics {
@@ -106,18 +108,40 @@ impl NotifyMetrics {
             .buckets(DELIVERY_BUCKETS.to_vec()),
             &["receiver"],
         )?;
+        let reachable = IntGaugeVec::new(
+            Opts::new(
+                "poolwatch_receiver_reachable",
+                "1 when the receiver accepted a TCP connection (and TLS handshake for https) at the last probe (at start, then every 30s), 0 when it could not be reached.",
+            ),
+            &["receiver"],
+        )?;
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
         registry.register(Box::new(queue_length.clone()))?;
         registry.register(Box::new(delivery_seconds.clone()))?;
+        registry.register(Box::new(reachable.clone()))?;
         Ok(NotifyMetrics {
             delivered,
             failures,
             dropped,
             queue_length,
             delivery_seconds,
+            reachable,
         })
+    }
+
+    /// The reachability gauge of `receiver`.
+    pub(crate) fn reachable(&self, receiver: &str) -> ReachableGauge {
+        ReachableGauge {
+            family: self.reachable.clone(),
+            receiver: Arc::from(receiver),
+        }
+    }
+
+    /// Removes the reachability series of a receiver that is no longer configured.
+    pub(crate) fn forget_reachable(&self, receiver: &str) {
+        let _ = self.reachable.remove_label_values(&[receiver]);
     }
 
     /// The series of one receiver, created now so that they are exported at 0 before the first
@@ -134,6 +158,25 @@ impl NotifyMetrics {
             queue_length: self.queue_length.with_label_values(&[receiver]),
             delivery_seconds: self.delivery_seconds.with_label_values(&[receiver]),
         }
+    }
+}
+
+/// One receiver's `poolwatch_receiver_reachable` series, created by its first [`set`], so that
+/// "not probed yet" (or not probed at all: a proxy) is not exported as "unreachable".
+///
+/// [`set`]: ReachableGauge::set
+#[derive(Clone)]
+pub(crate) struct ReachableGauge {
+    family: IntGaugeVec,
+    receiver: Arc<str>,
+}
+
+impl ReachableGauge {
+    /// Records a probe's outcome.
+    pub(crate) fn set(&self, reachable: bool) {
+        self.family
+            .with_label_values(&[&*self.receiver])
+            .set(i64::from(reachable));
     }
 }
 

@@ -10,6 +10,9 @@
 //! * `retry` — capped exponential backoff with jitter, honouring `Retry-After` (pure).
 //! * `worker` — one task per receiver: in-order delivery, head-of-line retry, shutdown flush.
 //! * `metrics` — [`NotifyMetrics`], and the one place that logs and counts each event.
+//! * `probe` — the reachability probe of each receiver: at start, then every 30 s; a TCP
+//!   connection (and TLS handshake), nothing posted; `poolwatch_receiver_reachable`.
+//! * `set` — [`ReceiverSet`], the daemon's receivers, replaced one by one on reload.
 //!
 //! # Guarantees and bounds
 //!
@@ -25,6 +28,7 @@ mod config;
 mod deliver;
 mod metrics;
 mod payload;
+mod probe;
 mod queue;
 mod retry;
 mod set;

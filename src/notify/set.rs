@@ -1,15 +1,41 @@
 //! The daemon's receivers as a set of independent notifiers, one per receiver, so that a
 //! configuration reload replaces only the receivers whose settings changed: an unchanged
-//! receiver keeps its queue (and what is waiting in it while the receiver is down).
+//! receiver keeps its queue (and what is waiting in it while the receiver is down). Each
+//! receiver started here is also probed for reachability ([`super::probe`]).
 
+use super::probe::{self, Probe};
 use super::{Notifier, NotifyMetrics, ReceiverSettings};
 use crate::notice::Notice;
 use std::time::Duration;
 
+/// One receiver: its settings, its notifier, and its reachability probe (stopped on drop).
+struct Lane {
+    settings: ReceiverSettings,
+    notifier: Notifier,
+    _probe: Probe,
+}
+
+impl Lane {
+    /// Starts the notifier and the probe of one receiver; returns at once.
+    fn start(settings: ReceiverSettings, external_url: &str, metrics: &NotifyMetrics) -> Lane {
+        let notifier = Notifier::start(
+            vec![settings.clone()],
+            external_url.to_string(),
+            metrics.clone(),
+        );
+        let probe = probe::start(&settings, metrics.reachable(&settings.name));
+        Lane {
+            settings,
+            notifier,
+            _probe: probe,
+        }
+    }
+}
+
 /// Every configured receiver, each with its own notifier (queue and worker).
 pub struct ReceiverSet {
     /// In configuration order.
-    lanes: Vec<(ReceiverSettings, Notifier)>,
+    lanes: Vec<Lane>,
     /// The `externalURL` the lanes were started with; a change restarts them all.
     external_url: String,
     /// Shared by every lane; created once per process.
@@ -17,7 +43,7 @@ pub struct ReceiverSet {
 }
 
 impl ReceiverSet {
-    /// Starts one notifier per receiver.
+    /// Starts one notifier and one reachability probe per receiver; returns at once.
     pub fn start(
         receivers: Vec<ReceiverSettings>,
         external_url: String,
@@ -25,10 +51,7 @@ impl ReceiverSet {
     ) -> Self {
         let lanes = receivers
             .into_iter()
-            .map(|r| {
-                let n = Notifier::start(vec![r.clone()], external_url.clone(), metrics.clone());
-                (r, n)
-            })
+            .map(|r| Lane::start(r, &external_url, &metrics))
             .collect();
         ReceiverSet {
             lanes,
@@ -39,14 +62,14 @@ impl ReceiverSet {
 
     /// Queues `notice` for every receiver that wants it; never blocks.
     pub fn notify(&self, notice: &Notice) {
-        for (_, n) in &self.lanes {
-            n.notify(notice);
+        for lane in &self.lanes {
+            lane.notifier.notify(notice);
         }
     }
 
-    /// Applies a reloaded receiver list: unchanged receivers keep their notifier; removed and
-    /// changed ones get `drain` to deliver what they hold, in the background, while changed ones
-    /// start afresh. Returns how many receivers were (re)started.
+    /// Applies a reloaded receiver list: unchanged receivers keep their notifier (and probe);
+    /// removed and changed ones get `drain` to deliver what they hold, in the background, while
+    /// changed ones start afresh, probed at once. Returns how many receivers were (re)started.
     pub fn reconfigure(
         &mut self,
         receivers: Vec<ReceiverSettings>,
@@ -54,29 +77,25 @@ impl ReceiverSet {
         drain: Duration,
     ) -> usize {
         let url_changed = external_url != self.external_url;
-        let mut old: Vec<(ReceiverSettings, Notifier)> = std::mem::take(&mut self.lanes);
+        let mut old: Vec<Lane> = std::mem::take(&mut self.lanes);
         let mut started = 0;
         for settings in receivers {
             let kept = (!url_changed)
-                .then(|| old.iter().position(|(s, _)| *s == settings))
+                .then(|| old.iter().position(|l| l.settings == settings))
                 .flatten()
                 .map(|i| old.remove(i));
-            let lane = match kept {
-                Some(lane) => lane,
-                None => {
-                    started += 1;
-                    let n = Notifier::start(
-                        vec![settings.clone()],
-                        external_url.clone(),
-                        self.metrics.clone(),
-                    );
-                    (settings, n)
-                }
-            };
+            let lane = kept.unwrap_or_else(|| {
+                started += 1;
+                Lane::start(settings, &external_url, &self.metrics)
+            });
             self.lanes.push(lane);
         }
-        for (_, n) in old {
-            tokio::spawn(n.shutdown(drain));
+        for lane in old {
+            let name = lane.settings.name.clone();
+            if !self.lanes.iter().any(|l| l.settings.name == name) {
+                self.metrics.forget_reachable(&name);
+            }
+            tokio::spawn(lane.notifier.shutdown(drain));
         }
         self.external_url = external_url;
         started
@@ -84,7 +103,11 @@ impl ReceiverSet {
 
     /// Stops every notifier, letting each deliver what it holds until `deadline`.
     pub async fn shutdown(self, deadline: Duration) {
-        futures_util::future::join_all(self.lanes.into_iter().map(|(_, n)| n.shutdown(deadline)))
-            .await;
+        futures_util::future::join_all(
+            self.lanes
+                .into_iter()
+                .map(|lane| lane.notifier.shutdown(deadline)),
+        )
+        .await;
     }
 }

@@ -375,6 +375,10 @@ pub fn extra_label_problem(k: &str) -> Option<String> {
         ))
     } else if k.starts_with("__") {
         Some("label names starting with `__` are reserved by Prometheus".into())
+    } else if super::MATCHER_ONLY_LABELS.contains(&k) {
+        Some(format!(
+            "`{k}` is a property of the pool that matchers see; it cannot be a label name"
+        ))
     } else if RESERVED_LABELS.contains(&k) {
         Some(format!(
             "`{k}` is set by poolwatch on every alert and cannot be overridden (reserved: {})",

@@ -167,6 +167,7 @@ fn condition_rule(
 /// |---|---|---|---|
 /// | `PoolUtilizationHigh` | utilization >= 0.80 (clears below 0.75) | warning | 1m |
 /// | `PoolNearFull` | utilization >= 0.95 (clears below 0.90) | critical | 15s |
+/// | `PoolExhausted` | utilization >= 1 (no free slot; clears below 0.90), pools that refuse when full | critical | 0s |
 /// | `PoolClientsWaiting` | waiting > 0 | critical | 0s |
 /// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
 /// | `TargetSaturated` | the server refuses with SQLSTATE 53300 | critical | 0s |
@@ -185,6 +186,21 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
         RuleConfig {
             critical: threshold(0.95, 0.90),
             ..pool_rule("PoolNearFull", PoolMetric::Utilization, CmpOp::Ge, 15)
+        },
+        // No free slot in a pool that refuses rather than queues (`when_full="refuses"`:
+        // PostgreSQL's server, roles and databases, PgBouncer's max_client_conn): the next
+        // connection is refused now. That is the incident
+        // itself, so it fires on the first poll that sees it. Pools that queue (poolers,
+        // application pools) are full by design under load; their incident is clients
+        // waiting, PoolClientsWaiting's page, so one full pooler pages once.
+        // `utilization`, not `free <= 0`: a role with `CONNECTION LIMIT 0` (a common way to
+        // lock a role out) has no free slot but is not exhausted unless someone is connected.
+        // It releases where PoolNearFull does, so a pool flickering between full and one free
+        // slot stays one alert, and both alerts of one incident resolve together.
+        RuleConfig {
+            critical: threshold(1.0, 0.90),
+            matchers: Some(vec![r#"when_full="refuses""#.into()]),
+            ..pool_rule("PoolExhausted", PoolMetric::Utilization, CmpOp::Ge, 0)
         },
         // A full pool with queued clients is critical within one poll. PostgreSQL's own pools
         // never queue (waiting = 0); PgBouncer and application pools report real queues.

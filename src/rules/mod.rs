@@ -34,6 +34,10 @@ use template::{Template, Vars};
 pub use build::extra_label_problem;
 pub use builtin::builtin_rules;
 
+/// Labels rule matchers see beside an alert's own, which alerts do not carry: `when_full`
+/// (`refuses` or `queues`: what the pool does with a new client when it is full).
+pub const MATCHER_ONLY_LABELS: [&str; 1] = ["when_full"];
+
 /// Labels that poolwatch sets on every alert itself; rules cannot set them.
 pub const RESERVED_LABELS: [&str; 5] = ["alertname", "severity", "target", "kind", "pool"];
 

@@ -54,6 +54,7 @@ fn builtins_are_valid_and_complete() {
         [
             "PoolUtilizationHigh",
             "PoolNearFull",
+            "PoolExhausted",
             "PoolClientsWaiting",
             "PoolCapacityDropped",
             "TargetSaturated",
@@ -79,6 +80,32 @@ fn builtins_are_valid_and_complete() {
             }),
         }]
     );
+    let exhausted = set.get("PoolExhausted").unwrap();
+    assert_eq!(
+        exhausted.check,
+        Check::Threshold {
+            metric: PoolMetric::Utilization,
+            op: CmpOp::Ge
+        }
+    );
+    assert_eq!(
+        exhausted.levels,
+        [Level {
+            severity: Severity::Critical,
+            for_: Duration::ZERO,
+            threshold: Some(Threshold {
+                value: 1.0,
+                clear: 0.90
+            }),
+        }]
+    );
+    // Pools that refuse when full are exhausted when full; pools that queue page on waiting
+    // clients instead.
+    assert!(exhausted.applies_to(&labels(&[("kind", "server"), ("when_full", "refuses")])));
+    assert!(!exhausted.applies_to(&labels(&[
+        ("kind", "pgbouncer_pool"),
+        ("when_full", "queues")
+    ])));
     let waiting = set.get("PoolClientsWaiting").unwrap();
     assert_eq!(
         waiting.check,
@@ -123,7 +150,7 @@ fn overrides_only_replace_the_keys_they_set() {
     assert!(set.get("TargetDown").is_none());
     // Config rules come after the built-ins.
     assert_eq!(set.rules().last().unwrap().name, "Mine");
-    assert_eq!(set.rules().len(), 6);
+    assert_eq!(set.rules().len(), builtin_rules().len());
 }
 
 #[test]
@@ -336,6 +363,11 @@ fn invalid_cases() -> Vec<(RuleConfig, &'static str, &'static str)> {
             with_label("__meta", "x"),
             "rules[0].labels.__meta",
             "reserved by Prometheus",
+        ),
+        (
+            with_label("when_full", "x"),
+            "rules[0].labels.when_full",
+            "a property of the pool that matchers see",
         ),
         (
             with_label("team", ""),

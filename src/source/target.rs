@@ -42,7 +42,9 @@ const COMMON_KEYS: [&str; 2] = ["name", "labels"];
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoopConfig {
-    /// How often to poll. Default `"1s"`; at least `"100ms"`.
+    /// How often to poll. Default `"1s"`, so that the built-in `PoolExhausted` (`for = "0s"`)
+    /// pages a full pool within about a second; one poll costs the server well under a
+    /// millisecond at normal connection counts (BENCHMARKS.md). At least `"100ms"`.
     #[serde(default = "default_interval")]
     interval: HumanDuration,
     /// Upper bound of the reconnect backoff. Default `"10s"`: short, because reconnecting is

@@ -69,6 +69,14 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     let second = scene.hold(2, "image-compressor").await;
     let refusal = scene.assert_refused(APP).await;
     assert!(refusal.contains("reserved"), "{refusal}");
+    // No free slot: PoolExhausted pages at once, PoolNearFull after its `for`.
+    let exhausted = scene
+        .wait_delivered("PoolExhausted firing", |d| {
+            d.is("PoolExhausted", "firing", "server", "server")
+        })
+        .await;
+    assert_eq!(exhausted.labels["severity"], "critical");
+    assert_eq!(server_text(&exhausted), expected_server_text(10));
     let critical = scene
         .wait_delivered("PoolNearFull firing", |d| {
             d.is("PoolNearFull", "firing", "server", "server")
@@ -84,13 +92,17 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
         .collect();
     assert_eq!(
         order,
-        ["PoolUtilizationHigh firing", "PoolNearFull firing"],
-        "warning first, then critical, nothing else"
+        [
+            "PoolUtilizationHigh firing",
+            "PoolExhausted firing",
+            "PoolNearFull firing"
+        ],
+        "warning first, then the full pool at once, then near-full once its `for` passed"
     );
 
     // While firing: the alerts API and the metrics agree with the webhooks.
     let alerts = api_alerts(&pw).await;
-    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert_eq!(alerts.len(), 3, "{alerts:#?}");
     let near_full = api_alert(&alerts, &critical.fingerprint);
     assert_eq!(near_full["state"], "firing");
     assert_eq!(near_full["severity"], "critical");
@@ -137,17 +149,17 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     );
     assert_eq!(scene.poolwatch_sessions().await, 1);
 
-    // Recovery: the connections go away, both alerts resolve under their fingerprints.
+    // Recovery: the connections go away, every alert resolves under its fingerprint.
     first.close_all().await;
     second.close_all().await;
     // The text of a resolved notice says it cleared and carries the numbers of the poll that
-    // resolved it: below the clear value (90% for PoolNearFull, 75% for PoolUtilizationHigh) as
-    // connections close.
+    // resolved it: below the clear value (90% for PoolExhausted and PoolNearFull, 75% for
+    // PoolUtilizationHigh) as connections close.
     let in_use = regex::Regex::new(
         r"^images-db: \w+ cleared after [0-9hms ]+; (\d+)/10 usable connections in use \(\d+%\) now$",
     )
     .expect("regex");
-    for (fired, below) in [(&critical, 9), (&warning, 8)] {
+    for (fired, below) in [(&exhausted, 9), (&critical, 9), (&warning, 8)] {
         let resolved = scene
             .wait_delivered("resolved", |d| {
                 d.status == "resolved" && d.fingerprint == fired.fingerprint
@@ -166,8 +178,8 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     wait_metric(&pw, "poolwatch_pool_in_use", &server_pool(t), 0.0).await;
     assert_eq!(
         scene.delivered().len(),
-        4,
-        "exactly two firing and two resolved notices:\n{}",
+        6,
+        "exactly three firing and three resolved notices:\n{}",
         describe(&scene.delivered())
     );
     assert!(api_alerts(&pw).await.is_empty());
@@ -209,6 +221,15 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
     let second = scene.hold(2, "django").await;
     let refusal = scene.assert_refused(APP).await;
     assert_eq!(refusal, "too many connections for role \"app\"");
+    let exhausted = scene
+        .wait_delivered("PoolExhausted firing for the role", |d| {
+            d.is("PoolExhausted", "firing", "role", APP)
+        })
+        .await;
+    assert_eq!(
+        exhausted.summary,
+        "images-db role app: 10/10 usable connections in use (100%)"
+    );
     let critical = scene
         .wait_delivered("PoolNearFull firing for the role", |d| {
             d.is("PoolNearFull", "firing", "role", APP)
@@ -243,13 +264,13 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
         Some(2.0)
     );
     let alerts = api_alerts(&pw).await;
-    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert_eq!(alerts.len(), 3, "{alerts:#?}");
     assert!(alerts.iter().all(|a| a["labels"]["kind"] == "role"));
     assert_eq!(scene.poolwatch_sessions().await, 1);
 
     first.close_all().await;
     second.close_all().await;
-    for fired in [&critical, &warning] {
+    for fired in [&exhausted, &critical, &warning] {
         let resolved = scene
             .wait_delivered("role alert resolved", |d| {
                 d.status == "resolved" && d.fingerprint == fired.fingerprint
@@ -258,7 +279,7 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
         assert_eq!(resolved.labels, fired.labels);
     }
     let all = scene.delivered();
-    assert_eq!(all.len(), 4, "{}", describe(&all));
+    assert_eq!(all.len(), 6, "{}", describe(&all));
     assert!(
         all.iter().all(|d| d.labels["kind"] == "role"),
         "{}",

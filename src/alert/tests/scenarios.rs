@@ -23,6 +23,8 @@ const UTIL_FIRED: &str = "fired PoolUtilizationHigh/warning@db:server";
 const UTIL_RESOLVED: &str = "resolved PoolUtilizationHigh/warning@db:server";
 const FULL_FIRED: &str = "fired PoolNearFull/critical@db:server";
 const FULL_RESOLVED: &str = "resolved PoolNearFull/critical@db:server";
+const EXHAUSTED_FIRED: &str = "fired PoolExhausted/critical@db:server";
+const EXHAUSTED_RESOLVED: &str = "resolved PoolExhausted/critical@db:server";
 
 #[test]
 fn warning_then_critical_as_utilization_ramps() {
@@ -45,6 +47,64 @@ fn warning_then_critical_as_utilization_ramps() {
         ],
     );
     assert!(e.alerts().is_empty());
+}
+
+#[test]
+fn a_full_pool_pages_at_once_and_near_full_stays_patient() {
+    let mut e = engine();
+    run(
+        &mut e,
+        vec![
+            (0, db(0, 50), vec![]),
+            // No free slot: the first poll that sees it pages.
+            (1, db(1, 100), vec![EXHAUSTED_FIRED]),
+            // Flickering between full and a free slot or two is one alert: it releases below
+            // 0.90 only. PoolNearFull is pending, then cancelled below 0.95.
+            (2, db(2, 99), vec![]),
+            (3, db(3, 100), vec![]),
+            (10, db(10, 94), vec![]),
+            (11, db(11, 89), vec![EXHAUSTED_RESOLVED]),
+            // A burst shorter than 15 s: one page, PoolNearFull never fires.
+            (20, db(20, 100), vec![EXHAUSTED_FIRED]),
+            (34, db(34, 100), vec![]),
+            (35, db(35, 80), vec![EXHAUSTED_RESOLVED]),
+            // A pool that stays full: PoolNearFull says so after 15 s, and both alerts of the
+            // incident resolve at the same poll.
+            (40, db(40, 100), vec![EXHAUSTED_FIRED]),
+            (55, db(55, 100), vec![FULL_FIRED]),
+            (60, db(60, 89), vec![EXHAUSTED_RESOLVED, FULL_RESOLVED]),
+        ],
+    );
+    assert!(
+        e.alerts()
+            .iter()
+            .all(|a| a.labels["alertname"] == "PoolUtilizationHigh"),
+        "{:?}",
+        states(&e)
+    );
+}
+
+#[test]
+fn exhausted_means_no_free_slot_for_an_ordinary_client() {
+    // (capacity, in_use, fires)
+    let cases = [
+        (10, 10, true),
+        (10, 9, false),
+        // Superusers in their reserved slots: over capacity, still no slot for ordinary roles.
+        (10, 12, true),
+        // `CONNECTION LIMIT 0` locks a role out; nobody connected is not an incident.
+        (0, 0, false),
+        // A session that outlived a limit lowered to 0.
+        (0, 1, true),
+        (1, 1, true),
+    ];
+    for (capacity, in_use, fires) in cases {
+        let mut e = engine();
+        let report = with_pools(0, vec![role_pool("db", "app", capacity, in_use)]);
+        let got = observe(&mut e, 0, &report);
+        let fired = got.contains(&"fired PoolExhausted/critical@db:app".to_string());
+        assert_eq!(fired, fires, "{in_use}/{capacity}: {got:?}");
+    }
 }
 
 #[test]
@@ -120,7 +180,7 @@ fn saturation_fires_at_once_and_freezes_pool_alerts() {
     run(
         &mut e,
         vec![
-            (0, full(), vec![]),
+            (0, full(), vec![EXHAUSTED_FIRED]),
             (15, full(), vec![FULL_FIRED]),
             (
                 20,
@@ -135,13 +195,21 @@ fn saturation_fires_at_once_and_freezes_pool_alerts() {
     assert_eq!(
         states(&e),
         [
+            ("PoolExhausted@db:server".to_string(), "firing"),
             ("PoolNearFull@db:server".to_string(), "firing"),
             ("PoolUtilizationHigh@db:server".to_string(), "pending"),
             ("TargetSaturated@db".to_string(), "firing"),
         ]
     );
     let got = observe(&mut e, 65, &db(65, 50));
-    assert_eq!(got, [FULL_RESOLVED, "resolved TargetSaturated/critical@db"]);
+    assert_eq!(
+        got,
+        [
+            EXHAUSTED_RESOLVED,
+            FULL_RESOLVED,
+            "resolved TargetSaturated/critical@db"
+        ]
+    );
     assert!(e.alerts().is_empty());
 }
 
@@ -164,14 +232,21 @@ fn a_target_polled_but_refusing_clients_is_saturated_and_its_pools_are_evaluated
             (
                 0,
                 refusing(0, 100),
-                vec!["fired TargetSaturated/critical@db"],
+                vec![
+                    "fired PoolExhausted/critical@db:server",
+                    "fired TargetSaturated/critical@db",
+                ],
             ),
             // Not frozen: the pools are seen, and their rules run.
             (15, refusing(15, 100), vec![FULL_FIRED]),
             (
                 20,
                 db(20, 10),
-                vec![FULL_RESOLVED, "resolved TargetSaturated/critical@db"],
+                vec![
+                    "resolved PoolExhausted/critical@db:server",
+                    FULL_RESOLVED,
+                    "resolved TargetSaturated/critical@db",
+                ],
             ),
         ],
     );
@@ -324,7 +399,7 @@ fn a_vanished_pool_resolves() {
             (
                 0,
                 with_pools(0, vec![pool("db", 100, 5), batch.clone()]),
-                vec![],
+                vec!["fired PoolExhausted/critical@db:batch"],
             ),
             (
                 15,
@@ -334,7 +409,10 @@ fn a_vanished_pool_resolves() {
             (
                 20,
                 with_pools(20, vec![pool("db", 100, 5)]),
-                vec!["resolved PoolNearFull/critical@db:batch"],
+                vec![
+                    "resolved PoolExhausted/critical@db:batch",
+                    "resolved PoolNearFull/critical@db:batch",
+                ],
             ),
         ],
     );
@@ -344,7 +422,8 @@ fn a_vanished_pool_resolves() {
 #[test]
 fn waiting_clients_are_critical_within_one_poll() {
     let mut e = engine();
-    let mut p = pool("db", 20, 20);
+    // Not full (a pool still opening connections), so PoolClientsWaiting alone speaks.
+    let mut p = pool("db", 20, 18);
     p.waiting = 3;
     let got = observe(&mut e, 0, &with_pools(0, vec![p]));
     assert_eq!(got, ["fired PoolClientsWaiting/critical@db:server"]);

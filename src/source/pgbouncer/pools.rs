@@ -16,7 +16,7 @@
 
 use super::columns::{Row, Table};
 use crate::model::{
-    Counters, ErrorClass, Fact, PollData, PollError, PoolId, PoolKind, PoolSnapshot,
+    Counters, ErrorClass, Fact, PollData, PollError, PoolId, PoolKind, PoolSnapshot, WhenFull,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,16 +25,19 @@ use std::time::Duration;
 pub const POOL: PoolKind = PoolKind {
     name: "pgbouncer_pool",
     whole_target: false,
+    when_full: WhenFull::Queues,
 };
 /// A database's `max_db_connections`.
 pub const DATABASE: PoolKind = PoolKind {
     name: "pgbouncer_database",
     whole_target: false,
+    when_full: WhenFull::Queues,
 };
 /// `max_client_conn`: every client of the PgBouncer; stands for the target as a whole.
 pub const CLIENTS: PoolKind = PoolKind {
     name: "pgbouncer_clients",
     whole_target: true,
+    when_full: WhenFull::Refuses,
 };
 
 /// The admin console's pseudo-database.

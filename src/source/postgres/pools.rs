@@ -9,7 +9,7 @@
 
 use super::query::{Group, Limit, RawPoll};
 use crate::model::{
-    Counters, Fact, Holder, Holders, PgSessions, PollData, PoolId, PoolKind, PoolSnapshot,
+    Counters, Fact, Holder, Holders, PgSessions, PollData, PoolId, PoolKind, PoolSnapshot, WhenFull,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -18,16 +18,19 @@ use std::time::Duration;
 pub const SERVER: PoolKind = PoolKind {
     name: "server",
     whole_target: true,
+    when_full: WhenFull::Refuses,
 };
 /// A login role with a connection limit (`rolconnlimit >= 0`).
 pub const ROLE: PoolKind = PoolKind {
     name: "role",
     whole_target: false,
+    when_full: WhenFull::Refuses,
 };
 /// A database with a connection limit (`datconnlimit >= 0`).
 pub const DATABASE: PoolKind = PoolKind {
     name: "database",
     whole_target: false,
+    when_full: WhenFull::Refuses,
 };
 
 use crate::source::pgwire::APPLICATION_NAME;
