@@ -120,7 +120,7 @@ async fn connection(stream: TcpStream, slot: Slot, state: Arc<AppState>, metrics
     let tracker = slot.tracker();
     let service = hyper::service::service_fn(move |req| {
         let (state, tracker) = (state.clone(), tracker.clone());
-        async move { Ok::<_, Infallible>(answer(req, &state, tracker)) }
+        async move { Ok::<_, Infallible>(answer(req, &state, tracker).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         // Every timeout is the slot's deadline below; hyper's own would be a second clock.
@@ -154,7 +154,11 @@ async fn connection(stream: TcpStream, slot: Slot, state: Arc<AppState>, metrics
 }
 
 /// Handles one request: the connection is busy until the response body is handed over.
-fn answer(req: Request<Incoming>, state: &AppState, tracker: Tracker) -> Response<TrackedBody> {
+async fn answer(
+    req: Request<Incoming>,
+    state: &AppState,
+    tracker: Tracker,
+) -> Response<TrackedBody> {
     tracker.busy();
     let max_body = tracker.limits().max_body_bytes;
     let response = if declared_length(&req).is_some_and(|n| n > max_body) {
@@ -162,7 +166,7 @@ fn answer(req: Request<Incoming>, state: &AppState, tracker: Tracker) -> Respons
     } else {
         let cap = usize::try_from(max_body).unwrap_or(usize::MAX);
         let req: Request<RequestBody> = req.map(|body| Limited::new(body, cap));
-        handle(&req, state)
+        handle(req, state).await
     };
     response.map(|body| TrackedBody {
         inner: body,
