@@ -9,6 +9,7 @@
 //!   while the target is unreachable or a connection attempt is in flight), report times on the
 //!   tick schedule, capped backoff with jitter, shutdown at any point.
 //! * [`backoff`] — the reconnect backoff (pure).
+//! * [`app`] — what the application-pool sources share.
 //! * [`events`] — [`SourceMetrics`] and [`EventLog`]: every event counted and logged from one
 //!   place, once per change.
 //! * [`pgwire`] — what the PostgreSQL and PgBouncer sources share: sessions over the wire
@@ -19,6 +20,7 @@
 //! * [`pgbouncer`] — PgBouncer's admin console: one long-lived session, `SHOW` commands read
 //!   by column name.
 
+pub mod app;
 pub mod backoff;
 pub mod events;
 pub mod pgbouncer;
