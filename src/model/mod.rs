@@ -228,6 +228,24 @@ pub struct PgSessions {
 }
 
 impl PoolSnapshot {
+    /// A pool with `capacity` (also its configured capacity) and `in_use`, nothing idle or
+    /// waiting, and no other figure known: sources set what they have on top.
+    pub fn new(id: PoolId, capacity: u64, in_use: u64) -> PoolSnapshot {
+        PoolSnapshot {
+            id,
+            capacity,
+            configured_capacity: capacity,
+            in_use,
+            idle: 0,
+            waiting: 0,
+            longest_wait: None,
+            counters: Counters::default(),
+            capacity_note: String::new(),
+            parent: None,
+            postgres: None,
+        }
+    }
+
     /// `in_use / capacity`, 0–1 (above 1 when superusers use their reserved slots); a pool with
     /// capacity 0 is fully used as soon as anything is in use, and unused otherwise.
     pub fn utilization(&self) -> f64 {

@@ -2,7 +2,7 @@
 //! database.
 
 use crate::model::{
-    Counters, ErrorClass, Holder, Holders, PgSessions, PollData, PollError, PoolId, PoolSnapshot,
+    ErrorClass, Holder, Holders, PgSessions, PollData, PollError, PoolId, PoolSnapshot,
     TargetReport,
 };
 use crate::source::postgres::pools::{ROLE, SERVER};
@@ -25,21 +25,16 @@ pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// A server pool of `target` with `capacity` usable slots and `in_use` taken.
 pub(crate) fn pool(target: &str, capacity: u64, in_use: u64) -> PoolSnapshot {
     PoolSnapshot {
-        id: PoolId {
-            target: target.into(),
-            kind: SERVER,
-            name: "server".into(),
-        },
-        capacity,
-        configured_capacity: capacity,
-        in_use,
-        idle: 0,
-        waiting: 0,
-        longest_wait: None,
-        counters: Counters::default(),
-        capacity_note: String::new(),
-        parent: None,
         postgres: Some(PgSessions::default()),
+        ..PoolSnapshot::new(
+            PoolId {
+                target: target.into(),
+                kind: SERVER,
+                name: "server".into(),
+            },
+            capacity,
+            in_use,
+        )
     }
 }
 

@@ -16,7 +16,7 @@
 
 use super::columns::{Row, Table};
 use crate::model::{
-    Counters, ErrorClass, Fact, PollData, PollError, PoolId, PoolKind, PoolSnapshot, WhenFull,
+    ErrorClass, Fact, PollData, PollError, PoolId, PoolKind, PoolSnapshot, WhenFull,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -152,13 +152,13 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
             continue; // max_db_connections unset: no limit of its own
         }
         let in_use = row.count("current_connections").unwrap_or(0);
-        let mut p = empty(id(DATABASE, name.to_string()), limit, in_use);
+        let mut p = PoolSnapshot::new(id(DATABASE, name.to_string()), limit, in_use);
         p.capacity_note = format!("max_db_connections {limit}");
         pools.push(p);
     }
     let max_client_conn = a.setting("max_client_conn").unwrap_or(0);
     let clients = a.list("used_clients").unwrap_or(0);
-    let mut all = empty(
+    let mut all = PoolSnapshot::new(
         id(CLIENTS, "clients".into()),
         max_client_conn.saturating_sub(consoles),
         clients.saturating_sub(consoles),
@@ -196,22 +196,6 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
     })
 }
 
-fn empty(id: PoolId, capacity: u64, in_use: u64) -> PoolSnapshot {
-    PoolSnapshot {
-        id,
-        capacity,
-        configured_capacity: capacity,
-        in_use,
-        idle: 0,
-        waiting: 0,
-        longest_wait: None,
-        counters: Counters::default(),
-        capacity_note: String::new(),
-        parent: None,
-        postgres: None,
-    }
-}
-
 /// One (database, user) pool.
 fn pool(id: PoolId, row: &Row, database: Option<&Row>, user_size: Option<u64>) -> PoolSnapshot {
     let n = |col: &str| row.count(col).unwrap_or(0);
@@ -244,7 +228,7 @@ fn pool(id: PoolId, row: &Row, database: Option<&Row>, user_size: Option<u64>) -
         waiting: n("cl_waiting"),
         longest_wait: Some(wait),
         capacity_note: note,
-        ..empty(id, 0, 0)
+        ..PoolSnapshot::new(id, 0, 0)
     }
 }
 

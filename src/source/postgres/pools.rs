@@ -9,7 +9,7 @@
 
 use super::query::{Group, Limit, RawPoll};
 use crate::model::{
-    Counters, Fact, Holder, Holders, PgSessions, PollData, PoolId, PoolKind, PoolSnapshot, WhenFull,
+    Fact, Holder, Holders, PgSessions, PollData, PoolId, PoolKind, PoolSnapshot, WhenFull,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -199,17 +199,11 @@ fn aggregate(
         applications: top(apps),
     };
     PoolSnapshot {
-        id,
-        capacity: minus(limit, held),
         configured_capacity: minus(limit, 0),
-        in_use,
         idle: s.by_state.get("idle").copied().unwrap_or(0),
-        waiting: 0,
-        longest_wait: None,
-        counters: Counters::default(),
         capacity_note,
-        parent: None,
         postgres: Some(s),
+        ..PoolSnapshot::new(id, minus(limit, held), in_use)
     }
 }
 
