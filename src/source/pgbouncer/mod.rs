@@ -13,7 +13,7 @@ pub mod columns;
 pub mod config;
 pub mod pools;
 
-use super::pgwire::{self, classify, tls, Wire};
+use super::pgwire::{self, classify, TlsSetup, Wire};
 use super::{PollFailure, PollingSource, Session};
 use crate::model::{ErrorClass, PollData, PollError};
 use columns::Table;
@@ -32,17 +32,13 @@ pub struct Console {
 /// A PgBouncer target as a [`PollingSource`].
 pub struct BouncerSource {
     settings: BouncerSettings,
-    /// The TLS connector, or why it could not be built.
-    tls: Result<Option<MakeRustlsConnect>, String>,
+    tls: TlsSetup,
 }
 
 impl BouncerSource {
     /// Prepares the TLS set-up of `settings`; connecting happens in the poll loop.
     pub fn new(settings: BouncerSettings) -> BouncerSource {
-        let tls = tls::connector(settings.conn.sslmode, settings.conn.sslrootcert.as_deref());
-        if let Err(e) = &tls {
-            tracing::error!(target_name = %settings.name, error = %e, "TLS set-up failed; target will report down");
-        }
+        let tls = TlsSetup::new(&settings.conn, &settings.name);
         BouncerSource { settings, tls }
     }
 }
@@ -132,11 +128,7 @@ impl PollingSource for BouncerSource {
     type Conn = Console;
 
     async fn connect(&self) -> Result<Session<Console>, PollError> {
-        let tls = self.tls.as_ref().map_err(|message| PollError {
-            class: ErrorClass::Tls,
-            message: message.clone(),
-        })?;
-        let console = connect(&self.settings, tls.as_ref()).await?;
+        let console = connect(&self.settings, self.tls.connector()?).await?;
         Ok(Session {
             peer: console.version.clone(),
             conn: console,

@@ -103,6 +103,33 @@ where
     })
 }
 
+/// A target's TLS set-up, made once: the connector, or why it could not be built (an
+/// unparsable `sslrootcert`) — then every connection attempt fails with that reason (class
+/// `tls`), and the target reports down.
+pub struct TlsSetup(Result<Option<MakeRustlsConnect>, String>);
+
+impl TlsSetup {
+    /// Builds the connector for `conn` of target `target` (logging a failure once).
+    pub fn new(conn: &ConnSettings, target: &str) -> TlsSetup {
+        let tls = tls::connector(conn.sslmode, conn.sslrootcert.as_deref());
+        if let Err(e) = &tls {
+            tracing::error!(target_name = %target, error = %e, "TLS set-up failed; target will report down");
+        }
+        TlsSetup(tls)
+    }
+
+    /// The connector to connect with (`None`: no TLS), or the set-up's failure.
+    pub fn connector(&self) -> Result<Option<&MakeRustlsConnect>, PollError> {
+        match &self.0 {
+            Ok(tls) => Ok(tls.as_ref()),
+            Err(message) => Err(PollError {
+                class: crate::model::ErrorClass::Tls,
+                message: message.clone(),
+            }),
+        }
+    }
+}
+
 /// The first column of the first row of a simple-query answer.
 pub fn first_cell(msgs: &[SimpleQueryMessage]) -> Option<String> {
     msgs.iter().find_map(|m| match m {

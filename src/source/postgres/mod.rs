@@ -11,7 +11,7 @@ pub mod config;
 pub mod pools;
 pub mod query;
 
-use super::pgwire::{self, classify, tls, Wire};
+use super::pgwire::{self, classify, TlsSetup, Wire};
 use super::{PollFailure, PollingSource, Session};
 use crate::model::{ErrorClass, PollData, PollError};
 use config::PgSettings;
@@ -126,18 +126,13 @@ fn needs_reconnect(conn: &PgConn, err: &PollError, answered: bool) -> bool {
 /// A PostgreSQL target as a [`PollingSource`].
 pub struct PgSource {
     settings: PgSettings,
-    /// The TLS connector, or why it could not be built (an unparsable `sslrootcert`): then
-    /// every connection attempt fails with that reason, and the target reports down.
-    tls: Result<Option<MakeRustlsConnect>, String>,
+    tls: TlsSetup,
 }
 
 impl PgSource {
     /// Prepares the TLS set-up of `settings`; connecting happens in the poll loop.
     pub fn new(settings: PgSettings) -> PgSource {
-        let tls = tls::connector(settings.conn.sslmode, settings.conn.sslrootcert.as_deref());
-        if let Err(e) = &tls {
-            tracing::error!(target_name = %settings.name, error = %e, "TLS set-up failed; target will report down");
-        }
+        let tls = TlsSetup::new(&settings.conn, &settings.name);
         PgSource { settings, tls }
     }
 }
@@ -146,11 +141,7 @@ impl PollingSource for PgSource {
     type Conn = PgConn;
 
     async fn connect(&self) -> Result<Session<PgConn>, PollError> {
-        let tls = self.tls.as_ref().map_err(|message| PollError {
-            class: ErrorClass::Tls,
-            message: message.clone(),
-        })?;
-        let conn = connect(&self.settings, tls.as_ref()).await?;
+        let conn = connect(&self.settings, self.tls.connector()?).await?;
         Ok(Session {
             peer: format!("PostgreSQL {}", conn.server_version),
             conn,
