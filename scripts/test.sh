@@ -31,7 +31,7 @@ PG_TESTS=(e2e_versions e2e_incidents e2e_source harness_selftest)
 # The same, for PostgreSQL 16 and newer only (not in --all-targets: `test = false`).
 PG16_TESTS=(e2e_reserved)
 # Test binaries whose outcome depends on the PgBouncer version.
-PGBOUNCER_TESTS=(harness_pgbouncer)
+PGBOUNCER_TESTS=(harness_pgbouncer e2e_pgbouncer)
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 

@@ -5,6 +5,8 @@
 //! [`Receiver`]: crate::common::Receiver
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -98,6 +100,8 @@ pub struct Notification {
     pub starts_at: String,
     /// `annotations.summary`.
     pub summary: String,
+    /// `annotations.description`.
+    pub description: String,
     /// The HTTP status the receiver answered.
     pub answered: u16,
 }
@@ -124,6 +128,7 @@ impl Notification {
             fingerprint: text(&alert["fingerprint"]),
             starts_at: text(&alert["startsAt"]),
             summary: text(&alert["annotations"]["summary"]),
+            description: text(&alert["annotations"]["description"]),
             answered: r.answered,
         }
     }
@@ -160,6 +165,8 @@ pub async fn poolwatch_sessions(pg: &PgCluster) -> i64 {
 pub struct SilentServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl SilentServer {
@@ -167,13 +174,26 @@ impl SilentServer {
     pub async fn start() -> SilentServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
                 held.push(stream);
+                count.fetch_add(1, Ordering::SeqCst);
             }
         });
-        SilentServer { addr, task }
+        SilentServer {
+            addr,
+            task,
+            accepted,
+        }
+    }
+
+    /// How many connections it has accepted so far (a client's attempt is in flight once it
+    /// has been accepted).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The port it listens on.

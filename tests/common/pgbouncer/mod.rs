@@ -244,6 +244,31 @@ impl PgBouncer {
         self.write_ini().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Removes the `[databases]` entry `name` from the file (panics if there is none); applied
+    /// by [`PgBouncer::reload`].
+    pub fn remove_database(&self, name: &str) {
+        {
+            let mut ini = self.ini.lock().expect("ini");
+            let before = ini.databases.len();
+            ini.databases.retain(|d| d.name != name);
+            assert!(ini.databases.len() < before, "no database entry {name}");
+        }
+        self.write_ini().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// How many client sessions of the admin console (database `pgbouncer`) have
+    /// `application_name` `name`, by `SHOW CLIENTS` (the harness's own session has none).
+    pub async fn console_clients(&self, application_name: &str) -> usize {
+        let clients = self.show("CLIENTS").await;
+        clients
+            .rows
+            .iter()
+            .filter(|c| {
+                c.text("database") == "pgbouncer" && c.text("application_name") == application_name
+            })
+            .count()
+    }
+
     /// Applies the file with the console's `RELOAD`; panics if refused.
     pub async fn reload(&self) {
         self.admin("RELOAD").await;
