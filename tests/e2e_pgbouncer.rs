@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::pgbouncer::{error_text, Database};
 use common::scenario::{
     create_monitor_role, expect_accepted, expect_metric, header, metric, notifications,
-    poolwatch_sessions, receiver, target, Notification, MONITOR_ROLE, WAIT,
+    poolwatch_sessions, receiver, reports_over, target, Notification, MONITOR_ROLE, WAIT,
 };
 use common::{
     parse_exposition, run_cli, ConfigFile, PgBouncer, PgBouncerOptions, PgCluster, PgOptions,
@@ -354,16 +354,7 @@ async fn a_stopped_console_is_down_and_each_restart_recovers_with_one_session() 
         let refused = [("target", TARGET), ("class", "network")];
         expect_metric(&pw, "poolwatch_target_error", &refused, 1.0).await;
         // Reports go on at every tick while the console cannot be reached.
-        let (from, started) = (reports(&pw).await, Instant::now());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let (made, ticks) = (
-            reports(&pw).await - from,
-            started.elapsed().as_secs_f64() / 0.1,
-        );
-        assert!(
-            made >= ticks / 2.0 && made <= ticks + 2.0,
-            "{made} reports in {ticks} ticks"
-        );
+        expect_reports_every_tick(&pw).await;
         want.push("firing TargetDown bouncer");
         expect_accepted(&hook, &want).await;
 
@@ -386,9 +377,47 @@ async fn a_stopped_console_is_down_and_each_restart_recovers_with_one_session() 
     assert_eq!(pw.wait_exit(WAIT).await.code(), Some(0), "{}", pw.logs());
 }
 
-/// `poolwatch_target_reports_total` of [`TARGET`] now.
-async fn reports(pw: &Poolwatch) -> f64 {
-    metric(pw, "poolwatch_target_reports_total", &[("target", TARGET)]).await
+#[tokio::test]
+async fn a_hung_console_times_out_keeps_reporting_and_recovers_with_one_session() {
+    let (_pg, pgb) = bouncer(vec![appdb(5)], PgBouncerOptions::default()).await;
+    let extra = "poll_timeout = \"500ms\"\n";
+    let pw = Poolwatch::start(&[header(""), bouncer_target(pgb.port(), extra)].concat()).await;
+    let t = [("target", TARGET)];
+    expect_metric(&pw, "poolwatch_target_up", &t, 1.0).await;
+    assert_eq!(pgb.console_clients("poolwatch").await, 1);
+
+    // The poll in flight times out, then connection attempts hang until their timeout.
+    pgb.freeze();
+    let down = [("target", TARGET), ("state", "down")];
+    expect_metric(&pw, "poolwatch_target_state", &down, 1.0).await;
+    let timeout = [("target", TARGET), ("class", "timeout")];
+    expect_metric(&pw, "poolwatch_target_error", &timeout, 1.0).await;
+    expect_reports_every_tick(&pw).await;
+    assert_eq!(metric(&pw, "poolwatch_target_error", &timeout).await, 1.0);
+
+    // Thawed, it answers the attempt in flight and closes the sessions poolwatch gave up.
+    pgb.thaw();
+    expect_metric(&pw, "poolwatch_target_up", &t, 1.0).await;
+    let one = common::poll_until(WAIT, || async {
+        (pgb.console_clients("poolwatch").await == 1).then_some(())
+    })
+    .await;
+    assert!(one.is_some(), "{:?}", pgb.show("CLIENTS").await.rows);
+    for _ in 0..5 {
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(pgb.console_clients("poolwatch").await, 1);
+    }
+}
+
+/// Checks that reports keep coming at about one per interval for a second (a loose bound: the
+/// conformance test checks the cadence itself).
+async fn expect_reports_every_tick(pw: &Poolwatch) {
+    let second = Duration::from_secs(1);
+    let (made, ticks) = reports_over(pw, TARGET, INTERVAL, second).await;
+    assert!(
+        made >= ticks / 2.0 && made <= ticks + 2.0,
+        "{made} reports in {ticks} ticks"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Building blocks of end-to-end tests through the binary: the monitoring role, configuration
 //! snippets with fast settings, reading the Alertmanager payloads a [`Receiver`] recorded,
-//! counting poolwatch's sessions, and a TCP server that accepts and never answers.
+//! counting poolwatch's sessions and reports, a TCP server that accepts and never answers, and
+//! a port that refuses connections.
 //!
 //! [`Receiver`]: crate::common::Receiver
 
@@ -214,6 +215,27 @@ impl Drop for SilentServer {
     }
 }
 
+/// A port of 127.0.0.1 that refuses connections for as long as this lives: bound but not
+/// listening, so no other process (a cluster another test starts) can take it meanwhile, as it
+/// could a port merely found free.
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    /// Binds a free port without listening on it.
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        ClosedPort { socket }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("local address").port()
+    }
+}
+
 /// How long tests wait for an event they expect; generous, as only a failure waits this long.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -229,6 +251,25 @@ pub async fn expect_metric(pw: &Poolwatch, name: &str, labels: &[(&str, &str)], 
 pub async fn metric(pw: &Poolwatch, name: &str, labels: &[(&str, &str)]) -> f64 {
     let samples = pw.metrics().await.unwrap_or_else(|e| panic!("scrape: {e}"));
     crate::common::metrics::find_sample(&samples, name, labels).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Counts the reports poolwatch makes for `target` (`poolwatch_target_reports_total`) over
+/// `span`; returns them with the number of `interval`s that passed meanwhile.
+pub async fn reports_over(
+    pw: &Poolwatch,
+    target: &str,
+    interval: std::time::Duration,
+    span: std::time::Duration,
+) -> (f64, f64) {
+    let name = "poolwatch_target_reports_total";
+    let labels = [("target", target)];
+    let (from, started) = (metric(pw, name, &labels).await, std::time::Instant::now());
+    tokio::time::sleep(span).await;
+    let made = metric(pw, name, &labels).await - from;
+    (
+        made,
+        started.elapsed().as_secs_f64() / interval.as_secs_f64(),
+    )
 }
 
 /// Waits until the receiver's 2xx-answered requests, as [`Notification::brief`]s, are exactly

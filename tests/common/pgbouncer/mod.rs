@@ -373,6 +373,31 @@ impl PgBouncer {
         }
     }
 
+    /// Freezes the process (SIGSTOP): its sockets stay open and the kernel still completes TCP
+    /// handshakes, but nothing is answered, as by a hung PgBouncer. [`PgBouncer::thaw`] ends it;
+    /// console commands of the harness wait until then.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a [`PgBouncer::freeze`]d process run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.pid().expect("PgBouncer is not running");
+        let pid = i32::try_from(pid).expect("pid fits i32");
+        // SAFETY: kill has no memory-safety preconditions; pid is our own child.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// Starts a stopped or killed PgBouncer again: same file, same port. Panics with the log
     /// on failure.
     pub async fn start_again(&self) {
