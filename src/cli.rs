@@ -85,7 +85,7 @@ pub enum Command {
 const DEPENDENCY_LOGS: [(&str, LevelFilter); 1] = [("tokio_postgres", LevelFilter::DEBUG)];
 
 /// Whether an event or span of `target` (a module path, or a `log` record's target) at `level`
-/// may be written at all: poolwatch's own at every level, [`DEPENDENCY_LOGS`] up to theirs.
+/// may be written at all: poolwatch's own at every level, the dependencies in `DEPENDENCY_LOGS` up to theirs.
 /// `POOLWATCH_LOG` chooses within this, never beyond it.
 pub fn may_log(target: &str, level: &Level) -> bool {
     let krate = target.split("::").next().unwrap_or(target);

@@ -66,7 +66,7 @@ struct Header {
 /// Sample lines by family name, for one part of the exposition (a target, the alerts).
 type Piece = BTreeMap<&'static str, (Header, String)>;
 
-/// The rendered store: one [`Piece`] per target and one for the alerts, replaced as reports
+/// The rendered store: one piece per target and one for the alerts, replaced as reports
 /// and alert changes come in (by the daemon loop, the only writer) and assembled per scrape.
 #[derive(Debug, Default)]
 pub struct Exposition {

@@ -1,30 +1,41 @@
-//! poolwatch: catches PostgreSQL connection-pool exhaustion before users do.
+//! poolwatch: catches database connection-pool exhaustion before users do.
 //!
 //! # Layout
 //!
-//! Data flows one way, and every stage but the sources is source-agnostic:
+//! Data flows one way, and nothing after the sources names a source:
 //!
 //! ```text
-//! source ──TargetReport──▶ daemon ──▶ store (latest per target) ──▶ exporter (/metrics)
-//!                            │
-//!                            └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
+//! sources ──TargetReport──▶ daemon ──▶ store (latest report, last pools, history per pool)
+//! (postgres, pgbouncer;       │              │          └──▶ exporter (/metrics, per report)
+//!  one poll loop)             │              ▼
+//!                             └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
 //! ```
 //!
-//! * [`model`] — the uniform pool model: [`model::PoolSnapshot`], target state, error classes.
+//! * [`model`] — the uniform pool model: [`model::PoolSnapshot`] (capacity, in use, idle,
+//!   waiting, longest wait, counters, a PostgreSQL part), pool identity and kinds, target facts,
+//!   error classes; [`model::metric`] is the one table of pool numbers rules and `/metrics` read.
+//! * [`source`] — every source as one module behind one trait, run by one poll loop:
+//!   [`source::postgres`], [`source::pgbouncer`], their shared wire-protocol parts
+//!   ([`source::pgwire`]); `[[targets]]` and its `type` ([`source::target`]).
+//! * [`store`] — what is known of every target and pool: latest report, last pools seen, a short
+//!   history per pool, capacity changes; shared with the HTTP handlers.
+//! * [`rules`] — rule definitions and their `[[rules]]` schema (built-ins merged with the
+//!   config), matchers, templates, and evaluation of a rule against a pool.
+//! * [`alert`] — the pure alert state machine (`inactive → pending → firing → resolved`) and the
+//!   engine that keys alerts by rule and pool, reads the store, and emits notices.
 //! * [`notice`] — what the alert engine hands to the notifier, and alert fingerprints.
-//! * [`config`] — TOML schema, secrets, durations, validation with file:line:column problems.
-//! * [`source`] — pollers; [`source::postgres`] keeps one long-lived connection per server.
-//! * [`rules`] — rule definitions (built-in defaults merged with the config), matchers,
-//!   templates, and evaluation of a rule against a pool into an observation.
-//! * [`alert`] — the pure alert state machine (`inactive → pending → firing → resolved`) and
-//!   the engine that keys alerts by rule and pool and emits notices.
-//! * [`notify`] — receivers: one bounded queue and worker each, Alertmanager v4 payloads, retries.
-//! * [`store`] — the latest report of every target, shared with HTTP handlers.
-//! * [`exporter`] — Prometheus metrics rendered from the store and engine at scrape time.
+//! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue and worker each,
+//!   Alertmanager v4 payloads, retries, a reachability probe.
+//! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`;
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
-//! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload) and lifecycle.
+//! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
+//!   problems located as `file:line:column: key: message`. It knows no section.
+//! * [`settings`] — the whole configuration: each section validated by its component, put
+//!   together into one [`settings::Config`].
+//! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload off the loop), the
+//!   state file, lifecycle.
 //! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.

@@ -105,7 +105,7 @@ fn cases() -> Vec<Case> {
             "[[targets]]\nname = \"db\"\nurl = \"postgres://poolwatch:SECRET789@127.0.0.1:port/postgres\"\n",
             Some((3, 1)), "targets[0].url: not a valid connection URL or string: invalid connection string"),
         case("no targets", "[http]\nlisten = \"127.0.0.1:0\"\n", None,
-            "targets: no [[targets]]: add at least one PostgreSQL server to watch"),
+            "targets: no [[targets]]: add at least one target (a PostgreSQL server or a PgBouncer) to watch"),
     ]
 }
 

@@ -169,9 +169,10 @@ fn condition_rule(
 /// | `PoolNearFull` | utilization >= 0.95 (clears below 0.90) | critical | 15s |
 /// | `PoolExhausted` | utilization >= 1 (no free slot; clears below 0.90), pools that refuse when full | critical | 0s |
 /// | `PoolClientsWaiting` | waiting > 0 | critical | 0s |
+/// | `PoolLongestWait` | longest wait >= 1s (clears below 0.5s) | warning | 0s |
 /// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
-/// | `TargetSaturated` | the server refuses with SQLSTATE 53300 | critical | 0s |
-/// | `TargetDown` | the server cannot be polled | critical | 30s |
+/// | `TargetSaturated` | the target refuses new clients because it is full | critical | 0s |
+/// | `TargetDown` | the target cannot be polled | critical | 30s |
 pub fn builtin_rules() -> Vec<RuleConfig> {
     vec![
         RuleConfig {
@@ -211,6 +212,19 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
                 for_: None,
             }),
             ..pool_rule("PoolClientsWaiting", PoolMetric::Waiting, CmpOp::Gt, 0)
+        },
+        // How long the longest-waiting client has waited (pools that queue: PgBouncer's with
+        // microseconds, application pools that tell). A second is felt on any interactive
+        // request. PoolClientsWaiting has already paged when the queue formed; this warning
+        // says the waits are long enough to be felt, and stays while they are.
+        RuleConfig {
+            warning: threshold(1.0, 0.5),
+            ..pool_rule(
+                "PoolLongestWait",
+                PoolMetric::LongestWaitSeconds,
+                CmpOp::Ge,
+                0,
+            )
         },
         // Incident 2: a deployment shrank a pool. Flag it when it happens, not at the next peak.
         RuleConfig {

@@ -56,6 +56,7 @@ fn builtins_are_valid_and_complete() {
             "PoolNearFull",
             "PoolExhausted",
             "PoolClientsWaiting",
+            "PoolLongestWait",
             "PoolCapacityDropped",
             "TargetSaturated",
             "TargetDown"

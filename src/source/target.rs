@@ -194,23 +194,24 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
     let common: Option<Common> = doc.get_keys(&prefix, &COMMON_KEYS, problems);
     let cadence: Option<LoopConfig> = doc.get_keys(&prefix, &LOOP_KEYS, problems);
     let conn: Option<ConnConfig> = doc.get_keys(&prefix, &CONN_KEYS, problems);
+    if let Some(c) = &common {
+        check_common(c, &prefix, problems);
+    }
+    if let Some(c) = &cadence {
+        check_cadence(c, &prefix, problems);
+    }
+    // Every group's problems are listed, even when another group has some.
+    let name = common.as_ref().map_or("", |c| c.name.as_str());
+    let conn = conn.as_ref();
     let source = match kind.as_str() {
-        "postgres" => {
-            let own: Option<PgConfig> = own_keys(doc, &prefix, problems);
-            let (common, conn, own) = (common.as_ref()?, conn.as_ref()?, own?);
-            own.resolve(&common.name, &prefix, conn, problems)
-                .map(SourceSettings::Postgres)
-        }
-        _ => {
-            let own: Option<BouncerConfig> = own_keys(doc, &prefix, problems);
-            let (common, conn, own) = (common.as_ref()?, conn.as_ref()?, own?);
-            own.resolve(&common.name, &prefix, conn, problems)
-                .map(SourceSettings::Pgbouncer)
-        }
+        "postgres" => own_keys::<PgConfig>(doc, &prefix, problems)
+            .and_then(|own| own.resolve(name, &prefix, conn, problems))
+            .map(SourceSettings::Postgres),
+        _ => own_keys::<BouncerConfig>(doc, &prefix, problems)
+            .and_then(|own| own.resolve(name, &prefix, conn, problems))
+            .map(SourceSettings::Pgbouncer),
     };
     let (common, cadence, source) = (common?, cadence?, source?);
-    check_common(&common, &prefix, problems);
-    check_cadence(&cadence, &prefix, problems);
     if problems.len() > before {
         return None;
     }
@@ -281,4 +282,83 @@ fn own_keys<T: DeserializeOwned>(
         .collect();
     doc.deny_unknown_keys(prefix, &known, problems);
     doc.get_keys(prefix, own, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::parse;
+    use std::path::Path;
+
+    fn problems(src: &str) -> Vec<String> {
+        match parse(Path::new("x.toml"), src) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_file_without_type_keeps_working_as_postgres() {
+        let c = parse(Path::new("x.toml"), "[[targets]]\nname = \"db\"\n").expect("valid");
+        let t = &c.targets[0];
+        assert_eq!(
+            (t.kind(), t.endpoint()),
+            ("postgres", "poolwatch@localhost:5432/postgres")
+        );
+        assert_eq!(t.cadence.interval, std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn pgbouncer_targets_have_their_own_defaults_and_keys() {
+        let src = "[[targets]]\nname = \"b\"\ntype = \"pgbouncer\"\nuser = \"mon\"\n";
+        let c = parse(Path::new("x.toml"), src).expect("valid");
+        let t = &c.targets[0];
+        assert_eq!(
+            (t.kind(), t.endpoint()),
+            ("pgbouncer", "mon@localhost:6432/pgbouncer")
+        );
+        assert!(t.describe().contains("(admin console)"), "{}", t.describe());
+        // (extra lines, expected problem)
+        let cases = [
+            (
+                "dbname = \"app\"\n",
+                "x.toml:5:1: targets[0].dbname: a pgbouncer target reads",
+            ),
+            (
+                "statement_timeout = \"1s\"\n",
+                "x.toml:5:1: targets[0].statement_timeout: unknown field `statement_timeout`",
+            ),
+            (
+                "poll_timeout = \"0s\"\n",
+                "x.toml:5:1: targets[0].poll_timeout: must be greater than 0",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = problems(&format!("{src}{extra}"));
+            assert!(
+                got.len() == 1 && got[0].starts_with(want),
+                "{extra}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_type_is_checked_and_every_group_of_keys_reports_its_problems() {
+        let got = problems("[[targets]]\nname = \"b\"\ntype = \"pgbouncr\"\n");
+        assert_eq!(
+            got,
+            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\""]
+        );
+        // A common key, a loop key, a connection key and a source key, all wrong at once.
+        let got = problems(
+            "[[targets]]\nname = \"a b\"\ninterval = \"10ms\"\nport = \"x\"\nstatement_timeout = \"0s\"\n",
+        );
+        assert_eq!(got.len(), 4, "{got:?}");
+        for key in ["name", "interval", "port", "statement_timeout"] {
+            assert!(
+                got.iter()
+                    .any(|p| p.contains(&format!("targets[0].{key}:"))),
+                "{key}: {got:?}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod lifecycle;
 mod reconfigure;
 mod scenarios;
+mod sources;
 mod texts;
 
 use super::*;

@@ -214,45 +214,6 @@ fn saturation_fires_at_once_and_freezes_pool_alerts() {
 }
 
 #[test]
-fn a_target_polled_but_refusing_clients_is_saturated_and_its_pools_are_evaluated() {
-    let mut e = engine();
-    let refusing = |secs: u64, in_use: u64| {
-        let mut r = db(secs, in_use);
-        if let Ok(data) = &mut r.outcome {
-            data.refusing = Some(crate::model::PollError {
-                class: ErrorClass::TooManyConnections,
-                message: "max_client_conn 100 reached".into(),
-            });
-        }
-        r
-    };
-    run(
-        &mut e,
-        vec![
-            (
-                0,
-                refusing(0, 100),
-                vec![
-                    "fired PoolExhausted/critical@db:server",
-                    "fired TargetSaturated/critical@db",
-                ],
-            ),
-            // Not frozen: the pools are seen, and their rules run.
-            (15, refusing(15, 100), vec![FULL_FIRED]),
-            (
-                20,
-                db(20, 10),
-                vec![
-                    "resolved PoolExhausted/critical@db:server",
-                    FULL_RESOLVED,
-                    "resolved TargetSaturated/critical@db",
-                ],
-            ),
-        ],
-    );
-}
-
-#[test]
 fn target_down_after_30s_then_saturated() {
     let mut e = engine();
     run(

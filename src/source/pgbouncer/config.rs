@@ -39,12 +39,13 @@ pub struct BouncerSettings {
 }
 
 impl BouncerConfig {
-    /// Validates the target at key path `prefix`.
+    /// Validates the target at key path `prefix`: its own keys, then its connection keys when
+    /// they read without a type error (`conn`).
     pub fn resolve(
         &self,
         name: &str,
         prefix: &str,
-        conn: &ConnConfig,
+        conn: Option<&ConnConfig>,
         problems: &mut Problems,
     ) -> Option<BouncerSettings> {
         check_timeout(
@@ -52,7 +53,7 @@ impl BouncerConfig {
             format!("{prefix}.poll_timeout"),
             self.poll_timeout,
         );
-        let conn = conn.resolve(prefix, DEFAULTS, problems)?;
+        let conn = conn?.resolve(prefix, DEFAULTS, problems)?;
         if conn.pg.get_dbname() != Some(DEFAULTS.dbname) {
             problems.at(
                 format!("{prefix}.dbname"),

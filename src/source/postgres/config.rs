@@ -38,12 +38,13 @@ pub struct PgSettings {
 }
 
 impl PgConfig {
-    /// Validates the target at key path `prefix`.
+    /// Validates the target at key path `prefix`: its own keys, then its connection keys when
+    /// they read without a type error (`conn`).
     pub fn resolve(
         &self,
         name: &str,
         prefix: &str,
-        conn: &ConnConfig,
+        conn: Option<&ConnConfig>,
         problems: &mut Problems,
     ) -> Option<PgSettings> {
         check_timeout(
@@ -51,7 +52,7 @@ impl PgConfig {
             format!("{prefix}.statement_timeout"),
             self.statement_timeout,
         );
-        let conn = conn.resolve(prefix, DEFAULTS, problems)?;
+        let conn = conn?.resolve(prefix, DEFAULTS, problems)?;
         Some(PgSettings {
             name: name.to_string(),
             conn,

@@ -6,7 +6,6 @@
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
 
 use crate::alert::{Board, Engine};
-use crate::config::files::{read_limited, MAX_STATE_BYTES};
 use crate::config::values::Problem;
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::fdlimit;
@@ -23,8 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+mod reload;
+mod state;
+
+use reload::{finish, read_config, Reloading};
+use state::load_state;
 
 /// A running source task.
 struct Running {
@@ -336,120 +341,6 @@ impl Daemon {
         self.board.set(alerts);
     }
 
-    fn save_state(&self) {
-        let Some(file) = &self.state_file else { return };
-        let state = self.engine.export_state(self.store.export_capacity());
-        let result = serde_json::to_vec(&state)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| write_atomically(file, &bytes).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!(file = %file.display(), error = %e, "cannot save alert state");
-        }
-    }
-
-    /// Applies a configuration read by [`read_config`], or keeps the running one when it is
-    /// invalid.
-    async fn reload(&mut self, loaded: Result<Config, Vec<Problem>>) {
-        let new = match loaded {
-            Ok(c) => c,
-            Err(problems) => {
-                for p in &problems {
-                    tracing::error!(problem = %p, "reload refused: invalid configuration");
-                }
-                tracing::error!(
-                    problems = problems.len(),
-                    "reload refused; the running configuration stays"
-                );
-                self.daemon_metrics.reload_ok.set(0);
-                return;
-            }
-        };
-        let Config {
-            listen,
-            alerting,
-            history,
-            targets,
-            rules,
-            receivers,
-            external_url,
-            http,
-            ..
-        } = new;
-        self.store
-            .set_windows(history.window.0, capacity_horizon(&rules));
-        self.http
-            .set_limits(fdlimit::fit_http(http, targets.len(), receivers.len()));
-        if listen != self.listen {
-            tracing::warn!(old = %self.listen, new = %listen, "http.listen changed: takes effect after a restart");
-        }
-        let external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
-        let now = SystemTime::now();
-        let keep: Vec<String> = targets
-            .iter()
-            .filter(|t| {
-                self.sources
-                    .get(&t.name)
-                    .is_some_and(|r| r.settings.same_polling(t))
-            })
-            .map(|t| t.name.clone())
-            .collect();
-        let removed: Vec<String> = self
-            .sources
-            .keys()
-            .filter(|n| !keep.contains(n))
-            .cloned()
-            .collect();
-        let new_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        let target_labels = labels_by_target(&targets);
-        for name in &removed {
-            // Awaited, so that the old session is closed before a replacement opens: never two.
-            self.stop_source(name).await;
-            self.labels.remove(name);
-            if !new_names.contains(name) {
-                self.source_metrics.remove_target(name);
-                let notices = self.engine.remove_target(now, name);
-                self.dispatch(notices);
-            }
-        }
-        self.store.set_targets(new_names.iter().map(String::as_str));
-        self.exposition.retain_targets(&new_names);
-        for (name, entry) in self.store.targets() {
-            if !keep.contains(&name) {
-                self.exposition.set_target(&name, &entry);
-            }
-        }
-        for t in targets {
-            if keep.contains(&t.name) {
-                self.labels.insert(t.name.clone(), t.labels.clone());
-                if let Some(r) = self.sources.get_mut(&t.name) {
-                    r.settings.labels = t.labels.clone();
-                }
-            } else {
-                self.start_source(t);
-            }
-        }
-        // Alerts whose labels change move to their new label set, firing state and start time
-        // kept: a label-only change must not read as "resolved" nor page again after `for`.
-        let notices = self
-            .engine
-            .set_rules(now, rules, alerting.repeat_interval.0, &target_labels);
-        let restarted_receivers =
-            self.receivers
-                .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);
-        self.dispatch(notices);
-        self.state_file = alerting.state_file;
-        self.flush_timeout = alerting.shutdown_flush_timeout.0;
-        self.publish_alerts();
-        self.daemon_metrics.reload_ok.set(1);
-        self.daemon_metrics.reload_time.set(unix_now());
-        tracing::info!(
-            targets = self.sources.len(),
-            restarted = removed.len(),
-            restarted_receivers,
-            "configuration reloaded"
-        );
-    }
-
     async fn shutdown(mut self) {
         let names: Vec<String> = self.sources.keys().cloned().collect();
         for name in &names {
@@ -465,43 +356,10 @@ impl Daemon {
     }
 }
 
-/// A configuration being read and validated on a thread of its own.
-type Reloading = oneshot::Receiver<Result<Config, Vec<Problem>>>;
-
-/// Starts reading and validating the config file at `path` on a thread of its own. A plain
-/// thread rather than `spawn_blocking`: a read that hangs (a dead network file system) must hold
-/// up neither the loop nor the runtime's shutdown.
-fn read_config(path: &Path) -> Reloading {
-    let (tx, rx) = oneshot::channel();
-    let path = path.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("config-reload".into())
-        .spawn(move || {
-            let _ = tx.send(settings::load(&path));
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a thread to read the configuration");
-    }
-    rx
-}
-
-/// The outcome of the running reload; never ready when there is none.
-async fn finish(reloading: &mut Option<Reloading>, path: &Path) -> Result<Config, Vec<Problem>> {
-    let Some(rx) = reloading else {
-        return std::future::pending().await;
-    };
-    rx.await.map_err(|_| {
-        vec![Problem {
-            file: path.to_path_buf(),
-            line_col: None,
-            key: None,
-            message: "the configuration could not be read (the reading thread stopped)".into(),
-        }]
-    })?
-}
-
 /// Every target's extra alert labels, by target name.
-fn labels_by_target(targets: &[TargetSettings]) -> BTreeMap<String, BTreeMap<String, String>> {
+pub(super) fn labels_by_target(
+    targets: &[TargetSettings],
+) -> BTreeMap<String, BTreeMap<String, String>> {
     targets
         .iter()
         .map(|t| (t.name.clone(), t.labels.clone()))
@@ -509,41 +367,13 @@ fn labels_by_target(targets: &[TargetSettings]) -> BTreeMap<String, BTreeMap<Str
 }
 
 /// How long capacity changes are kept: the longest `capacity_dropped` window.
-fn capacity_horizon(rules: &crate::rules::RuleSet) -> Duration {
+pub(super) fn capacity_horizon(rules: &crate::rules::RuleSet) -> Duration {
     rules
         .max_window()
         .unwrap_or(crate::store::DEFAULT_CAPACITY_HORIZON)
 }
 
-fn load_state(engine: &mut Engine, store: &Store, file: &Path) {
-    match read_limited(file, MAX_STATE_BYTES) {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(state) => {
-                if let Some(capacity) = engine.import_state(state) {
-                    store.import_capacity(capacity);
-                    tracing::info!(file = %file.display(), "alert state restored");
-                } else {
-                    tracing::warn!(file = %file.display(), "alert state file is from another poolwatch version; starting fresh");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")
-            }
-        },
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(file = %file.display(), error = %e, "cannot read alert state file; starting fresh")
-        }
-    }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -1,0 +1,50 @@
+//! The state file: alert state and capacity history, saved atomically with every notice, every
+//! 30 seconds and at shutdown, and read back at start-up, so that a restart neither forgets a
+//! firing alert nor pages again for it.
+
+use super::Daemon;
+use crate::alert::Engine;
+use crate::config::files::{read_limited, MAX_STATE_BYTES};
+use crate::store::Store;
+use std::path::Path;
+
+impl Daemon {
+    pub(super) fn save_state(&self) {
+        let Some(file) = &self.state_file else { return };
+        let state = self.engine.export_state(self.store.export_capacity());
+        let result = serde_json::to_vec(&state)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| write_atomically(file, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::warn!(file = %file.display(), error = %e, "cannot save alert state");
+        }
+    }
+}
+
+pub(super) fn load_state(engine: &mut Engine, store: &Store, file: &Path) {
+    match read_limited(file, MAX_STATE_BYTES) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(state) => {
+                if let Some(capacity) = engine.import_state(state) {
+                    store.import_capacity(capacity);
+                    tracing::info!(file = %file.display(), "alert state restored");
+                } else {
+                    tracing::warn!(file = %file.display(), "alert state file is from another poolwatch version; starting fresh");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "alert state file unreadable; starting fresh")
+            }
+        },
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot read alert state file; starting fresh")
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
