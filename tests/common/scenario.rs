@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::common::{PgCluster, Poolwatch, Receiver, RecordedRequest};
+use crate::common::pgbouncer::Database;
+use crate::common::{PgBouncer, PgBouncerOptions, PgCluster, Poolwatch, Receiver, RecordedRequest};
 
 /// The login role poolwatch connects as in end-to-end tests.
 pub const MONITOR_ROLE: &str = "poolwatch";
@@ -25,6 +26,32 @@ pub async fn create_monitor_role(pg: &PgCluster) {
     pg.create_role(MONITOR_ROLE, MONITOR_PASSWORD, None).await;
     pg.exec(&format!("GRANT pg_monitor TO {MONITOR_ROLE}"))
         .await;
+}
+
+/// A cluster (`max_connections` 40) with the login role `app` (password `app-pw`) and the
+/// monitoring role, and a PgBouncer in front of it with `databases`, `app` in its `auth_file`
+/// and the monitoring role in `stats_users` (as a PgBouncer target connects), `options`
+/// otherwise.
+pub async fn bouncer_with_cluster(
+    app: &str,
+    databases: Vec<Database>,
+    options: PgBouncerOptions,
+) -> (PgCluster, PgBouncer) {
+    let pg = PgCluster::start(crate::common::PgOptions {
+        max_connections: 40,
+        ..Default::default()
+    })
+    .await;
+    pg.create_role(app, "app-pw", None).await;
+    create_monitor_role(&pg).await;
+    let options = PgBouncerOptions {
+        databases,
+        users: vec![app.to_owned()],
+        stats_users: vec![MONITOR_ROLE.to_owned()],
+        ..options
+    };
+    let pgb = PgBouncer::start(&pg, options).await;
+    (pg, pgb)
 }
 
 /// A cluster with default options and the monitoring role.
