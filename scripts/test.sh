@@ -27,11 +27,11 @@ source scripts/lib/test-deps.sh
 # Test binaries whose outcome depends on the PostgreSQL major: the poll query and its parsing,
 # the incident replays (including started-while-full), the source's connection handling, and
 # the harness itself.
-PG_TESTS=(e2e_versions e2e_incidents e2e_source harness_selftest)
+PG_TESTS=(e2e_versions e2e_incidents e2e_source e2e_conformance harness_selftest)
 # The same, for PostgreSQL 16 and newer only (not in --all-targets: `test = false`).
 PG16_TESTS=(e2e_reserved)
 # Test binaries whose outcome depends on the PgBouncer version.
-PGBOUNCER_TESTS=(harness_pgbouncer)
+PGBOUNCER_TESTS=(harness_pgbouncer e2e_pgbouncer e2e_conformance)
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 

@@ -199,7 +199,9 @@ fn render_target(name: &str, entry: &TargetEntry) -> Piece {
         "poolwatch_target_up",
         "Whether the last poll of the target succeeded.",
         &t,
-        bool_value(entry.state == TargetState::Up),
+        // A target that answers its poll but refuses new clients because it is full (PgBouncer
+        // at max_client_conn) is saturated and still polled: up.
+        bool_value(entry.data.is_some()),
     );
     for s in TargetState::ALL {
         b.gauge(
@@ -212,7 +214,7 @@ fn render_target(name: &str, entry: &TargetEntry) -> Piece {
     if let Some(e) = &entry.error {
         b.gauge(
             "poolwatch_target_error",
-            "1 for the error class of the last failed poll, present while the target is not up.",
+            "1 for the error class of the last failed poll (too_many_connections for a target polled while it refuses new clients), present while the target's state is not up.",
             &[("target", name), ("class", e.class.as_str())],
             1.0,
         );

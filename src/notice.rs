@@ -43,7 +43,8 @@ pub enum NoticeReason {
     /// whose own notice follows with the same `startsAt`.
     Replaced,
     /// A configuration change removed what the alert was evaluated for (its rule, this severity
-    /// of it, or its target): status resolved, though nobody knows whether the condition cleared.
+    /// of it, or its target), or the target no longer reports the alert's pool: status resolved,
+    /// though nobody knows whether the condition cleared.
     Removed,
 }
 

@@ -80,8 +80,9 @@ pub fn to_json(reports: &[TargetReport], alerts: &[AlertView]) -> Value {
         .iter()
         .map(|r| match &r.outcome {
             Ok(d) => json!({
-                "target": r.target, "state": TargetState::Up, "summary": d.summary,
+                "target": r.target, "state": TargetState::polled(d), "summary": d.summary,
                 "poll_seconds": r.duration.as_secs_f64(),
+                "error": d.refusing.as_ref().map(|e| json!({ "class": e.class, "message": e.message })),
                 "facts": d.facts.iter().map(fact_json).collect::<Vec<_>>(),
                 "pools": d.pools.iter().map(pool_json).collect::<Vec<_>>(),
             }),
@@ -129,14 +130,24 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
         };
         let _ = writeln!(
             out,
-            "{}: up, {}, polled in {:.1}ms",
+            "{}: {}, {}, polled in {:.1}ms",
             r.target,
+            TargetState::polled(data),
             data.summary,
             r.duration.as_secs_f64() * 1000.0
         );
+        if let Some(e) = &data.refusing {
+            let _ = writeln!(out, "  refusing new clients ({}): {}", e.class, e.message);
+        }
+        // As wide as the longest kind (PgBouncer's are longer than PostgreSQL's).
+        let kind = data
+            .pools
+            .iter()
+            .map(|p| p.id.kind.as_str().len())
+            .fold(9, usize::max);
         let _ = writeln!(
             out,
-            "  {:<9} {:<20} {:>8} {:>7} {:>6} {:>8} {:>6}  IDLE IN TX (OLDEST)",
+            "  {:<kind$} {:<20} {:>8} {:>7} {:>6} {:>8} {:>6}  IDLE IN TX (OLDEST)",
             "KIND", "POOL", "CAPACITY", "IN USE", "IDLE", "WAITING", "UTIL"
         );
         for p in &data.pools {
@@ -148,7 +159,7 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<9} {:<20} {:>8} {:>7} {:>6} {:>8} {:>5.0}%  {}",
+                "  {:<kind$} {:<20} {:>8} {:>7} {:>6} {:>8} {:>5.0}%  {}",
                 p.id.kind.as_str(),
                 p.id.name,
                 p.capacity,

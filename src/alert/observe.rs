@@ -262,6 +262,10 @@ impl Engine {
         let now = round.now;
         if let (Some(Transition::Resolved), Some(active_at)) = (transition, prev.active_at()) {
             round.out.push(match rule {
+                // Nothing is known of the pool now: saying that it recovered would be a guess.
+                Some(_) if pool_vanished(&i, round.store) => {
+                    removed_notice(labels, &i, Removed::Pool, active_at, now)
+                }
                 Some(rule) => {
                     refresh(&mut i, rule, round.store, now, Text::Resolved, active_at);
                     notice(labels, &i, NoticeReason::Resolved, active_at, now)
@@ -311,6 +315,11 @@ fn snapshot<'a>(
         .find(|p| p.id.kind.as_str() == kind && p.id.name == pool)
 }
 
+/// Whether `i` is a pool's alert and its target's last poll did not report that pool.
+fn pool_vanished(i: &Instance, store: &StoreView<'_>) -> bool {
+    !i.kind.is_empty() && snapshot(store, &i.target, &i.kind, &i.pool).is_none()
+}
+
 /// Whether a target-level condition holds for this poll outcome.
 fn target_condition(check: &Check, report: &TargetReport) -> bool {
     match check {
@@ -357,10 +366,10 @@ fn refresh(
     text: Text,
     active_at: SystemTime,
 ) {
-    let snapshot = snapshot(store, &i.target, &i.kind, &i.pool);
-    if snapshot.is_none() && !i.kind.is_empty() {
+    if pool_vanished(i, store) {
         return;
     }
+    let snapshot = snapshot(store, &i.target, &i.kind, &i.pool);
     let previous_capacity = match rule.check {
         Check::CapacityDropped { window } => {
             store.highest_capacity(&PoolRef::new(&i.target, &i.kind, &i.pool), now, window)

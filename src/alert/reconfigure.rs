@@ -8,7 +8,8 @@
 //!   annotation `replaced_by` with the new fingerprint, text saying so).
 //! * An alert whose **rule, severity or target is removed** is dropped; if it was firing it is
 //!   retired (status resolved, reason `removed`), with text saying that poolwatch stopped
-//!   evaluating it, not that it cleared.
+//!   evaluating it, not that it cleared. A pool alert whose pool the target no longer reports
+//!   is retired the same way ([`Removed::Pool`], from the observation that misses it).
 
 use super::{notice, notice_with, target_extra, Engine, Instance, Labels};
 use crate::notice::{fingerprint, Notice, NoticeReason};
@@ -28,18 +29,30 @@ pub(super) enum Removed {
     Check,
     /// Its target.
     Target,
+    /// Its pool: not a change of poolwatch's configuration but of the target's, which no longer
+    /// reports the pool (a PostgreSQL role's connection limit removed, a PgBouncer database
+    /// entry removed); the alert is retired the same way.
+    Pool,
 }
 
 impl Removed {
-    fn what(self, i: &Instance) -> String {
+    /// Why the alert is no longer evaluated.
+    fn why(self, i: &Instance) -> String {
         match self {
-            Removed::Rule => format!("removed or disabled the rule {}", i.rule),
+            Removed::Rule => format!(
+                "a configuration change removed or disabled the rule {}",
+                i.rule
+            ),
             Removed::Level => format!(
-                "removed the {} threshold of the rule {}",
+                "a configuration change removed the {} threshold of the rule {}",
                 i.severity, i.rule
             ),
-            Removed::Check => format!("changed what the rule {} checks", i.rule),
-            Removed::Target => format!("removed the target {}", i.target),
+            Removed::Check => format!(
+                "a configuration change changed what the rule {} checks",
+                i.rule
+            ),
+            Removed::Target => format!("a configuration change removed the target {}", i.target),
+            Removed::Pool => format!("{} no longer reports this pool", i.target),
         }
     }
 }
@@ -258,9 +271,9 @@ fn removed_text(i: &Instance, why: Removed) -> Labels {
         (
             "summary".into(),
             format!(
-                "{subject}: {} is no longer evaluated: a configuration change {}",
+                "{subject}: {} is no longer evaluated: {}",
                 i.rule,
-                why.what(i)
+                why.why(i)
             ),
         ),
         (

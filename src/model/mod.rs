@@ -371,6 +371,15 @@ impl TargetState {
             _ => TargetState::Down,
         }
     }
+
+    /// The state a successful poll puts a target in: saturated when it answered but refuses
+    /// new clients because it is full ([`PollData::refusing`]), else up.
+    pub fn polled(data: &PollData) -> TargetState {
+        match data.refusing {
+            Some(_) => TargetState::Saturated,
+            None => TargetState::Up,
+        }
+    }
 }
 
 impl fmt::Display for TargetState {

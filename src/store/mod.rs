@@ -143,10 +143,7 @@ impl Store {
         match &report.outcome {
             Ok(data) => {
                 let data = Arc::new(data.clone());
-                entry.state = match data.refusing {
-                    Some(_) => TargetState::Saturated,
-                    None => TargetState::Up,
-                };
+                entry.state = TargetState::polled(&data);
                 entry.data = Some(data.clone());
                 entry.last_data = Some(data.clone());
                 entry.error = data.refusing.clone();

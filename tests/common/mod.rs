@@ -8,15 +8,16 @@
 //! * [`pg`] — [`PgCluster`]: a throwaway PostgreSQL cluster (own data dir, free port, private
 //!   socket dir, optional TLS with a throwaway CA), plus [`ConnectionHold`] to occupy slots.
 //! * [`pgbouncer`] — [`PgBouncer`]: a real PgBouncer in front of a [`PgCluster`] (own
-//!   configuration, SCRAM secrets, settings changed and `RELOAD`ed, stop/start/kill), clients
-//!   holding server connections, and the admin console read by column name.
+//!   configuration, SCRAM secrets, settings changed and `RELOAD`ed, stop/start/kill/freeze),
+//!   clients holding server connections, and the admin console read by column name.
 //! * [`receiver`] — [`Receiver`]: a real HTTP/1.1 server recording webhook deliveries, whose
 //!   status can be changed and which can be stopped and restarted on the same port.
 //! * [`poolwatch`] — [`Poolwatch`]: the daemon binary as a child process, with its logs,
 //!   HTTP address, signals and exit status; [`run_cli`] for one-shot commands.
 //! * [`metrics`] — a small Prometheus text-format parser and [`promtool_check_metrics`].
 //! * [`scenario`] — for end-to-end tests of the binary: the monitoring role, config snippets
-//!   with fast settings, webhook payloads read back, a TCP server that never answers.
+//!   with fast settings, webhook payloads read back, reports counted over time, a TCP server
+//!   that never answers and a port that refuses.
 //!
 //! # Environment
 //!

@@ -1,16 +1,20 @@
 //! Building blocks of end-to-end tests through the binary: the monitoring role, configuration
 //! snippets with fast settings, reading the Alertmanager payloads a [`Receiver`] recorded,
-//! counting poolwatch's sessions, and a TCP server that accepts and never answers.
+//! counting poolwatch's sessions and reports, a TCP server that accepts and never answers, and
+//! a port that refuses connections.
 //!
 //! [`Receiver`]: crate::common::Receiver
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::common::{PgCluster, Poolwatch, Receiver, RecordedRequest};
+use crate::common::pgbouncer::Database;
+use crate::common::{PgBouncer, PgBouncerOptions, PgCluster, Poolwatch, Receiver, RecordedRequest};
 
 /// The login role poolwatch connects as in end-to-end tests.
 pub const MONITOR_ROLE: &str = "poolwatch";
@@ -22,6 +26,32 @@ pub async fn create_monitor_role(pg: &PgCluster) {
     pg.create_role(MONITOR_ROLE, MONITOR_PASSWORD, None).await;
     pg.exec(&format!("GRANT pg_monitor TO {MONITOR_ROLE}"))
         .await;
+}
+
+/// A cluster (`max_connections` 40) with the login role `app` (password `app-pw`) and the
+/// monitoring role, and a PgBouncer in front of it with `databases`, `app` in its `auth_file`
+/// and the monitoring role in `stats_users` (as a PgBouncer target connects), `options`
+/// otherwise.
+pub async fn bouncer_with_cluster(
+    app: &str,
+    databases: Vec<Database>,
+    options: PgBouncerOptions,
+) -> (PgCluster, PgBouncer) {
+    let pg = PgCluster::start(crate::common::PgOptions {
+        max_connections: 40,
+        ..Default::default()
+    })
+    .await;
+    pg.create_role(app, "app-pw", None).await;
+    create_monitor_role(&pg).await;
+    let options = PgBouncerOptions {
+        databases,
+        users: vec![app.to_owned()],
+        stats_users: vec![MONITOR_ROLE.to_owned()],
+        ..options
+    };
+    let pgb = PgBouncer::start(&pg, options).await;
+    (pg, pgb)
 }
 
 /// A cluster with default options and the monitoring role.
@@ -98,6 +128,8 @@ pub struct Notification {
     pub starts_at: String,
     /// `annotations.summary`.
     pub summary: String,
+    /// `annotations.description`.
+    pub description: String,
     /// The HTTP status the receiver answered.
     pub answered: u16,
 }
@@ -124,6 +156,7 @@ impl Notification {
             fingerprint: text(&alert["fingerprint"]),
             starts_at: text(&alert["startsAt"]),
             summary: text(&alert["annotations"]["summary"]),
+            description: text(&alert["annotations"]["description"]),
             answered: r.answered,
         }
     }
@@ -160,6 +193,8 @@ pub async fn poolwatch_sessions(pg: &PgCluster) -> i64 {
 pub struct SilentServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl SilentServer {
@@ -167,13 +202,26 @@ impl SilentServer {
     pub async fn start() -> SilentServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
                 held.push(stream);
+                count.fetch_add(1, Ordering::SeqCst);
             }
         });
-        SilentServer { addr, task }
+        SilentServer {
+            addr,
+            task,
+            accepted,
+        }
+    }
+
+    /// How many connections it has accepted so far (a client's attempt is in flight once it
+    /// has been accepted).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The port it listens on.
@@ -194,6 +242,27 @@ impl Drop for SilentServer {
     }
 }
 
+/// A port of 127.0.0.1 that refuses connections for as long as this lives: bound but not
+/// listening, so no other process (a cluster another test starts) can take it meanwhile, as it
+/// could a port merely found free.
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    /// Binds a free port without listening on it.
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        ClosedPort { socket }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("local address").port()
+    }
+}
+
 /// How long tests wait for an event they expect; generous, as only a failure waits this long.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -209,6 +278,25 @@ pub async fn expect_metric(pw: &Poolwatch, name: &str, labels: &[(&str, &str)], 
 pub async fn metric(pw: &Poolwatch, name: &str, labels: &[(&str, &str)]) -> f64 {
     let samples = pw.metrics().await.unwrap_or_else(|e| panic!("scrape: {e}"));
     crate::common::metrics::find_sample(&samples, name, labels).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Counts the reports poolwatch makes for `target` (`poolwatch_target_reports_total`) over
+/// `span`; returns them with the number of `interval`s that passed meanwhile.
+pub async fn reports_over(
+    pw: &Poolwatch,
+    target: &str,
+    interval: std::time::Duration,
+    span: std::time::Duration,
+) -> (f64, f64) {
+    let name = "poolwatch_target_reports_total";
+    let labels = [("target", target)];
+    let (from, started) = (metric(pw, name, &labels).await, std::time::Instant::now());
+    tokio::time::sleep(span).await;
+    let made = metric(pw, name, &labels).await - from;
+    (
+        made,
+        started.elapsed().as_secs_f64() / interval.as_secs_f64(),
+    )
 }
 
 /// Waits until the receiver's 2xx-answered requests, as [`Notification::brief`]s, are exactly

@@ -371,13 +371,36 @@ fn a_vanished_pool_resolves() {
                 20,
                 with_pools(20, vec![pool("db", 100, 5)]),
                 vec![
-                    "resolved PoolExhausted/critical@db:batch",
-                    "resolved PoolNearFull/critical@db:batch",
+                    "removed PoolExhausted/critical@db:batch",
+                    "removed PoolNearFull/critical@db:batch",
                 ],
             ),
         ],
     );
     assert!(e.alerts().is_empty(), "{:?}", states(&e));
+}
+
+#[test]
+fn a_vanished_pool_is_retired_without_claiming_it_recovered() {
+    let mut e = engine();
+    let batch = role_pool("db", "batch", 10, 10);
+    observe(&mut e, 0, &with_pools(0, vec![pool("db", 100, 5), batch]));
+    let notices = e.observe(
+        t(5),
+        &with_pools(5, vec![pool("db", 100, 5)]),
+        &Labels::new(),
+    );
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let text = &notices[0].annotations;
+    assert_eq!(
+        text["summary"],
+        "db role batch: PoolExhausted is no longer evaluated: db no longer reports this pool"
+    );
+    assert_eq!(
+        text["description"],
+        "This notice does not mean that the condition cleared: poolwatch stopped evaluating \
+         it. Last known: db role batch: 10/10 usable connections in use (100%)"
+    );
 }
 
 #[test]

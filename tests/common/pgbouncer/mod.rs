@@ -244,6 +244,31 @@ impl PgBouncer {
         self.write_ini().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Removes the `[databases]` entry `name` from the file (panics if there is none); applied
+    /// by [`PgBouncer::reload`].
+    pub fn remove_database(&self, name: &str) {
+        {
+            let mut ini = self.ini.lock().expect("ini");
+            let before = ini.databases.len();
+            ini.databases.retain(|d| d.name != name);
+            assert!(ini.databases.len() < before, "no database entry {name}");
+        }
+        self.write_ini().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// How many client sessions of the admin console (database `pgbouncer`) have
+    /// `application_name` `name`, by `SHOW CLIENTS` (the harness's own session has none).
+    pub async fn console_clients(&self, application_name: &str) -> usize {
+        let clients = self.show("CLIENTS").await;
+        clients
+            .rows
+            .iter()
+            .filter(|c| {
+                c.text("database") == "pgbouncer" && c.text("application_name") == application_name
+            })
+            .count()
+    }
+
     /// Applies the file with the console's `RELOAD`; panics if refused.
     pub async fn reload(&self) {
         self.admin("RELOAD").await;
@@ -346,6 +371,31 @@ impl PgBouncer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open and the kernel still completes TCP
+    /// handshakes, but nothing is answered, as by a hung PgBouncer. [`PgBouncer::thaw`] ends it;
+    /// console commands of the harness wait until then.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a [`PgBouncer::freeze`]d process run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.pid().expect("PgBouncer is not running");
+        let pid = i32::try_from(pid).expect("pid fits i32");
+        // SAFETY: kill has no memory-safety preconditions; pid is our own child.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Starts a stopped or killed PgBouncer again: same file, same port. Panics with the log
