@@ -6,7 +6,8 @@
 #   scripts/install-test-deps.sh --check   # only check; exit 1 naming what is missing
 #
 # What (versions in scripts/lib/test-deps.sh):
-#   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool), openssl,
+#   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool),
+#     prometheus-alertmanager (amtool), openssl,
 #     ca-certificates, util-linux (runuser); nodejs and npm while PostgreSQL builds are missing;
 #     libevent-dev, libc-ares-dev, libssl-dev, pkg-config, make, gcc, dpkg-dev while PgBouncer
 #     1.24 is not built. As root with apt-get (one `apt-get update` first), never starting a
@@ -104,6 +105,7 @@ missing_packages() {
     pg_ok "$POOLWATCH_PG_DEBIAN" || packages+=("postgresql-$POOLWATCH_PG_DEBIAN")
     pgbouncer_ok "$POOLWATCH_PGBOUNCER_DEBIAN" || packages+=(pgbouncer)
     have promtool || packages+=(prometheus)
+    have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
     [[ -e /etc/ssl/certs/ca-certificates.crt ]] || packages+=(ca-certificates)
     # runuser drops from root to the postgres user; flock serialises installs.
