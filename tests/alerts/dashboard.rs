@@ -55,7 +55,7 @@ pub fn label_values() -> Vec<(String, String, String)> {
         .filter(|v| v["type"] == "query")
         .map(|v| {
             let name = v["name"].as_str().expect("variable name").to_owned();
-            let query = v["query"]["query"].as_str().expect("variable query");
+            let query = v["query"].as_str().expect("variable query");
             let c = pattern.captures(query).unwrap_or_else(|| {
                 panic!("variable {name}: not label_values(selector, label): {query}")
             });
