@@ -307,3 +307,62 @@ exec chroot --userspec="$user:$group" "$root" $(sed -n 's/^ExecStart=//p' "$unit
         "the root's writes went elsewhere"
     );
 }
+
+/// The `### Kubernetes` example of the README: its YAML block.
+fn kubernetes_example() -> String {
+    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README.md");
+    let section = readme
+        .split("### Kubernetes\n")
+        .nth(1)
+        .expect("README has a ### Kubernetes section");
+    let block = section.split("```yaml\n").nth(1).expect("a yaml block");
+    block.split("```").next().expect("closed block").to_owned()
+}
+
+#[tokio::test]
+async fn the_kubernetes_example_runs_with_the_binary_s_flags_and_probes() {
+    let example = kubernetes_example();
+    let args_line = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args: "))
+        .expect("args: in the example");
+    let args: Vec<String> = serde_json::from_str(args_line).expect("args is a JSON-style list");
+    let config_at = args.iter().position(|a| a == "--config").expect("--config") + 1;
+    assert_eq!(args[..config_at], ["run", "--config"]);
+    assert_eq!(args[config_at], CONFFILE);
+    let port = regex::Regex::new(r"containerPort: (\d+)").expect("regex");
+    let port = &port.captures(&example).expect("containerPort")[1];
+    assert!(
+        std::fs::read_to_string(repo_file("config.example.toml"))
+            .expect("config.example.toml")
+            .contains(&format!("# default \"0.0.0.0:{port}\"")),
+        "containerPort {port} is not the default listen port"
+    );
+    // The daemon with the example's other flags answers both probes.
+    let db = common::pg::setup::free_port();
+    let config = format!("{}{}", header(""), target("db", db, ""));
+    let options = PoolwatchOptions {
+        args: args[config_at + 1..].to_vec(),
+        ..Default::default()
+    };
+    let pw = Poolwatch::start_with(&config, options).await;
+    let probes =
+        regex::Regex::new(r"Probe: \{httpGet: \{path: (/\w+), port: metrics\}").expect("regex");
+    let paths: Vec<String> = probes
+        .captures_iter(&example)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert_eq!(paths, ["/readyz", "/healthz"]);
+    for path in &paths {
+        let answered = common::poll_until(Duration::from_secs(20), || async {
+            (pw.get(path).await.0 == 200).then_some(())
+        })
+        .await;
+        assert!(answered.is_some(), "{path} never 200:\n{}", pw.logs());
+    }
+    assert!(
+        pw.stderr().contains("{\""),
+        "--log-format json: {}",
+        pw.stderr()
+    );
+}
