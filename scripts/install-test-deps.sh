@@ -6,7 +6,8 @@
 #   scripts/install-test-deps.sh --check   # only check; exit 1 naming what is missing
 #
 # What (versions in scripts/lib/test-deps.sh):
-#   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool), openssl,
+#   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool),
+#     prometheus-alertmanager (amtool), openssl,
 #     ca-certificates, util-linux (runuser); nodejs and npm while PostgreSQL builds are missing;
 #     libevent-dev, libc-ares-dev, libssl-dev, pkg-config, make, gcc, dpkg-dev while PgBouncer
 #     1.24 is not built. As root with apt-get (one `apt-get update` first), never starting a
@@ -15,6 +16,9 @@
 #     $CACHE/postgresql/NN (bin/, lib/, share/).
 #   * PgBouncer 1.24.1 built from Debian trixie's source package into $CACHE/pgbouncer/1.24,
 #     with a private apt configuration under $CACHE (the system's apt sources stay as they are).
+#   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
+#     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
+#     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
 #
 # $CACHE is $POOLWATCH_CACHE, else /var/cache/poolwatch as root, else ~/.cache/poolwatch. As
 # root, the `postgres` user must be able to run the cached binaries (the servers refuse root):
@@ -104,10 +108,16 @@ missing_packages() {
     pg_ok "$POOLWATCH_PG_DEBIAN" || packages+=("postgresql-$POOLWATCH_PG_DEBIAN")
     pgbouncer_ok "$POOLWATCH_PGBOUNCER_DEBIAN" || packages+=(pgbouncer)
     have promtool || packages+=(prometheus)
+    have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
+    # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
+    dpkg_installed dpkg-dev || packages+=(dpkg-dev)
+    have adduser || packages+=(adduser)
+    have systemd-analyze || packages+=(systemd)
     [[ -e /etc/ssl/certs/ca-certificates.crt ]] || packages+=(ca-certificates)
-    # runuser drops from root to the postgres user; flock serialises installs.
-    have runuser && have flock || packages+=(util-linux)
+    # runuser drops from root to the postgres user; flock serialises installs; unshare makes
+    # the package test's throwaway root.
+    have runuser && have flock && have unshare || packages+=(util-linux)
     if [[ -n "$(npm_pg_missing)" ]] && ! have npm; then packages+=(nodejs npm); fi
     if pgbouncer_build_missing; then
         for p in "${PGBOUNCER_BUILD_DEPS[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
@@ -237,8 +247,15 @@ install_pgbouncer() {
         die "PgBouncer $version in $prefix not runnable$(is_root && echo ' by the postgres user'): $("$prefix/bin/pgbouncer" --version 2>&1)"
 }
 
+install_cargo_deb() {
+    poolwatch_cargo_deb_ok && return 0
+    ((check_only)) && die "cargo-deb $POOLWATCH_CARGO_DEB_VERSION missing from $(poolwatch_cargo_deb) (run without --check to install it)"
+    poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
+}
+
 everything_ok() {
-    [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing
+    [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
+        poolwatch_cargo_deb_ok
 }
 
 if everything_ok; then
@@ -254,5 +271,6 @@ fi
 install_packages
 install_npm_postgres
 install_pgbouncer
+install_cargo_deb
 everything_ok || die "something is still missing (see above)"
 log "done: everything the tests need is in place ($CACHE)"

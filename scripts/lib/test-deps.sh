@@ -26,6 +26,11 @@ POOLWATCH_PGBOUNCER_BUILT=1.24
 POOLWATCH_PGBOUNCER_SOURCE_VERSION=1.24.1
 POOLWATCH_PGBOUNCER_SOURCE_SUITE=trixie
 
+# cargo-deb, which builds the Debian package (tests/package.rs, scripts/package.sh): from
+# crates.io with `cargo install --locked`, into $CACHE/cargo-deb. It compiles for a few
+# minutes, once per machine.
+POOLWATCH_CARGO_DEB_VERSION=3.8.0
+
 # The cache folder: $POOLWATCH_CACHE, else /var/cache/poolwatch as root (the `postgres` user
 # must reach the binaries, and root's home is closed to it), else $XDG_CACHE_HOME/poolwatch or
 # ~/.cache/poolwatch.
@@ -60,4 +65,33 @@ poolwatch_pgbouncer_bin() {
     else
         printf '%s\n' /usr/sbin/pgbouncer
     fi
+}
+
+# The cargo-deb binary scripts/install-test-deps.sh installs.
+poolwatch_cargo_deb() {
+    printf '%s\n' "$(poolwatch_cache_dir)/cargo-deb/bin/cargo-deb"
+}
+
+# Whether that cargo-deb is there at the pinned version.
+poolwatch_cargo_deb_ok() {
+    local bin
+    bin="$(poolwatch_cargo_deb)"
+    [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "cargo-deb $POOLWATCH_CARGO_DEB_VERSION" ]]
+}
+
+# Installs the pinned cargo-deb into the cache (compiling it: a few minutes). Prints progress
+# on stderr; fails with a message when cargo is missing or the build fails.
+poolwatch_install_cargo_deb() {
+    poolwatch_cargo_deb_ok && return 0
+    if ! command -v cargo >/dev/null 2>&1; then
+        printf 'cargo not found: install Rust (https://rustup.rs), then retry\n' >&2
+        return 1
+    fi
+    local root
+    root="$(poolwatch_cache_dir)/cargo-deb"
+    printf 'cargo install cargo-deb %s into %s (compiles for a few minutes, once)\n' \
+        "$POOLWATCH_CARGO_DEB_VERSION" "$root" >&2
+    cargo install --locked --quiet --version "$POOLWATCH_CARGO_DEB_VERSION" --root "$root" cargo-deb \
+        </dev/null || return 1
+    poolwatch_cargo_deb_ok
 }

@@ -112,12 +112,21 @@ pub struct PoolFamily {
 }
 
 /// Every per-pool family, in the order of the exposition.
-pub const POOL_FAMILIES: [PoolFamily; 13] = [
+pub const POOL_FAMILIES: [PoolFamily; 14] = [
     PoolFamily {
         name: "poolwatch_pool_capacity",
         help: "Usable connection limit of the pool.",
         kind: FamilyType::Gauge,
         value: |p| PoolMetric::Capacity.value(p),
+    },
+    // What capacity drops compare (`capacity` also moves with poolwatch's own sessions and a
+    // PgBouncer reserve pool in use): `alerts/poolwatch.rules.yml`'s PoolCapacityDropped and the
+    // dashboard's capacity-change annotations read it.
+    PoolFamily {
+        name: "poolwatch_pool_configured_capacity",
+        help: "The pool's ceiling as configured (max_connections minus reserved slots, a role's or database's limit, PgBouncer's pool_size); capacity drops compare this one.",
+        kind: FamilyType::Gauge,
+        value: |p| Some(p.configured_capacity as f64),
     },
     PoolFamily {
         name: "poolwatch_pool_in_use",
