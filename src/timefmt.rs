@@ -7,11 +7,19 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Formats a duration for people: `4m 12s`, `350ms`, `2h 3m`; seconds are rounded so that alert
-/// text stays short.
+/// Formats a duration for people: `350ms`, `1.2s`, `4m 12s`, `2h 3m`; short durations keep a
+/// tenth of a second (a client that waited 1.2 s is not one that waited 1 s), longer ones are
+/// rounded so that alert text stays short.
 pub fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
+    }
+    if d < Duration::from_secs(10) {
+        let tenths = d.as_millis() / 100;
+        return match tenths % 10 {
+            0 => format!("{}s", tenths / 10),
+            t => format!("{}.{t}s", tenths / 10),
+        };
     }
     let secs = d.as_secs();
     let rounded = if secs >= 3600 { secs - secs % 60 } else { secs };
@@ -38,6 +46,9 @@ mod tests {
         let cases = [
             (Duration::from_millis(350), "350ms"),
             (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1_250), "1.2s"),
+            (Duration::from_millis(9_990), "9.9s"),
+            (Duration::from_secs(10), "10s"),
             (Duration::from_secs(252), "4m 12s"),
             (Duration::from_secs(7385), "2h 3m"),
         ];

@@ -88,7 +88,7 @@ fn cases() -> Vec<Case> {
              {{target}}? known variables: target, kind, pool, subject, severity, alertname, \
              value, threshold, capacity, configured_capacity, in_use, idle, waiting, \
              longest_wait, free, utilization, idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
-             capacity_note, top_holders, previous_capacity, error_class, error, last_seen, \
+             capacity_note, top_holders, pool_details, previous_capacity, error_class, error, last_seen, \
              duration, target_state"),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",

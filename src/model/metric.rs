@@ -20,6 +20,11 @@ pub enum PoolMetric {
     Idle,
     /// Clients queued for a connection.
     Waiting,
+    /// Clients waiting that no free slot can serve: `waiting − free`, at least 0. Clients of a
+    /// pool that still has room wait only for connections being opened (a cold PgBouncer pool,
+    /// an application pool growing to its maximum); this counts those that wait because the
+    /// pool is full.
+    Queued,
     /// `capacity - in_use`.
     Free,
     /// The usable ceiling.
@@ -39,11 +44,12 @@ pub enum PoolMetric {
 
 impl PoolMetric {
     /// Every metric, in declaration order.
-    pub const ALL: [PoolMetric; 11] = [
+    pub const ALL: [PoolMetric; 12] = [
         PoolMetric::Utilization,
         PoolMetric::InUse,
         PoolMetric::Idle,
         PoolMetric::Waiting,
+        PoolMetric::Queued,
         PoolMetric::Free,
         PoolMetric::Capacity,
         PoolMetric::LongestWaitSeconds,
@@ -60,6 +66,7 @@ impl PoolMetric {
             PoolMetric::InUse => "in_use",
             PoolMetric::Idle => "idle",
             PoolMetric::Waiting => "waiting",
+            PoolMetric::Queued => "queued",
             PoolMetric::Free => "free",
             PoolMetric::Capacity => "capacity",
             PoolMetric::LongestWaitSeconds => "longest_wait_seconds",
@@ -79,6 +86,7 @@ impl PoolMetric {
             PoolMetric::InUse => pool.in_use as f64,
             PoolMetric::Idle => pool.idle as f64,
             PoolMetric::Waiting => pool.waiting as f64,
+            PoolMetric::Queued => pool.waiting.saturating_sub(pool.free()) as f64,
             PoolMetric::Free => pool.free() as f64,
             PoolMetric::Capacity => pool.capacity as f64,
             PoolMetric::LongestWaitSeconds => pool.longest_wait?.as_secs_f64(),
@@ -112,7 +120,7 @@ pub struct PoolFamily {
 }
 
 /// Every per-pool family, in the order of the exposition.
-pub const POOL_FAMILIES: [PoolFamily; 14] = [
+pub const POOL_FAMILIES: [PoolFamily; 15] = [
     PoolFamily {
         name: "poolwatch_pool_capacity",
         help: "Usable connection limit of the pool.",
@@ -145,6 +153,12 @@ pub const POOL_FAMILIES: [PoolFamily; 14] = [
         help: "Clients queued for a connection.",
         kind: FamilyType::Gauge,
         value: |p| PoolMetric::Waiting.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_queued",
+        help: "Clients waiting that no free slot can serve (waiting - free, at least 0): the queue of a full pool.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::Queued.value(p),
     },
     PoolFamily {
         name: "poolwatch_pool_utilization_ratio",

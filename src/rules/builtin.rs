@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 /// Default `window` of `capacity_dropped`.
 pub const DEFAULT_WINDOW: HumanDuration = HumanDuration::secs(3600);
 
-/// What any pool alert's description says: how capacity is derived, who holds the
-/// connections, and the idle-in-transaction sessions that often are the real culprit.
-const POOL_DESCRIPTION: &str = "{{capacity_note}}; {{top_holders}}; \
-    {{idle_in_transaction}} idle in transaction (oldest {{oldest_idle_in_transaction}}), \
-    {{waiting}} waiting";
+/// What any pool alert's description says: how capacity is derived, and what the pool's source
+/// tells beyond it — for PostgreSQL who holds the connections and the idle-in-transaction
+/// sessions that often are the real culprit, for a pool that queues its queue.
+const POOL_DESCRIPTION: &str = "{{capacity_note}}; {{pool_details}}";
 
 /// The firing and the resolved `summary` of a threshold rule on `metric`.
 fn threshold_summaries(metric: PoolMetric) -> (&'static str, &'static str) {
@@ -29,7 +28,7 @@ fn threshold_summaries(metric: PoolMetric) -> (&'static str, &'static str) {
             "{{subject}}: {{alertname}} cleared after {{duration}}; \
              {{in_use}}/{{capacity}} usable connections in use ({{utilization}}) now",
         ),
-        PoolMetric::Waiting => (
+        PoolMetric::Waiting | PoolMetric::Queued => (
             "{{subject}}: {{waiting}} clients waiting for a connection \
              ({{in_use}}/{{capacity}} in use)",
             "{{subject}}: {{alertname}} cleared after {{duration}}; {{waiting}} clients \
@@ -168,7 +167,7 @@ fn condition_rule(
 /// | `PoolUtilizationHigh` | utilization >= 0.80 (clears below 0.75) | warning | 1m |
 /// | `PoolNearFull` | utilization >= 0.95 (clears below 0.90) | critical | 15s |
 /// | `PoolExhausted` | utilization >= 1 (no free slot; clears below 0.90), pools that refuse when full | critical | 0s |
-/// | `PoolClientsWaiting` | waiting > 0 | critical | 0s |
+/// | `PoolClientsWaiting` | queued > 0 (clients waiting with no free slot) | critical | 0s |
 /// | `PoolLongestWait` | longest wait >= 1s (clears below 0.5s) | warning | 0s |
 /// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
 /// | `TargetSaturated` | the target refuses new clients because it is full | critical | 0s |
@@ -211,7 +210,7 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
                 clear: None,
                 for_: None,
             }),
-            ..pool_rule("PoolClientsWaiting", PoolMetric::Waiting, CmpOp::Gt, 0)
+            ..pool_rule("PoolClientsWaiting", PoolMetric::Queued, CmpOp::Gt, 0)
         },
         // How long the longest-waiting client has waited (pools that queue: PgBouncer's with
         // microseconds, application pools that tell). A second is felt on any interactive

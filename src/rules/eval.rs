@@ -122,6 +122,7 @@ mod tests {
             (PoolMetric::InUse, Some(4.0)),
             (PoolMetric::Idle, Some(2.0)),
             (PoolMetric::Waiting, Some(3.0)),
+            (PoolMetric::Queued, Some(0.0)),
             (PoolMetric::Free, Some(6.0)),
             (PoolMetric::Capacity, Some(10.0)),
             (PoolMetric::LongestWaitSeconds, None),

@@ -34,6 +34,7 @@ enum Var {
     LockWaiting,
     CapacityNote,
     TopHolders,
+    PoolDetails,
     PreviousCapacity,
     ErrorClass,
     Error,
@@ -43,7 +44,7 @@ enum Var {
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 28] = [
+const VARS: [(&str, Var); 29] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -66,6 +67,7 @@ const VARS: [(&str, Var); 28] = [
     ("lock_waiting", Var::LockWaiting),
     ("capacity_note", Var::CapacityNote),
     ("top_holders", Var::TopHolders),
+    ("pool_details", Var::PoolDetails),
     ("previous_capacity", Var::PreviousCapacity),
     ("error_class", Var::ErrorClass),
     ("error", Var::Error),
@@ -255,6 +257,10 @@ impl Vars<'_> {
                 None => write!(out, "{UNKNOWN}"),
             },
             Var::TopHolders => write!(out, "{}", top_holders(snap)),
+            Var::PoolDetails => match snap {
+                Some(s) => write!(out, "{}", pool_details(s)),
+                None => write!(out, "{UNKNOWN}"),
+            },
             Var::PreviousCapacity => write!(out, "{}", count(self.previous_capacity)),
             Var::ErrorClass => match self.error {
                 Some(e) => write!(out, "{}", e.class),
@@ -275,7 +281,7 @@ impl Vars<'_> {
                     } else {
                         &s.capacity_note
                     },
-                    top_holders(snap)
+                    pool_details(s)
                 ),
                 None => write!(out, "poolwatch has not seen its pools yet"),
             },
@@ -314,6 +320,38 @@ fn age(d: Option<Duration>) -> String {
 pub fn percent(ratio: f64) -> String {
     // The epsilon keeps 0.29 * 100 = 28.999... at 29.
     format!("{:.0}%", (ratio * 100.0 + 1e-9).floor())
+}
+
+/// What the pool's source tells beyond capacity and in use: for PostgreSQL, who holds the
+/// connections and the sessions idle in transaction (`app=django holds 91 (12 idle in
+/// transaction); role=app 95; 12 idle in transaction (oldest 4m)`); for pools that queue, the
+/// queue (`15 waiting, the longest for 1.2s`).
+pub fn pool_details(s: &PoolSnapshot) -> String {
+    let mut parts = Vec::new();
+    if let Some(pg) = &s.postgres {
+        parts.push(top_holders(Some(s)));
+        parts.push(match pg.oldest_idle_in_transaction {
+            Some(oldest) if pg.idle_in_transaction > 0 => format!(
+                "{} idle in transaction (oldest {})",
+                pg.idle_in_transaction,
+                timefmt::human(oldest)
+            ),
+            _ => format!("{} idle in transaction", pg.idle_in_transaction),
+        });
+    }
+    if s.postgres.is_none() || s.waiting > 0 {
+        parts.push(match s.longest_wait {
+            Some(w) if s.waiting > 0 => {
+                format!(
+                    "{} waiting, the longest for {}",
+                    s.waiting,
+                    timefmt::human(w)
+                )
+            }
+            _ => format!("{} waiting", s.waiting),
+        });
+    }
+    parts.join("; ")
 }
 
 /// `app=django holds 91 (12 idle in transaction), app=celery holds 4; role=app 95`.
@@ -496,6 +534,28 @@ mod tests {
         assert!(
             !err.contains("did you mean") && err.contains("known variables"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn pool_details_say_what_each_source_knows() {
+        let mut queueing = crate::rules::fixtures::pool("b", 5, 5);
+        queueing.postgres = None;
+        // (waiting, longest wait in ms, want)
+        let cases = [
+            (0, Some(0), "0 waiting"),
+            (15, Some(1_200), "15 waiting, the longest for 1.2s"),
+            (3, None, "3 waiting"),
+        ];
+        for (waiting, wait_ms, want) in cases {
+            queueing.waiting = waiting;
+            queueing.longest_wait = wait_ms.map(Duration::from_millis);
+            assert_eq!(pool_details(&queueing), want, "{waiting} {wait_ms:?}");
+        }
+        assert_eq!(
+            pool_details(&incident_one()),
+            "app=django holds 91 (12 idle in transaction), app=celery holds 4; role=app 95, \
+             role=postgres 2; 12 idle in transaction (oldest 4m)"
         );
     }
 

@@ -107,11 +107,12 @@ fn builtins_are_valid_and_complete() {
         ("kind", "pgbouncer_pool"),
         ("when_full", "queues")
     ])));
+    // Clients that wait with no free slot: a cold pool opening connections is not a queue.
     let waiting = set.get("PoolClientsWaiting").unwrap();
     assert_eq!(
         waiting.check,
         Check::Threshold {
-            metric: PoolMetric::Waiting,
+            metric: PoolMetric::Queued,
             op: CmpOp::Gt
         }
     );

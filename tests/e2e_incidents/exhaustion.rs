@@ -23,8 +23,7 @@ fn expected_server_text(app: u64) -> (String, String) {
         ),
         format!(
             "max_connections 14, 3 reserved for superusers, 1 held by poolwatch; \
-             app=image-compressor holds {app}; role=app {app}; 0 idle in transaction \
-             (oldest -), 0 waiting"
+             app=image-compressor holds {app}; role=app {app}; 0 idle in transaction"
         ),
     )
 }
@@ -241,7 +240,7 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
         "images-db role app: 10/10 usable connections in use (100%)"
     );
     let pattern = regex::Regex::new(
-        r"^role connection limit 10; app=django holds 10 \(2 idle in transaction\); role=app 10; 2 idle in transaction \(oldest [0-9a-z ]+\), 0 waiting$",
+        r"^role connection limit 10; app=django holds 10 \(2 idle in transaction\); role=app 10; 2 idle in transaction \(oldest [0-9a-z ]+\)$",
     )
     .expect("regex");
     assert!(

@@ -530,7 +530,7 @@ fn incident_one_text() {
         n.annotations["description"],
         "max_connections 100, 3 reserved; app=django holds 91 (12 idle in transaction), \
          app=celery holds 4; role=app 95, role=postgres 2; 12 idle in transaction \
-         (oldest 4m), 0 waiting"
+         (oldest 4m)"
     );
     assert_eq!(
         n.starts_at,
@@ -550,7 +550,7 @@ fn incident_one_text() {
         notices[0].annotations["description"],
         "sorry, too many clients already. Last seen: 97/97 usable connections in use \
          (max_connections 100, 3 reserved); app=django holds 91 (12 idle in transaction), \
-         app=celery holds 4; role=app 95, role=postgres 2"
+         app=celery holds 4; role=app 95, role=postgres 2; 12 idle in transaction (oldest 4m)"
     );
 }
 

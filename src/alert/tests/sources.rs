@@ -88,6 +88,24 @@ fn a_long_wait_in_a_queueing_pool_warns_and_postgres_pools_never_do() {
             ),
         ],
     );
+    // A cold pool: clients wait for connections being opened, with slots free. Not a page.
+    let mut cold = engine();
+    let opening = |secs: u64, in_use: u64, waiting: u64| {
+        let mut r = queue(secs, waiting, 20);
+        if let Ok(data) = &mut r.outcome {
+            data.pools[0].in_use = in_use;
+        }
+        r
+    };
+    run(
+        &mut cold,
+        vec![
+            (0, opening(0, 0, 1), vec![]),
+            (1, opening(1, 3, 2), vec![]),
+            // Full with clients left over: now it is a queue.
+            (2, opening(2, 5, 2), vec![waiting]),
+        ],
+    );
     // PostgreSQL never queues: no wait, no rule, whatever else happens.
     let mut pg = engine();
     run(&mut pg, vec![(0, db(0, 50), vec![])]);
