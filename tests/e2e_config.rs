@@ -79,7 +79,7 @@ fn cases() -> Vec<Case> {
         case("unknown rule metric",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
             Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
-             `in_use`, `idle`, `waiting`, `free`, `capacity`, `longest_wait_seconds`, \
+             `in_use`, `idle`, `waiting`, `queued`, `free`, `capacity`, `longest_wait_seconds`, \
              `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
              (did you mean `utilization`?)"),
         case("unknown template variable",

@@ -155,7 +155,7 @@ async fn server_exhaustion_warns_then_pages_with_holders_then_resolves() {
     // resolved it: below the clear value (90% for PoolExhausted and PoolNearFull, 75% for
     // PoolUtilizationHigh) as connections close.
     let in_use = regex::Regex::new(
-        r"^images-db: \w+ cleared after [0-9hms ]+; (\d+)/10 usable connections in use \(\d+%\) now$",
+        r"^images-db: \w+ cleared after [0-9.hms ]+; (\d+)/10 usable connections in use \(\d+%\) now$",
     )
     .expect("regex");
     for (fired, below) in [(&exhausted, 9), (&critical, 9), (&warning, 8)] {
@@ -240,7 +240,7 @@ async fn role_connection_limit_exhaustion_pages_for_the_role_only() {
         "images-db role app: 10/10 usable connections in use (100%)"
     );
     let pattern = regex::Regex::new(
-        r"^role connection limit 10; app=django holds 10 \(2 idle in transaction\); role=app 10; 2 idle in transaction \(oldest [0-9a-z ]+\)$",
+        r"^role connection limit 10; app=django holds 10 \(2 idle in transaction\); role=app 10; 2 idle in transaction \(oldest [0-9.a-z ]+\)$",
     )
     .expect("regex");
     assert!(

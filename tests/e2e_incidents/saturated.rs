@@ -337,7 +337,7 @@ async fn locked_out_after_losing_its_session_reports_saturated_and_keeps_pool_al
     let description = format!(
         r"FATAL {RESERVED_REFUSAL} \(SQLSTATE 53300\)\. Last seen: 10/10 usable connections in use {}; {}",
         r"\(max_connections 14, 3 reserved for superusers, 1 held by poolwatch\)",
-        "app=web holds 10; role=app 10",
+        "app=web holds 10; role=app 10; 0 idle in transaction",
     );
     assert!(
         matches(&description, &saturated.description),

@@ -7,7 +7,9 @@
 //!   `sv_active`; idle `sv_idle + sv_used`; waiting `cl_waiting`; longest wait
 //!   `maxwait + maxwait_us` (with the microseconds: sub-second queueing is the early sign).
 //! * **`pgbouncer_database`** — per database with `max_db_connections`: that limit against its
-//!   `current_connections` (server connections of every user).
+//!   `current_connections` (server connections of every user); waiting counts the clients of
+//!   all its pools, so clients held back by this limit (while their own pool has room) are
+//!   queued here.
 //! * **`pgbouncer_clients`** — the whole PgBouncer: `max_client_conn` against every client
 //!   connection (`SHOW LISTS` `used_clients`, which is what PgBouncer compares). Admin console
 //!   sessions (poolwatch's own, another poolwatch's) are slots taken out of capacity, not load.
@@ -129,6 +131,7 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
         .collect();
     let mut pools = Vec::new();
     let mut consoles = 0;
+    let mut waiting_by_db: BTreeMap<&str, u64> = BTreeMap::new();
     for row in a.pools.rows() {
         let (Some(db), Some(user)) = (row.text("database"), row.text("user")) else {
             continue;
@@ -137,6 +140,7 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
             consoles += row.count("cl_active").unwrap_or(0);
             continue;
         }
+        *waiting_by_db.entry(db).or_default() += row.count("cl_waiting").unwrap_or(0);
         let database = databases.get(db);
         let name = format!("{db}/{user}");
         pools.push(pool(
@@ -153,6 +157,7 @@ pub fn to_poll_data(target: &str, a: &Answers) -> Result<PollData, String> {
         }
         let in_use = row.count("current_connections").unwrap_or(0);
         let mut p = PoolSnapshot::new(id(DATABASE, name.to_string()), limit, in_use);
+        p.waiting = waiting_by_db.get(name).copied().unwrap_or(0);
         p.capacity_note = format!("max_db_connections {limit}");
         pools.push(p);
     }

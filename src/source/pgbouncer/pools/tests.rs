@@ -2,6 +2,7 @@
 //! those versions print them; the end-to-end tests read the real consoles).
 
 use super::*;
+use crate::model::PoolMetric;
 
 fn table(command: &'static str, columns: &str, rows: &[&str]) -> Table {
     let split = |s: &str| -> Vec<String> { s.split('|').map(|c| c.trim().to_string()).collect() };
@@ -192,4 +193,31 @@ fn a_full_pgbouncer_is_saturated_though_its_console_answers() {
             );
         }
     }
+}
+
+#[test]
+fn clients_held_back_by_max_db_connections_queue_on_the_database() {
+    let mut a = answers_118();
+    // reports/app has room (pool_size 20, 3 in use) but reports' max_db_connections 3 is
+    // reached: its 4 waiting clients queue on the database, not on the pool.
+    a.pools = table(
+        "SHOW POOLS",
+        POOLS_118,
+        &["reports|app|3|4|0|3|0|0|0|0|1|0|transaction"],
+    );
+    a.databases = table(
+        "SHOW DATABASES",
+        DBS_118,
+        &["reports|127.0.0.1|5432|reports|NULL|20|0|0|NULL|3|3|0|0"],
+    );
+    let d = to_poll_data("bouncer", &a).expect("valid answers");
+    let queued = |i: usize| PoolMetric::Queued.value(&d.pools[i]);
+    assert_eq!(
+        brief(&d)[1..],
+        [
+            ("pgbouncer_pool", "reports/app".into(), 20, 3, 0, 4),
+            ("pgbouncer_database", "reports".into(), 3, 3, 0, 4),
+        ]
+    );
+    assert_eq!((queued(1), queued(2)), (Some(0.0), Some(4.0)));
 }
