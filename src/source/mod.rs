@@ -21,6 +21,7 @@
 //!   by column name.
 
 pub mod app;
+pub mod app_metrics;
 pub mod backoff;
 pub mod events;
 pub mod pgbouncer;

@@ -1,0 +1,404 @@
+//! A parser for the text an application's metrics endpoint serves: the Prometheus text format
+//! 0.0.4 and OpenMetrics 1.0 text (`application/openmetrics-text`), as one tolerant grammar.
+//!
+//! Hand-written rather than taken from crates.io: `prometheus-parse` 0.2.5 splits label values
+//! on commas and braces without honouring escapes (a value `"a,b"` or `"x\"}"` comes back
+//! wrong, silently), `openmetrics-parser` 0.5.1 is LGPL and refuses Prometheus text that real
+//! client libraries serve (no `# EOF`, blank lines), and `prometheus-exposition-format-rs` is
+//! unmaintained. The grammar is small; what matters is that it is exact on escapes and bounded
+//! on hostile input, and both are easier to guarantee in 300 lines that are tested here than
+//! in a dependency.
+//!
+//! What it accepts: `# HELP`, `# TYPE`, `# UNIT` and other comments; `# EOF` (the end: only
+//! blank lines may follow); blank lines; CRLF line ends; a missing final newline; metric and
+//! label names as identifiers or, as Prometheus 3 writes UTF-8 names, quoted (`{"a.b",
+//! "c.d"="v"}`); label values with `\\`, `\"` and `\n` escapes (any character, commas and
+//! braces included, inside the quotes); a trailing comma in a label set; values such as
+//! `+Inf`, `-Inf`, `NaN` and exponents; an optional timestamp (integer milliseconds or float
+//! seconds; read and dropped); an OpenMetrics exemplar after ` # ` (ignored). A family
+//! announced by `# TYPE` alone, with no sample, is fine.
+//!
+//! Bounded: the body, the line length, the number of series, the labels per series and every
+//! label name and value are capped ([`Limits`]); each refusal is a [`ParseError`] with the line
+//! number. It never panics (a seeded random test in the normal suite and a cargo-fuzz target in
+//! `fuzz/` hold it to that).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The caps that bound what one exposition may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body accepted, bytes.
+    pub max_body: usize,
+    /// Longest line, bytes.
+    pub max_line: usize,
+    /// Most samples (series) in one exposition.
+    pub max_series: usize,
+    /// Most labels on one sample.
+    pub max_labels: usize,
+    /// Longest metric or label name, bytes.
+    pub max_name: usize,
+    /// Longest label value, bytes (after unescaping).
+    pub max_value: usize,
+}
+
+impl Default for Limits {
+    /// 16 MiB, 64 KiB lines, 200,000 series, 64 labels, 256-byte names, 4 KiB values: far above
+    /// what a pool exporter serves (a JVM with every Micrometer binder is a few thousand series),
+    /// far below what would hurt the daemon.
+    fn default() -> Self {
+        Limits {
+            max_body: 16 << 20,
+            max_line: 64 << 10,
+            max_series: 200_000,
+            max_labels: 64,
+            max_name: 256,
+            max_value: 4096,
+        }
+    }
+}
+
+/// One sample line: a series and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name as written (`hikaricp_connections_active`, `foo_total`).
+    pub name: String,
+    /// Labels in the order written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `name`, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What an exposition held.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exposition {
+    /// Every sample, in order.
+    pub samples: Vec<Sample>,
+    /// `# TYPE` of each family that announced one (`counter`, `gauge`, ...).
+    pub types: BTreeMap<String, String>,
+    /// `# UNIT` of each family that announced one (OpenMetrics).
+    pub units: BTreeMap<String, String>,
+}
+
+/// Why an exposition was refused: the 1-based line and what was wrong there (0 for the body as
+/// a whole). The message quotes at most a few characters of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number; 0 when the problem is the body as a whole (its size).
+    pub line: usize,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses `body` within `limits`.
+pub fn parse(body: &[u8], limits: &Limits) -> Result<Exposition, ParseError> {
+    if body.len() > limits.max_body {
+        return Err(ParseError {
+            line: 0,
+            message: format!(
+                "body of {} bytes exceeds the limit of {} bytes",
+                body.len(),
+                limits.max_body
+            ),
+        });
+    }
+    let mut out = Exposition::default();
+    let mut ended = false;
+    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let at = |message: String| ParseError {
+            line: line_no,
+            message,
+        };
+        if raw.len() > limits.max_line {
+            return Err(at(format!(
+                "line of {} bytes exceeds the limit of {} bytes",
+                raw.len(),
+                limits.max_line
+            )));
+        }
+        let line = std::str::from_utf8(raw).map_err(|_| at("not UTF-8 text".into()))?;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if ended {
+            return Err(at("content after # EOF".into()));
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            ended = comment_line(comment, &mut out, limits).map_err(at)?;
+            continue;
+        }
+        if out.samples.len() >= limits.max_series {
+            return Err(at(format!(
+                "more than {} series (the limit)",
+                limits.max_series
+            )));
+        }
+        out.samples.push(sample_line(line, limits).map_err(at)?);
+    }
+    Ok(out)
+}
+
+/// Reads a comment line (without its `#`); returns whether it was `# EOF`.
+fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<bool, String> {
+    let mut words = comment.trim_start().splitn(3, [' ', '\t']);
+    let keyword = words.next().unwrap_or("");
+    let target = match keyword {
+        "EOF" if comment.trim() == "EOF" => return Ok(true),
+        "TYPE" => &mut out.types,
+        "UNIT" => &mut out.units,
+        _ => return Ok(false), // HELP and free comments
+    };
+    let name = words.next().unwrap_or("");
+    let value = words.next().unwrap_or("").trim();
+    check_name_len(name, limits)?;
+    if name.is_empty() || !is_identifier(name) {
+        return Err(format!("# {keyword} without a valid metric name"));
+    }
+    if keyword == "TYPE" && value.is_empty() {
+        return Err(format!("# TYPE {} without a type", quote(name)));
+    }
+    target.insert(name.to_string(), value.to_string());
+    Ok(false)
+}
+
+/// Reads a sample line: `name{labels} value [timestamp] [# exemplar]`.
+fn sample_line(line: &str, limits: &Limits) -> Result<Sample, String> {
+    let mut cur = Cursor::new(line);
+    cur.skip_space();
+    let mut name = if cur.peek() == Some('{') {
+        String::new()
+    } else {
+        let n = cur.identifier().ok_or("expected a metric name")?;
+        check_name_len(n, limits)?;
+        n.to_string()
+    };
+    let mut labels = Vec::new();
+    if cur.eat('{') {
+        labels = label_set(&mut cur, &mut name, limits)?;
+    }
+    if name.is_empty() {
+        return Err("sample without a metric name".into());
+    }
+    let value = number(cur.word(), "value")?;
+    if let Some(ts) = cur.word() {
+        if ts != "#" {
+            number(Some(ts), "timestamp")?;
+            let rest = cur.word();
+            if rest.is_some_and(|w| w != "#") {
+                return Err(format!(
+                    "unexpected {} after the timestamp",
+                    quote(rest.unwrap_or(""))
+                ));
+            }
+        }
+        // An exemplar (`# {trace_id="..."} 1`) follows `#`: ignored.
+    }
+    Ok(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Reads labels up to and including `}`. A quoted string without `=` is the metric name
+/// (Prometheus 3's UTF-8 names).
+fn label_set(
+    cur: &mut Cursor<'_>,
+    name: &mut String,
+    limits: &Limits,
+) -> Result<Vec<(String, String)>, String> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    loop {
+        cur.skip_space();
+        if cur.eat('}') {
+            return Ok(labels);
+        }
+        let (label, quoted) = match cur.peek() {
+            Some('"') => (cur.quoted(limits.max_name)?, true),
+            _ => match cur.identifier() {
+                Some(n) => (n.to_string(), false),
+                None => return Err(unexpected(cur, "a label name")),
+            },
+        };
+        check_name_len(&label, limits)?;
+        cur.skip_space();
+        if quoted && name.is_empty() && labels.is_empty() && cur.peek() != Some('=') {
+            *name = label;
+        } else {
+            if !cur.eat('=') {
+                return Err(unexpected(cur, "'=' after a label name"));
+            }
+            cur.skip_space();
+            if cur.peek() != Some('"') {
+                return Err(unexpected(cur, "a quoted label value"));
+            }
+            let value = cur.quoted(limits.max_value)?;
+            if labels.iter().any(|(n, _)| *n == label) {
+                return Err(format!("label {} appears twice", quote(&label)));
+            }
+            if labels.len() >= limits.max_labels {
+                return Err(format!("more than {} labels", limits.max_labels));
+            }
+            labels.push((label, value));
+        }
+        cur.skip_space();
+        if !cur.eat(',') && cur.peek() != Some('}') {
+            return Err(unexpected(cur, "',' or '}'"));
+        }
+    }
+}
+
+fn number(word: Option<&str>, what: &str) -> Result<f64, String> {
+    let word = word.ok_or_else(|| format!("missing {what}"))?;
+    word.parse::<f64>()
+        .map_err(|_| format!("{what} {} is not a number", quote(word)))
+}
+
+fn check_name_len(name: &str, limits: &Limits) -> Result<(), String> {
+    if name.len() > limits.max_name {
+        return Err(format!(
+            "name of {} bytes exceeds the limit of {} bytes",
+            name.len(),
+            limits.max_name
+        ));
+    }
+    Ok(())
+}
+
+fn unexpected(cur: &Cursor<'_>, wanted: &str) -> String {
+    match cur.peek() {
+        None => format!("line ends where {wanted} was expected"),
+        Some(c) => format!(
+            "found {} where {wanted} was expected",
+            quote(&c.to_string())
+        ),
+    }
+}
+
+/// Quotes at most 40 characters of `s`, so that an error never carries a huge input.
+fn quote(s: &str) -> String {
+    let mut q: String = s.chars().take(40).collect();
+    if q.len() < s.len() {
+        q.push('…');
+    }
+    format!("{q:?}")
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// A position in one line.
+struct Cursor<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(line: &'a str) -> Self {
+        Cursor { rest: line }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest.chars().next()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        match self.rest.strip_prefix(c) {
+            Some(r) => {
+                self.rest = r;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn skip_space(&mut self) {
+        self.rest = self.rest.trim_start_matches([' ', '\t']);
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, if one starts here.
+    fn identifier(&mut self) -> Option<&'a str> {
+        let end = self
+            .rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(self.rest.len());
+        let (id, rest) = self.rest.split_at(end);
+        if !is_identifier(id) {
+            return None;
+        }
+        self.rest = rest;
+        Some(id)
+    }
+
+    /// The next space-separated word, if any.
+    fn word(&mut self) -> Option<&'a str> {
+        self.skip_space();
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = self.rest.find([' ', '\t']).unwrap_or(self.rest.len());
+        let (w, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some(w)
+    }
+
+    /// A `"..."` string with `\\`, `\"` and `\n` escapes, at most `max` bytes unescaped.
+    fn quoted(&mut self, max: usize) -> Result<String, String> {
+        let mut chars = self.rest.char_indices();
+        chars.next(); // the opening quote
+        let mut out = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.rest = &self.rest[i + 1..];
+                    return Ok(out);
+                }
+                '\\' => match chars.next().map(|(_, e)| e) {
+                    Some('\\') => out.push('\\'),
+                    Some('"') => out.push('"'),
+                    Some('n') => out.push('\n'),
+                    Some(e) => return Err(format!("invalid escape {}", quote(&format!("\\{e}")))),
+                    None => break,
+                },
+                c => out.push(c),
+            }
+            if out.len() > max {
+                return Err(format!("quoted string longer than {max} bytes"));
+            }
+        }
+        Err("unterminated quoted string".into())
+    }
+}
+
+#[cfg(test)]
+#[path = "exposition_tests.rs"]
+mod tests;
