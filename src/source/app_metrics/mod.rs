@@ -6,6 +6,12 @@
 //!
 //! * [`exposition`] — the bounded, hand-written parser of the exposition text.
 //! * [`fixtures`] — expositions in each supported library's shape, for tests and fuzzing.
+//! * [`presets`] — which series give which pool number: the built-in presets (HikariCP, Go's
+//!   `database/sql`, pgxpool, node-postgres, OpenTelemetry in both generations) and custom
+//!   mappings.
+//! * [`map`] — applies a mapping to an exposition (pure).
 
 pub mod exposition;
 pub mod fixtures;
+pub mod map;
+pub mod presets;
