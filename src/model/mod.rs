@@ -282,11 +282,20 @@ pub enum ErrorClass {
     Timeout,
     /// The poll itself failed: the query or request was refused, or its answer was unusable.
     Query,
+    /// An HTTP endpoint answered with a status other than 2xx (a redirect included: they are
+    /// refused).
+    HttpStatus,
+    /// An HTTP endpoint's answer is not a readable exposition: malformed, or over a limit
+    /// (body size, series, label lengths).
+    BadExposition,
+    /// An HTTP endpoint's exposition has no pool its mapping can read: a wrong preset, or the
+    /// pool metrics are not registered.
+    NoPools,
 }
 
 impl ErrorClass {
     /// Every class, for pre-initialised counters.
-    pub const ALL: [ErrorClass; 7] = [
+    pub const ALL: [ErrorClass; 10] = [
         ErrorClass::TooManyConnections,
         ErrorClass::CannotConnectNow,
         ErrorClass::Auth,
@@ -294,6 +303,9 @@ impl ErrorClass {
         ErrorClass::Network,
         ErrorClass::Timeout,
         ErrorClass::Query,
+        ErrorClass::HttpStatus,
+        ErrorClass::BadExposition,
+        ErrorClass::NoPools,
     ];
 
     /// The label value.
@@ -306,6 +318,9 @@ impl ErrorClass {
             ErrorClass::Network => "network",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Query => "query",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::BadExposition => "bad_exposition",
+            ErrorClass::NoPools => "no_pools",
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Adding a source means one variant of [`SourceSettings`] and one arm in [`resolve`].
 
+use super::app_metrics::{self, config::AppMetricsConfig, config::AppMetricsSettings};
 use super::pgbouncer;
 use super::pgbouncer::config::{BouncerConfig, BouncerSettings};
 use super::pgwire::config::{check_timeout, ConnConfig, CONN_KEYS};
@@ -22,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The source types, as `type` values.
-pub const TYPES: [&str; 2] = ["postgres", "pgbouncer"];
+pub const TYPES: [&str; 3] = ["postgres", "pgbouncer", "app_metrics"];
 
 /// Keys every target has.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +87,8 @@ pub enum SourceSettings {
     Postgres(PgSettings),
     /// `type = "pgbouncer"`.
     Pgbouncer(BouncerSettings),
+    /// `type = "app_metrics"`.
+    AppMetrics(Box<AppMetricsSettings>),
 }
 
 impl TargetSettings {
@@ -94,14 +97,16 @@ impl TargetSettings {
         match &self.source {
             SourceSettings::Postgres(_) => "postgres",
             SourceSettings::Pgbouncer(_) => "pgbouncer",
+            SourceSettings::AppMetrics(_) => "app_metrics",
         }
     }
 
-    /// Where the target is, without secrets (`user@host:port/db`).
+    /// Where the target is, without secrets (`user@host:port/db`, a URL without its query).
     pub fn endpoint(&self) -> &str {
         match &self.source {
             SourceSettings::Postgres(s) => &s.conn.endpoint,
             SourceSettings::Pgbouncer(s) => &s.conn.endpoint,
+            SourceSettings::AppMetrics(s) => &s.endpoint,
         }
     }
 
@@ -110,6 +115,7 @@ impl TargetSettings {
         let how = match &self.source {
             SourceSettings::Postgres(s) => s.describe(),
             SourceSettings::Pgbouncer(s) => s.describe(),
+            SourceSettings::AppMetrics(s) => s.describe(),
         };
         format!(
             "{:<20} {} every {}, {how}",
@@ -130,6 +136,7 @@ impl TargetSettings {
         let (connect, poll) = match &self.source {
             SourceSettings::Postgres(s) => (s.conn.connect_timeout, s.statement_timeout),
             SourceSettings::Pgbouncer(s) => (s.conn.connect_timeout, s.poll_timeout),
+            SourceSettings::AppMetrics(s) => (s.timeout, s.timeout),
         };
         connect + poll + Duration::from_secs(1)
     }
@@ -156,6 +163,10 @@ impl TargetSettings {
                 let source = pgbouncer::BouncerSource::new(s.clone());
                 tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
             }
+            SourceSettings::AppMetrics(s) => {
+                let source = app_metrics::AppMetricsSource::new((**s).clone());
+                tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+            }
         }
     }
 
@@ -167,6 +178,10 @@ impl TargetSettings {
             }
             SourceSettings::Pgbouncer(s) => {
                 super::poll_once(&self.name, &pgbouncer::BouncerSource::new(s.clone())).await
+            }
+            SourceSettings::AppMetrics(s) => {
+                let source = app_metrics::AppMetricsSource::new((**s).clone());
+                super::poll_once(&self.name, &source).await
             }
         }
     }
@@ -186,14 +201,21 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
         problems.at(
             format!("{prefix}.type"),
             format!(
-                "unknown target type \"{kind}\"{hint}: expected one of \"postgres\", \"pgbouncer\""
+                "unknown target type \"{kind}\"{hint}: expected one of {}",
+                TYPES.map(|t| format!("\"{t}\"")).join(", ")
             ),
         );
         return None;
     }
     let common: Option<Common> = doc.get_keys(&prefix, &COMMON_KEYS, problems);
     let cadence: Option<LoopConfig> = doc.get_keys(&prefix, &LOOP_KEYS, problems);
-    let conn: Option<ConnConfig> = doc.get_keys(&prefix, &CONN_KEYS, problems);
+    // Sources that reach their peer over the PostgreSQL wire protocol share its keys.
+    let wire = kind != "app_metrics";
+    let conn: Option<ConnConfig> = if wire {
+        doc.get_keys(&prefix, &CONN_KEYS, problems)
+    } else {
+        None
+    };
     if let Some(c) = &common {
         check_common(c, &prefix, problems);
     }
@@ -204,10 +226,13 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
     let name = common.as_ref().map_or("", |c| c.name.as_str());
     let conn = conn.as_ref();
     let source = match kind.as_str() {
-        "postgres" => own_keys::<PgConfig>(doc, &prefix, problems)
+        "app_metrics" => own_keys::<AppMetricsConfig>(doc, &prefix, false, problems)
+            .and_then(|own| own.resolve(name, &prefix, problems))
+            .map(|s| SourceSettings::AppMetrics(Box::new(s))),
+        "postgres" => own_keys::<PgConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Postgres),
-        _ => own_keys::<BouncerConfig>(doc, &prefix, problems)
+        _ => own_keys::<BouncerConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Pgbouncer),
     };
@@ -265,18 +290,21 @@ fn check_cadence(c: &LoopConfig, prefix: &str, problems: &mut Problems) {
 }
 
 /// The source's own keys of the target at `prefix`; a key that no part of the target takes is
-/// unknown, and the suggestion for it is chosen among every key a target of this type has.
+/// unknown, and the suggestion for it is chosen among every key a target of this type has
+/// (the wire-protocol connection keys when `wire`).
 fn own_keys<T: DeserializeOwned>(
     doc: &Document,
     prefix: &str,
+    wire: bool,
     problems: &mut Problems,
 ) -> Option<T> {
     let own = struct_fields::<T>();
+    let conn: &[&str] = if wire { &CONN_KEYS } else { &[] };
     let known: Vec<&str> = ["type"]
         .iter()
         .chain(&COMMON_KEYS)
         .chain(&LOOP_KEYS)
-        .chain(&CONN_KEYS)
+        .chain(conn)
         .chain(own)
         .copied()
         .collect();
@@ -346,7 +374,7 @@ mod tests {
         let got = problems("[[targets]]\nname = \"b\"\ntype = \"pgbouncr\"\n");
         assert_eq!(
             got,
-            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\""]
+            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\", \"app_metrics\""]
         );
         // A common key, a loop key, a connection key and a source key, all wrong at once.
         let got = problems(

@@ -10,8 +10,98 @@
 //!   `database/sql`, pgxpool, node-postgres, OpenTelemetry in both generations) and custom
 //!   mappings.
 //! * [`map`] — applies a mapping to an exposition (pure).
+//! * [`config`] — the target's keys (`url`, `preset` or `[mapping]`, secrets, `ca_file`, ...).
+//! * [`fetch`] — one scrape over HTTP(S): verified TLS, no redirects, timeout, body cap.
 
+pub mod config;
 pub mod exposition;
+pub mod fetch;
 pub mod fixtures;
 pub mod map;
 pub mod presets;
+
+use super::{PollFailure, PollingSource, Session};
+use crate::model::{ErrorClass, PollData, PollError};
+use config::AppMetricsSettings;
+use fetch::Scraper;
+
+/// How many left-out pools a summary names at most.
+const LEFT_OUT_SHOWN: usize = 3;
+
+/// An `app_metrics` target as a [`PollingSource`]. A session is an HTTP client whose first
+/// scrape answered (so "connected" means the endpoint answers); it is kept across HTTP errors
+/// and unreadable answers, and dropped when the endpoint cannot be reached, so that the loop's
+/// backoff paces the retries.
+pub struct AppMetricsSource {
+    settings: AppMetricsSettings,
+}
+
+impl AppMetricsSource {
+    /// A source for `settings`; nothing is fetched until the loop connects.
+    pub fn new(settings: AppMetricsSettings) -> AppMetricsSource {
+        AppMetricsSource { settings }
+    }
+}
+
+/// Reads one answer into pools: parse within the limits, then map.
+pub fn to_poll_data(s: &AppMetricsSettings, body: &[u8]) -> Result<PollData, PollError> {
+    let expo = exposition::parse(body, &s.limits).map_err(|e| PollError {
+        class: ErrorClass::BadExposition,
+        message: e.to_string(),
+    })?;
+    let mapped =
+        map::map(&expo, &s.mapping, &s.match_labels, &s.name).map_err(|message| PollError {
+            class: ErrorClass::NoPools,
+            message,
+        })?;
+    let mut summary = format!(
+        "{} ({} preset): {} pools from {} samples",
+        s.endpoint,
+        s.mapping.name,
+        mapped.pools.len(),
+        expo.samples.len()
+    );
+    if !mapped.left_out.is_empty() {
+        let shown: Vec<&str> = mapped
+            .left_out
+            .iter()
+            .take(LEFT_OUT_SHOWN)
+            .map(|w| w.as_str())
+            .collect();
+        summary.push_str(&format!("; left out: {}", shown.join("; ")));
+    }
+    Ok(PollData {
+        summary,
+        pools: mapped.pools,
+        facts: Vec::new(),
+        refusing: None,
+    })
+}
+
+impl PollingSource for AppMetricsSource {
+    type Conn = Scraper;
+
+    async fn connect(&self) -> Result<Session<Scraper>, PollError> {
+        let scraper = Scraper::new(&self.settings)?;
+        let answer = scraper.get(&self.settings).await?;
+        Ok(Session {
+            conn: scraper,
+            peer: answer.peer,
+        })
+    }
+
+    async fn poll(&self, scraper: &mut Scraper) -> Result<PollData, PollFailure> {
+        let failure = |error: PollError| PollFailure {
+            keep_session: !matches!(
+                error.class,
+                ErrorClass::Network | ErrorClass::Timeout | ErrorClass::Tls
+            ),
+            error,
+        };
+        let answer = scraper.get(&self.settings).await.map_err(failure)?;
+        to_poll_data(&self.settings, &answer.body).map_err(failure)
+    }
+}
+
+#[cfg(test)]
+mod source_tests;
