@@ -295,10 +295,11 @@ impl Daemon {
         }
     }
 
-    fn on_report(&mut self, report: TargetReport) {
+    fn on_report(&mut self, mut report: TargetReport) {
         if !self.sources.contains_key(&report.target) {
             return; // from a source stopped by a reload
         }
+        self.store.fill_rates(&mut report);
         if let Some(entry) = self.store.apply(&report) {
             self.exposition.set_target(&report.target, &entry);
         }

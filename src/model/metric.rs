@@ -40,11 +40,20 @@ pub enum PoolMetric {
     OldestTransactionSeconds,
     /// Sessions waiting on a lock (PostgreSQL).
     LockWaiting,
+    /// Clients that had to wait for a connection, per second since the previous poll (pools
+    /// whose source counts waits: Go's `database/sql`, pgxpool).
+    WaitsPerSecond,
+    /// Seconds spent waiting per second since the previous poll: the average number of clients
+    /// waiting, bursts included (pools whose source counts wait time).
+    WaitSecondsPerSecond,
+    /// Clients that gave up waiting (acquire timeouts), per second since the previous poll
+    /// (pools whose source counts them: HikariCP, OpenTelemetry).
+    TimeoutsPerSecond,
 }
 
 impl PoolMetric {
     /// Every metric, in declaration order.
-    pub const ALL: [PoolMetric; 12] = [
+    pub const ALL: [PoolMetric; 15] = [
         PoolMetric::Utilization,
         PoolMetric::InUse,
         PoolMetric::Idle,
@@ -57,6 +66,9 @@ impl PoolMetric {
         PoolMetric::OldestIdleInTransactionSeconds,
         PoolMetric::OldestTransactionSeconds,
         PoolMetric::LockWaiting,
+        PoolMetric::WaitsPerSecond,
+        PoolMetric::WaitSecondsPerSecond,
+        PoolMetric::TimeoutsPerSecond,
     ];
 
     /// The name as written in the config file.
@@ -74,6 +86,9 @@ impl PoolMetric {
             PoolMetric::OldestIdleInTransactionSeconds => "oldest_idle_in_transaction_seconds",
             PoolMetric::OldestTransactionSeconds => "oldest_transaction_seconds",
             PoolMetric::LockWaiting => "lock_waiting",
+            PoolMetric::WaitsPerSecond => "waits_per_second",
+            PoolMetric::WaitSecondsPerSecond => "wait_seconds_per_second",
+            PoolMetric::TimeoutsPerSecond => "timeouts_per_second",
         }
     }
 
@@ -94,6 +109,9 @@ impl PoolMetric {
             PoolMetric::OldestIdleInTransactionSeconds => secs(pg?.oldest_idle_in_transaction),
             PoolMetric::OldestTransactionSeconds => secs(pg?.oldest_transaction),
             PoolMetric::LockWaiting => pg?.lock_waiting as f64,
+            PoolMetric::WaitsPerSecond => pool.rates.waits?,
+            PoolMetric::WaitSecondsPerSecond => pool.rates.wait_seconds?,
+            PoolMetric::TimeoutsPerSecond => pool.rates.timeouts?,
         })
     }
 }
@@ -120,7 +138,7 @@ pub struct PoolFamily {
 }
 
 /// Every per-pool family, in the order of the exposition.
-pub const POOL_FAMILIES: [PoolFamily; 15] = [
+pub const POOL_FAMILIES: [PoolFamily; 18] = [
     PoolFamily {
         name: "poolwatch_pool_capacity",
         help: "Usable connection limit of the pool.",
@@ -189,6 +207,25 @@ pub const POOL_FAMILIES: [PoolFamily; 15] = [
         help: "Clients that gave up waiting for a connection, as counted by the pool's source.",
         kind: FamilyType::Counter,
         value: |p| p.counters.timeouts.map(|n| n as f64),
+    },
+    // Rates of the counters above since the previous poll, as rules compare them.
+    PoolFamily {
+        name: "poolwatch_pool_waits_per_second",
+        help: "Clients that had to wait for a connection, per second since the previous poll (a counter reset counts from zero).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::WaitsPerSecond.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_wait_seconds_per_second",
+        help: "Seconds clients spent waiting for a connection, per second since the previous poll: the average number waiting.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::WaitSecondsPerSecond.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_timeouts_per_second",
+        help: "Clients that gave up waiting for a connection, per second since the previous poll (a counter reset counts from zero).",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::TimeoutsPerSecond.value(p),
     },
     PoolFamily {
         name: "poolwatch_pool_idle_in_transaction",

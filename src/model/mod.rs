@@ -186,8 +186,12 @@ pub struct PoolSnapshot {
     /// How long the longest-waiting queued client has waited (zero when none waits); `None`
     /// when the source cannot tell (PostgreSQL never queues).
     pub longest_wait: Option<Duration>,
-    /// Cumulative counters, when the source has them (turned into rates downstream).
+    /// Cumulative counters, when the source has them.
     pub counters: Counters,
+    /// The counters as per-second rates since the pool's previous sample, filled in by the
+    /// store when a report arrives ([`crate::store::Store::fill_rates`]); sources leave them
+    /// empty.
+    pub rates: Rates,
     /// A short human note on how `capacity` was derived, e.g. `max_connections 100, 3 reserved`.
     pub capacity_note: String,
     /// The pool of the same target whose capacity bounds this one when it has no limit of its
@@ -208,6 +212,20 @@ pub struct Counters {
     pub wait_seconds: Option<f64>,
     /// Clients that gave up waiting (acquire timeouts).
     pub timeouts: Option<u64>,
+}
+
+/// [`Counters`] as per-second rates over the time since the previous sample of the pool: what
+/// rules compare ("acquire timeouts per second > 0"), since gauges sampled every few seconds
+/// miss bursts and counters do not. `None` when the counter is not reported, or on the first
+/// sample. A counter that went down was reset: its rate counts from zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Rates {
+    /// Clients that had to wait, per second.
+    pub waits: Option<f64>,
+    /// Seconds spent waiting, per second (the average number of clients waiting).
+    pub wait_seconds: Option<f64>,
+    /// Clients that gave up waiting, per second.
+    pub timeouts: Option<f64>,
 }
 
 /// What PostgreSQL shows of a pool's sessions: states, transactions, locks and holders.
@@ -240,6 +258,7 @@ impl PoolSnapshot {
             waiting: 0,
             longest_wait: None,
             counters: Counters::default(),
+            rates: Rates::default(),
             capacity_note: String::new(),
             parent: None,
             postgres: None,

@@ -55,6 +55,14 @@ fn threshold_summaries(metric: PoolMetric) -> (&'static str, &'static str) {
             "{{subject}}: {{alertname}} cleared after {{duration}}; \
              {{lock_waiting}} sessions waiting on a lock now",
         ),
+        PoolMetric::WaitsPerSecond
+        | PoolMetric::WaitSecondsPerSecond
+        | PoolMetric::TimeoutsPerSecond => (
+            "{{subject}}: {{value}} per second ({{waiting}} waiting, \
+             {{in_use}}/{{capacity}} in use)",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; {{waiting}} waiting, \
+             {{in_use}}/{{capacity}} in use now",
+        ),
     }
 }
 

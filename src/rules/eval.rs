@@ -114,6 +114,7 @@ mod tests {
         let mut p = pool("db", 10, 4);
         p.waiting = 3;
         p.idle = 2;
+        p.rates.timeouts = Some(0.5);
         if let Some(pg) = p.postgres.as_mut() {
             pg.oldest_transaction = Some(std::time::Duration::from_millis(1500));
         }
@@ -130,6 +131,9 @@ mod tests {
             (PoolMetric::OldestIdleInTransactionSeconds, Some(0.0)),
             (PoolMetric::OldestTransactionSeconds, Some(1.5)),
             (PoolMetric::LockWaiting, Some(0.0)),
+            (PoolMetric::WaitsPerSecond, None),
+            (PoolMetric::WaitSecondsPerSecond, None),
+            (PoolMetric::TimeoutsPerSecond, Some(0.5)),
         ];
         for (m, want) in cases {
             assert_eq!(m.value(&p), want, "{m:?}");

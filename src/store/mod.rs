@@ -10,9 +10,11 @@
 //! * [`history`] — per pool, in use / capacity / waiting over a window, bounded.
 //! * [`capacity`] — per pool, changes of the configured capacity within the longest
 //!   `capacity_dropped` window, saved with the alert state.
+//! * [`rates`] — counter rates since a pool's previous sample (pure).
 
 pub mod capacity;
 pub mod history;
+pub mod rates;
 
 use crate::model::{PollData, PollError, PoolSnapshot, TargetReport, TargetState};
 use capacity::{Change, History, PoolRef};
@@ -165,6 +167,36 @@ impl Store {
             }
         }
         Some(entry.clone())
+    }
+
+    /// Fills in the counter rates ([`PoolSnapshot::rates`]) of `report`'s pools against the
+    /// same pools in the target's last successful report, so that rules, `/metrics` and alert
+    /// text all see them. Called before [`Store::apply`] records the report.
+    pub fn fill_rates(&self, report: &mut TargetReport) {
+        let Ok(data) = &mut report.outcome else {
+            return;
+        };
+        let counted = |p: &PoolSnapshot| p.counters != Default::default();
+        if !data.pools.iter().any(counted) {
+            return;
+        }
+        let inner = self.read();
+        let Some(entry) = inner.targets.get(&report.target) else {
+            return;
+        };
+        let (Some(last), Some(then)) = (entry.last_data.as_deref(), entry.last_success) else {
+            return;
+        };
+        let before: BTreeMap<&crate::model::PoolId, &crate::model::Counters> = last
+            .pools
+            .iter()
+            .filter(|p| counted(p))
+            .map(|p| (&p.id, &p.counters))
+            .collect();
+        for p in data.pools.iter_mut().filter(|p| counted(p)) {
+            let previous = before.get(&p.id).map(|c| (*c, then));
+            p.rates = rates::rates(previous, &p.counters, report.at);
+        }
     }
 
     /// A copy of every target's entry.

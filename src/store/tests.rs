@@ -177,3 +177,32 @@ fn capacity_history_survives_export_and_import() {
     other.import_capacity(serde_json::from_str(&saved).expect("deserialize"));
     assert!(other.export_capacity().is_empty());
 }
+
+#[test]
+fn counter_rates_are_filled_against_the_last_successful_report() {
+    let store = Store::new(["db"]);
+    let counted = |timeouts: u64| {
+        let mut p = pool("db", 10, 10);
+        p.counters.timeouts = Some(timeouts);
+        p
+    };
+    // (report, want timeouts per second after filling)
+    let rows = [
+        (up("db", t(0), vec![counted(5)]), None), // first sample
+        (up("db", t(2), vec![counted(9)]), Some(2.0)),
+        (failed("db", t(3), ErrorClass::Network), None),
+        (up("db", t(6), vec![counted(13)]), Some(1.0)), // over the gap since t(2)
+        (up("db", t(8), vec![counted(2)]), Some(1.0)),  // reset: 2 since then
+        (up("db", t(9), vec![pool("db", 10, 10)]), None), // no counter, no rate
+    ];
+    for (i, (mut report, want)) in rows.into_iter().enumerate() {
+        store.fill_rates(&mut report);
+        let got = report
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|d| d.pools[0].rates.timeouts);
+        assert_eq!(got, want, "row {i}");
+        store.apply(&report);
+    }
+}
