@@ -16,6 +16,9 @@
 #     $CACHE/postgresql/NN (bin/, lib/, share/).
 #   * PgBouncer 1.24.1 built from Debian trixie's source package into $CACHE/pgbouncer/1.24,
 #     with a private apt configuration under $CACHE (the system's apt sources stay as they are).
+#   * A Python virtualenv at $CACHE/venv with the test applications' pinned PyPI packages
+#     (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client), made with the
+#     machine's python3 (python3-venv from Debian when its venv module is missing).
 #   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
 #     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
 #     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
@@ -110,6 +113,7 @@ missing_packages() {
     have promtool || packages+=(prometheus)
     have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
+    if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
     # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
     dpkg_installed dpkg-dev || packages+=(dpkg-dev)
     have adduser || packages+=(adduser)
@@ -253,9 +257,16 @@ install_cargo_deb() {
     poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
 }
 
+install_venv() {
+    poolwatch_venv_ok && return 0
+    ((check_only)) && die "the Python virtualenv $(poolwatch_venv) is missing or out of date (run without --check to make it)"
+    log "making the Python virtualenv $(poolwatch_venv)"
+    poolwatch_install_venv || die "making the Python virtualenv $(poolwatch_venv) failed (see above)"
+}
+
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok
+        poolwatch_cargo_deb_ok && poolwatch_venv_ok
 }
 
 if everything_ok; then
@@ -272,5 +283,6 @@ install_packages
 install_npm_postgres
 install_pgbouncer
 install_cargo_deb
+install_venv
 everything_ok || die "something is still missing (see above)"
 log "done: everything the tests need is in place ($CACHE)"

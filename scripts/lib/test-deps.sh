@@ -31,6 +31,11 @@ POOLWATCH_PGBOUNCER_SOURCE_SUITE=trixie
 # minutes, once per machine.
 POOLWATCH_CARGO_DEB_VERSION=3.8.0
 
+# Python packages of the test applications (tests/apps/*/requirements.txt, each pinned), in one
+# virtualenv made with the machine's python3 at $CACHE/venv. Its stamp file holds the
+# requirements it was made from: a changed pin makes it anew.
+POOLWATCH_PY_REQUIREMENTS=(tests/apps/python_pool/requirements.txt)
+
 # The cache folder: $POOLWATCH_CACHE, else /var/cache/poolwatch as root (the `postgres` user
 # must reach the binaries, and root's home is closed to it), else $XDG_CACHE_HOME/poolwatch or
 # ~/.cache/poolwatch.
@@ -94,4 +99,38 @@ poolwatch_install_cargo_deb() {
     cargo install --locked --quiet --version "$POOLWATCH_CARGO_DEB_VERSION" --root "$root" cargo-deb \
         </dev/null || return 1
     poolwatch_cargo_deb_ok
+}
+
+# The test applications' virtualenv (see POOLWATCH_PY_REQUIREMENTS).
+poolwatch_venv() {
+    printf '%s\n' "$(poolwatch_cache_dir)/venv"
+}
+
+# The requirements the virtualenv must be made from, concatenated.
+poolwatch_venv_wanted() {
+    local root f
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    for f in "${POOLWATCH_PY_REQUIREMENTS[@]}"; do cat "$root/$f"; done
+}
+
+# Whether the virtualenv is there, made from the current requirements.
+poolwatch_venv_ok() {
+    local venv
+    venv="$(poolwatch_venv)"
+    [[ -x "$venv/bin/python" && -f "$venv/.requirements" ]] &&
+        [[ "$(cat "$venv/.requirements")" == "$(poolwatch_venv_wanted)" ]]
+}
+
+# Makes the virtualenv anew and installs the pinned requirements from PyPI. Fails with pip's
+# output when python3 has no venv module or an install fails.
+poolwatch_install_venv() {
+    poolwatch_venv_ok && return 0
+    local venv root f args=()
+    venv="$(poolwatch_venv)"
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    for f in "${POOLWATCH_PY_REQUIREMENTS[@]}"; do args+=(-r "$root/$f"); done
+    rm -rf "$venv"
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" </dev/null || return 1
+    poolwatch_venv_wanted >"$venv/.requirements"
 }

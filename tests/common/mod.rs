@@ -5,6 +5,9 @@
 //!
 //! # Layout
 //!
+//! * [`apps`] — [`apps::PythonPoolApp`]: a real Python application with a psycopg_pool pool on a
+//!   [`PgCluster`], exporting it through prometheus_client; its clients hold, queue and time
+//!   out on command, and its metrics endpoint can turn hostile.
 //! * [`pg`] — [`PgCluster`]: a throwaway PostgreSQL cluster (own data dir, free port, private
 //!   socket dir, optional TLS with a throwaway CA), plus [`ConnectionHold`] to occupy slots.
 //! * [`pgbouncer`] — [`PgBouncer`]: a real PgBouncer in front of a [`PgCluster`] (own
@@ -37,6 +40,7 @@
 
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod metrics;
 pub mod pg;
 pub mod pgbouncer;

@@ -1,0 +1,195 @@
+"""A small Python application with a real psycopg_pool connection pool, exporting the pool's
+numbers in OpenTelemetry's database client metric names (db.client.connection.*, current
+semantic conventions) through prometheus_client, as poolwatch's `otel` preset reads them.
+
+Run by tests/common/apps.rs from the virtualenv scripts/install-test-deps.sh makes. It prints
+`listening on PORT` once it serves. HTTP control:
+
+  GET  /metrics              the exposition (OpenMetrics or text, as the Accept header asks)
+  POST /hold?n=N             N threads each take a connection and keep it until /release
+                             (beyond the pool's size they wait; past --timeout they give up,
+                             which psycopg_pool counts in requests_errors)
+  POST /release              every held connection goes back to the pool
+  POST /misbehave?mode=M     /metrics turns hostile: huge (64 MiB), slow (a line every 200 ms,
+                             forever), garbage (random bytes), or normal again
+  GET  /stats                psycopg_pool's get_stats() as JSON
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+POOL_LABEL = "db_client_connection_pool_name"
+STATE_LABEL = "db_client_connection_state"
+
+
+class PoolCollector:
+    """Reads the pool's stats at every scrape (no background sampling)."""
+
+    def __init__(self, pool, name):
+        self.pool = pool
+        self.name = name
+
+    def collect(self):
+        s = self.pool.get_stats()
+        size, idle = s.get("pool_size", 0), s.get("pool_available", 0)
+        count = GaugeMetricFamily(
+            "db_client_connection_count",
+            "The number of connections that are currently in state described by the state attribute",
+            labels=[POOL_LABEL, STATE_LABEL],
+        )
+        count.add_metric([self.name, "used"], size - idle)
+        count.add_metric([self.name, "idle"], idle)
+        yield count
+        for metric, help_text, value in [
+            ("db_client_connection_max", "The maximum number of open connections allowed", s.get("pool_max", 0)),
+            ("db_client_connection_idle_min", "The minimum number of idle open connections allowed", s.get("pool_min", 0)),
+            ("db_client_connection_pending_requests", "The number of current pending requests for an open connection", s.get("requests_waiting", 0)),
+        ]:
+            g = GaugeMetricFamily(metric, help_text, labels=[POOL_LABEL])
+            g.add_metric([self.name], value)
+            yield g
+        timeouts = CounterMetricFamily(
+            "db_client_connection_timeouts",
+            "The number of connection timeouts that have occurred trying to obtain a connection from the pool",
+            labels=[POOL_LABEL],
+        )
+        timeouts.add_metric([self.name], s.get("requests_errors", 0))
+        yield timeouts
+
+
+class App:
+    def __init__(self, pool, registry):
+        self.pool = pool
+        self.registry = registry
+        self.release = threading.Event()
+        self.mode = "normal"
+        self.lock = threading.Lock()
+
+    def hold(self, n):
+        with self.lock:
+            release = self.release
+        for _ in range(n):
+            threading.Thread(target=self._hold_one, args=(release,), daemon=True).start()
+
+    def _hold_one(self, release):
+        try:
+            with self.pool.connection() as conn:
+                conn.execute("SELECT 1")
+                release.wait()
+        except PoolTimeout:
+            pass
+
+    def release_all(self):
+        with self.lock:
+            self.release.set()
+            self.release = threading.Event()
+
+
+def handler_for(app):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, body, content_type="text/plain"):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            url = urlparse(self.path)
+            if url.path == "/metrics":
+                self.metrics()
+            elif url.path == "/stats":
+                self.reply(200, json.dumps(app.pool.get_stats()).encode(), "application/json")
+            else:
+                self.reply(404, b"not found\n")
+
+        def metrics(self):
+            mode = app.mode
+            if mode == "huge":
+                chunk = b"filler_metric{a=\"b\"} 1\n" * 4096
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(chunk) * 700))
+                self.end_headers()
+                try:
+                    for _ in range(700):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+            elif mode == "slow":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for i in range(3000):
+                        self.wfile.write(b"slow_metric %d\n" % i)
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+            elif mode == "garbage":
+                self.reply(200, os.urandom(4096), "text/plain; version=0.0.4")
+            else:
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self.reply(200, encoder(app.registry), content_type)
+
+        def do_POST(self):
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            if url.path == "/hold":
+                app.hold(int(query.get("n", ["1"])[0]))
+            elif url.path == "/release":
+                app.release_all()
+            elif url.path == "/misbehave":
+                app.mode = query.get("mode", ["normal"])[0]
+            else:
+                self.reply(404, b"not found\n")
+                return
+            self.reply(200, b"ok\n")
+
+    return Handler
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dsn", required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--size", type=int, default=5)
+    p.add_argument("--timeout", type=float, default=2.0, help="acquire timeout, seconds")
+    p.add_argument("--name", default="checkout")
+    args = p.parse_args()
+
+    pool = ConnectionPool(args.dsn, min_size=args.size, max_size=args.size, timeout=args.timeout, name=args.name, open=False)
+    pool.open(wait=True, timeout=30)
+    registry = CollectorRegistry()
+    registry.register(PoolCollector(pool, args.name))
+    app = App(pool, registry)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
+    server.daemon_threads = True
+    print(f"listening on {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        app.release_all()
+        pool.close(timeout=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
