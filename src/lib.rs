@@ -6,19 +6,24 @@
 //!
 //! ```text
 //! sources ──TargetReport──▶ daemon ──▶ store (latest report, last pools, history per pool)
-//! (postgres, pgbouncer;       │              │          └──▶ exporter (/metrics, per report)
-//!  one poll loop)             │              ▼
+//! (postgres, pgbouncer,       │              │          └──▶ exporter (/metrics, per report)
+//!  app_metrics;               │              ▼
+//!  one poll loop)             │              │
 //!                             └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
 //! ```
 //!
 //! * [`model`] — the uniform pool model: [`model::PoolSnapshot`] (capacity, in use, idle,
-//!   waiting, longest wait, counters, a PostgreSQL part), pool identity and kinds, target facts,
-//!   error classes; [`model::metric`] is the one table of pool numbers rules and `/metrics` read.
+//!   waiting, longest wait, counters and their rates, a PostgreSQL part), pool identity and
+//!   kinds, target facts, error classes; [`model::metric`] is the one table of pool numbers
+//!   rules and `/metrics` read.
 //! * [`source`] — every source as one module behind one trait, run by one poll loop:
 //!   [`source::postgres`], [`source::pgbouncer`], their shared wire-protocol parts
-//!   ([`source::pgwire`]); `[[targets]]` and its `type` ([`source::target`]).
+//!   ([`source::pgwire`]), [`source::app_metrics`] (an application's metrics endpoint: its
+//!   own bounded exposition parser, presets per pool library); `[[targets]]` and its `type`
+//!   ([`source::target`]).
 //! * [`store`] — what is known of every target and pool: latest report, last pools seen, a short
-//!   history per pool, capacity changes; shared with the HTTP handlers.
+//!   history per pool, capacity changes, counter rates since a pool's previous sample; shared
+//!   with the HTTP handlers.
 //! * [`rules`] — rule definitions and their `[[rules]]` schema (built-ins merged with the
 //!   config), matchers, templates, and evaluation of a rule against a pool.
 //! * [`alert`] — the pure alert state machine (`inactive → pending → firing → resolved`) and the

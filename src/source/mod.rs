@@ -10,6 +10,8 @@
 //!   tick schedule, capped backoff with jitter, shutdown at any point.
 //! * [`backoff`] — the reconnect backoff (pure).
 //! * [`app`] — what the application-pool sources share.
+//! * [`app_metrics`] — an application's Prometheus / OpenMetrics endpoint: a bounded parser,
+//!   presets per pool library, HTTP(S) scrapes.
 //! * [`events`] — [`SourceMetrics`] and [`EventLog`]: every event counted and logged from one
 //!   place, once per change.
 //! * [`pgwire`] — what the PostgreSQL and PgBouncer sources share: sessions over the wire

@@ -91,3 +91,35 @@ fn mistakes_are_located() {
         );
     }
 }
+
+/// The commented `app_metrics` example of `config.example.toml`, uncommented, is valid: with its
+/// `preset`, and with its `[targets.mapping]` instead.
+#[test]
+fn the_example_file_documents_a_valid_target() {
+    let example = include_str!("../../../config.example.toml");
+    let start = example
+        .find("# name = \"checkout\"")
+        .expect("the app_metrics example");
+    let block: Vec<&str> = example[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter(|l| l.starts_with("# ") && !l.starts_with("# Instead"))
+        .map(|l| &l[2..])
+        // Keys whose example reads the environment or a file of this machine.
+        .filter(|l| !l.contains("${") && !l.contains("_file ="))
+        .collect();
+    let with_preset: Vec<&str> = block
+        .iter()
+        .take_while(|l| !l.starts_with("[targets.mapping]"))
+        .copied()
+        .collect();
+    let src = format!("[[targets]]\n{}\n", with_preset.join("\n"));
+    assert_eq!(problems(&src), Vec::<String>::new(), "{src}");
+    let with_mapping: Vec<&str> = block
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("preset"))
+        .collect();
+    let src = format!("[[targets]]\n{}\n", with_mapping.join("\n"));
+    assert_eq!(problems(&src), Vec::<String>::new(), "{src}");
+}
