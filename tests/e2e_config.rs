@@ -11,6 +11,8 @@ use common::scenario::{
     monitored_cluster, poolwatch_sessions, receiver, target, WAIT,
 };
 use common::{ConfigFile, Poolwatch, Receiver};
+use poolwatch::model::metric::PoolMetric;
+use poolwatch::rules::template::variable_names;
 
 /// Opens every case: a receiver whose URL and header carry secrets (lines 1–5).
 const PRELUDE: &str = r#"[[receivers]]
@@ -28,18 +30,25 @@ struct Case {
     name: &'static str,
     body: &'static str,
     at: Option<(usize, usize)>,
-    message: &'static str,
+    message: String,
 }
 
 const T: &str = "[[targets]]\nname = \"db\"\n";
 
 fn cases() -> Vec<Case> {
-    let case = |name, body, at, message| Case {
+    let case = |name, body, at, message: &str| Case {
         name,
         body,
         at,
-        message,
+        message: message.to_string(),
     };
+    // Lists that grow with the model are taken from it.
+    let metrics = PoolMetric::ALL
+        .iter()
+        .map(|m| format!("`{}`", m.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let variables = variable_names().collect::<Vec<_>>().join(", ");
     vec![
         case("syntax error", "[[targets]]\nname = \"db\"\ninterval = \n", Some((3, 12)),
             "targets[0].interval: invalid string\nexpected `\"`, `'`"),
@@ -78,18 +87,12 @@ fn cases() -> Vec<Case> {
             Some((5, 1)), "receivers[1].url: not a valid http(s) URL: the scheme is not http or https"),
         case("unknown rule metric",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
-            Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
-             `in_use`, `idle`, `waiting`, `queued`, `free`, `capacity`, `longest_wait_seconds`, \
-             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
-             (did you mean `utilization`?)"),
+            Some((5, 10)), &format!("rules[0].metric: unknown variant `utilisation`, expected one of \
+             {metrics} (did you mean `utilization`?)")),
         case("unknown template variable",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nsummary = \"{{targte}} busy\"\n",
-            Some((7, 1)), "rules[0].summary: unknown template variable {{targte}}; did you mean \
-             {{target}}? known variables: target, kind, pool, subject, severity, alertname, \
-             value, threshold, capacity, configured_capacity, in_use, idle, waiting, \
-             longest_wait, free, utilization, idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
-             capacity_note, top_holders, pool_details, previous_capacity, error_class, error, last_seen, \
-             duration, target_state"),
+            Some((7, 1)), &format!("rules[0].summary: unknown template variable {{{{targte}}}}; did you mean \
+             {{{{target}}}}? known variables: {variables}")),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",
             Some((7, 13)), "rules[0].matchers[0]: invalid regex in matcher `pool=~\"(app\"`: \
