@@ -60,9 +60,9 @@ pub fn render(store: &Store, alerts: &[AlertView], now: SystemTime) -> String {
     h.raw(style::CSS);
     h.raw("</style></head><body><header><h1>poolwatch</h1><p class=\"meta\">");
     h.text(&format!(
-        "{} targets · {} alerts · {} · refreshes every {REFRESH_SECS}s",
-        targets.len(),
-        alerts.len(),
+        "{} · {} · {} · refreshes every {REFRESH_SECS}s",
+        plural(targets.len(), "target"),
+        plural(alerts.len(), "alert"),
         crate::timefmt::rfc3339(now)
     ));
     h.raw("</p></header><main>");
@@ -70,6 +70,14 @@ pub fn render(store: &Store, alerts: &[AlertView], now: SystemTime) -> String {
     pools::section(&mut h, &targets, &view, now);
     h.raw("</main></body></html>\n");
     h.finish()
+}
+
+/// `1 target`, `3 targets`.
+fn plural(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 /// `poolwatch — 2 firing`: the tab tells from afar.

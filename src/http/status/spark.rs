@@ -13,12 +13,20 @@ pub const BUCKETS: usize = 60;
 const W: f64 = 120.0;
 const H: f64 = 30.0;
 
-/// The sparkline of `samples` over the `span` before `now`; an empty string with fewer than
-/// two samples in it.
+/// The sparkline of `samples` over the `span` before `now` (or since the oldest sample, when
+/// the history is shorter: the line fills the width); an empty string with fewer than two
+/// samples in it.
 pub fn sparkline(samples: &Samples, now: SystemTime, span: Duration) -> String {
     let now_ms = millis(now);
-    let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
-    let from = now_ms.saturating_sub(span_ms);
+    let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+    let Some(from) = samples
+        .iter()
+        .map(|s| s.at_ms)
+        .find(|at| *at >= now_ms.saturating_sub(span_ms))
+    else {
+        return String::new();
+    };
+    let span_ms = now_ms.saturating_sub(from).max(1);
     let mut buckets: [Option<u32>; BUCKETS] = [None; BUCKETS];
     let mut top = 1u32;
     let mut capacity = 0u32;
@@ -47,9 +55,9 @@ pub fn sparkline(samples: &Samples, now: SystemTime, span: Duration) -> String {
     }
     format!(
         "<svg viewBox=\"0 0 {W} {H}\" preserveAspectRatio=\"none\" role=\"img\" \
-         aria-label=\"in use over the last {span}\"><line x1=\"0\" x2=\"{W}\" y1=\"{cy:.1}\" \
+         aria-label=\"in use over the last {shown}\"><line x1=\"0\" x2=\"{W}\" y1=\"{cy:.1}\" \
          y2=\"{cy:.1}\"/><polyline points=\"{p}\"/></svg>",
-        span = crate::timefmt::human(span),
+        shown = crate::timefmt::human(Duration::from_millis(span_ms)),
         cy = y(capacity),
         p = points.trim_end()
     )
