@@ -7,7 +7,7 @@
 #
 # What (versions in scripts/lib/test-deps.sh):
 #   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool),
-#     prometheus-alertmanager (amtool), openssl,
+#     prometheus-alertmanager (amtool), openssl, chromium (headless, for the status page test),
 #     ca-certificates, util-linux (runuser); nodejs and npm while PostgreSQL builds are missing;
 #     libevent-dev, libc-ares-dev, libssl-dev, pkg-config, make, gcc, dpkg-dev while PgBouncer
 #     1.24 is not built. As root with apt-get (one `apt-get update` first), never starting a
@@ -114,6 +114,8 @@ missing_packages() {
     have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
     if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
+    # tests/e2e_status_page.rs loads the status page in a real browser, headless.
+    have chromium || packages+=(chromium)
     # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
     dpkg_installed dpkg-dev || packages+=(dpkg-dev)
     have adduser || packages+=(adduser)

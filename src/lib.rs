@@ -32,7 +32,8 @@
 //! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue and worker each,
 //!   Alertmanager v4 payloads, retries, a reachability probe.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
-//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`;
+//! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
+//!   `/api/v1/alerts`;
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench performance                     # all three sections
-//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency
+//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, predict, status
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
 //! ```
 //!
@@ -20,6 +20,9 @@
 //!   250 ms and 1 s, then with the defaults only (interval and rules left out of the config).
 //! * [`full_pool`] — the stage of [`detection`]: a cluster an application fills up, the daemon.
 //! * [`clients`] — many client sessions in a mix of states; roles the sections share.
+//! * [`evaluation`] — in-process, no server: `predict`, what `PoolExhaustionPredicted` adds to
+//!   evaluating a report with 500 pools; `status`, rendering `GET /` with 100 pools, and its
+//!   weight.
 //! * [`stats`] — medians and percentiles.
 //! * [`wire`] — a recording TCP proxy that counts round trips and decodes protocol messages.
 
@@ -29,6 +32,7 @@ mod common;
 mod clients;
 mod daemon_rss;
 mod detection;
+mod evaluation;
 mod full_pool;
 mod poll_cost;
 mod stats;
@@ -112,6 +116,15 @@ fn main() {
         common::pg::setup::major_version(),
         common::pg::setup::bin_dir().display()
     );
+    let in_process = evaluation::Plan {
+        rounds: if quick { 50 } else { 300 },
+    };
+    if wants("predict") {
+        evaluation::run_predict(&in_process);
+    }
+    if wants("status") {
+        evaluation::run_status(&in_process);
+    }
     runtime.block_on(async {
         if wants("poll") {
             poll_cost::run(poll_cost::Plan {

@@ -7,6 +7,7 @@ use super::{notice, target_extra, Engine, Identity, Instance, Labels};
 use crate::model::{PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
+use crate::rules::predict::{predict, Predict, Prediction};
 use crate::rules::template::Vars;
 use crate::rules::{Check, Level, Rule, Text};
 use crate::store::capacity::PoolRef;
@@ -352,8 +353,26 @@ fn evaluate_pool(
                 active: pool.configured_capacity < highest,
             })
         }
+        // The value is the predicted time to exhaustion in seconds, NaN while none is.
+        (Check::ExhaustionPredicted(p), _) => {
+            let prediction = prediction(store, &PoolRef::of(&pool.id), now, p);
+            Some(Observation {
+                value: prediction.map_or(f64::NAN, |p| p.exhausted_in.as_secs_f64()),
+                active: prediction.is_some(),
+            })
+        }
         _ => None,
     }
+}
+
+/// The predicted exhaustion of `pool` at `now`, if any.
+fn prediction(
+    store: &StoreView<'_>,
+    pool: &PoolRef,
+    now: SystemTime,
+    p: &Predict,
+) -> Option<Prediction> {
+    predict(store.samples(pool)?, now, p).ok()
 }
 
 /// Re-renders an instance's annotations (active since `active_at`) from what is known now, with
@@ -373,6 +392,12 @@ fn refresh(
     let previous_capacity = match rule.check {
         Check::CapacityDropped { window } => {
             store.highest_capacity(&PoolRef::new(&i.target, &i.kind, &i.pool), now, window)
+        }
+        _ => None,
+    };
+    let prediction = match &rule.check {
+        Check::ExhaustionPredicted(p) => {
+            prediction(store, &PoolRef::new(&i.target, &i.kind, &i.pool), now, p)
         }
         _ => None,
     };
@@ -400,6 +425,7 @@ fn refresh(
         target_state: store
             .polled(&i.target)
             .then(|| store.last_error(&i.target).map_or(Ok(()), |e| Err(e.class))),
+        prediction,
     };
     i.annotations = rule.annotate(text, &vars);
 }

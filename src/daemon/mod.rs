@@ -156,7 +156,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         receivers,
         ..
     } = config;
-    store.set_windows(history.window.0, capacity_horizon(&rules));
+    store.set_windows(
+        sample_window(history.window.0, &rules),
+        capacity_horizon(&rules),
+    );
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
     if let Some(file) = &alerting.state_file {
         load_state(&mut engine, &store, file);
@@ -365,6 +368,14 @@ pub(super) fn labels_by_target(
         .iter()
         .map(|t| (t.name.clone(), t.labels.clone()))
         .collect()
+}
+
+/// How far back pool samples go: `[history] window`, or the longest `exhaustion_predicted`
+/// window when that is longer (a trend needs its whole window).
+pub(super) fn sample_window(history: Duration, rules: &crate::rules::RuleSet) -> Duration {
+    rules
+        .max_prediction_window()
+        .map_or(history, |w| w.max(history))
 }
 
 /// How long capacity changes are kept: the longest `capacity_dropped` window.

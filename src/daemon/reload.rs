@@ -2,7 +2,7 @@
 //! up neither alert evaluation nor SIGTERM), then applied — or refused with every problem
 //! logged, the running configuration kept.
 
-use super::{capacity_horizon, labels_by_target, unix_now, Daemon};
+use super::{capacity_horizon, labels_by_target, sample_window, unix_now, Daemon};
 use crate::config::values::Problem;
 use crate::fdlimit;
 use crate::settings::{self, Config};
@@ -39,8 +39,10 @@ impl Daemon {
             http,
             ..
         } = new;
-        self.store
-            .set_windows(history.window.0, capacity_horizon(&rules));
+        self.store.set_windows(
+            sample_window(history.window.0, &rules),
+            capacity_horizon(&rules),
+        );
         self.http
             .set_limits(fdlimit::fit_http(http, targets.len(), receivers.len()));
         if listen != self.listen {

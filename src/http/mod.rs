@@ -1,4 +1,5 @@
-//! The HTTP endpoint (hyper 1, HTTP/1.1): `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`.
+//! The HTTP endpoint (hyper 1, HTTP/1.1): `/` (status page), `/metrics`, `/healthz`, `/readyz`,
+//! `/api/v1/alerts`.
 //! The server takes an already bound listener and a shutdown signal, so tests bind port 0.
 //!
 //! The port is open to whoever can reach it, so it must never starve the daemon of the
@@ -19,6 +20,7 @@
 //! * [`routes`] — the one table of method and path to handler; a feature adds its handler
 //!   module and one line there.
 //! * [`exposition`] — `/metrics`, gzip-compressed when accepted.
+//! * [`status`] — `/`: the live status page (targets, pools, sparklines, holders, alerts).
 //! * [`api`] — JSON answers and bounded JSON request bodies for the `/api/v1/` endpoints, with
 //!   errors that name the field.
 
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod slots;
+pub mod status;
 
 pub use config::{HttpConfig, Limits};
 pub use routes::handle;

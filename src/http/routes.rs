@@ -1,7 +1,7 @@
 //! The one table of method and path to handler.
 
 use super::api::{self, json};
-use super::{exposition, respond, AppState, RequestBody};
+use super::{exposition, respond, status, AppState, RequestBody};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,13 +21,7 @@ pub async fn handle(req: Request<RequestBody>, state: &AppState) -> Response<Ful
                 "data": { "alerts": state.alerts.get() },
             }),
         ),
-        ("/", true) => respond(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            "<html><body><h1>poolwatch</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
-             <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a></li><li><a href=\"/healthz\">/healthz</a></li>\
-             <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
-        ),
+        ("/", true) => status::page(state, std::time::SystemTime::now()),
         ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/", false) => {
             api::method_not_allowed("GET, HEAD")
         }

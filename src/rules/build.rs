@@ -7,6 +7,7 @@ use super::builtin::{
 };
 use super::eval::op_str;
 use super::matcher::{is_valid_label_name, Matcher};
+use super::predict::Predict;
 use super::template::Template;
 use super::{Check, Level, Rule, Threshold, RESERVED_LABELS};
 use crate::config::message::did_you_mean;
@@ -71,6 +72,8 @@ fn overlay(base: &RuleConfig, over: &RuleConfig) -> RuleConfig {
         for_: pick(&over.for_, &base.for_),
         keep_firing_for: pick(&over.keep_firing_for, &base.keep_firing_for),
         window: pick(&over.window, &base.window),
+        horizon: pick(&over.horizon, &base.horizon),
+        min_r2: pick(&over.min_r2, &base.min_r2),
         matchers: pick(&over.matchers, &base.matchers),
         labels: pick(&over.labels, &base.labels),
         summary: pick(&over.summary, &base.summary),
@@ -185,7 +188,7 @@ fn compile(rc: &RuleConfig, prefix: String, problems: &mut Problems) -> Option<R
 fn missing_kind(name: &str) -> String {
     let mut msg = format!(
         "rule \"{name}\" needs `metric` (a threshold rule) or `condition` \
-         (target_down, target_saturated or capacity_dropped)"
+         (target_down, target_saturated, capacity_dropped or exhaustion_predicted)"
     );
     let builtins = builtin_rules();
     if is_builtin_name(name) {
@@ -213,12 +216,7 @@ fn threshold_levels(
              `critical`",
         );
     }
-    if rc.window.is_some() {
-        ck.at(
-            "window",
-            "`window` applies only to `condition = \"capacity_dropped\"`",
-        );
-    }
+    reject_window_keys(rc, ck, false);
     if rc.warning.is_none() && rc.critical.is_none() && !lenient {
         ck.at(
             "",
@@ -338,21 +336,64 @@ fn condition_check(rc: &RuleConfig, condition: Condition, ck: &mut Checker) -> C
                      capacity is remembered",
                 );
             }
+            reject_window_keys(rc, ck, true);
             Check::CapacityDropped { window }
         }
+        Condition::ExhaustionPredicted => Check::ExhaustionPredicted(predict_settings(rc, ck)),
         other => {
-            if rc.window.is_some() {
-                ck.at(
-                    "window",
-                    "`window` applies only to `condition = \"capacity_dropped\"`",
-                );
-            }
+            reject_window_keys(rc, ck, false);
             match other {
                 Condition::TargetSaturated => Check::TargetSaturated,
                 _ => Check::TargetDown,
             }
         }
     }
+}
+
+/// `window` (unless `window_used`), `horizon` and `min_r2` on a rule that has no use for them.
+fn reject_window_keys(rc: &RuleConfig, ck: &mut Checker, window_used: bool) {
+    let set = [
+        ("window", rc.window.is_some() && !window_used),
+        ("horizon", rc.horizon.is_some()),
+        ("min_r2", rc.min_r2.is_some()),
+    ];
+    for (key, _) in set.iter().filter(|(_, set)| *set) {
+        let conditions = if *key == "window" {
+            "`condition = \"capacity_dropped\"` and `condition = \"exhaustion_predicted\"`"
+        } else {
+            "`condition = \"exhaustion_predicted\"`"
+        };
+        ck.at(key, format!("`{key}` applies only to {conditions}"));
+    }
+}
+
+/// The settings of an `exhaustion_predicted` rule, defaults filled in.
+fn predict_settings(rc: &RuleConfig, ck: &mut Checker) -> Predict {
+    let defaults = Predict::default();
+    let p = Predict {
+        window: rc.window.map_or(defaults.window, |d| d.0),
+        horizon: rc.horizon.map_or(defaults.horizon, |d| d.0),
+        min_r2: rc.min_r2.unwrap_or(defaults.min_r2),
+    };
+    if p.window < Duration::from_secs(60) {
+        ck.at(
+            "window",
+            "`window` must be at least 1m, e.g. \"10m\": it is the history the trend is fitted to",
+        );
+    }
+    if p.horizon.is_zero() {
+        ck.at(
+            "horizon",
+            "`horizon` must be longer than 0s, e.g. \"30m\": how far ahead exhaustion warns",
+        );
+    }
+    if !(0.0..=1.0).contains(&p.min_r2) {
+        ck.at(
+            "min_r2",
+            format!("`min_r2` must be between 0 and 1 (got {})", p.min_r2),
+        );
+    }
+    p
 }
 
 fn parse_matchers(texts: &[String], ck: &mut Checker) -> Vec<Matcher> {

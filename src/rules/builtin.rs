@@ -2,11 +2,14 @@
 //! complete [`RuleConfig`]s, every key set, so that `check-config` and the README can show
 //! exactly what runs; a `[[rules]]` entry with the same name replaces only the keys it sets.
 
-use super::Check;
+use super::{predict, Check};
 use crate::config::values::HumanDuration;
 use crate::model::Severity;
 use crate::rules::config::{CmpOp, Condition, PoolMetric, RuleConfig, ThresholdConfig};
 use std::collections::BTreeMap;
+
+/// `keep_firing_for` of `PoolExhaustionPredicted`.
+pub const PREDICTED_KEEP_FIRING_FOR: HumanDuration = HumanDuration::secs(120);
 
 /// Default `window` of `capacity_dropped`.
 pub const DEFAULT_WINDOW: HumanDuration = HumanDuration::secs(3600);
@@ -75,6 +78,10 @@ pub fn default_summary(check: &Check) -> &'static str {
         }
         Check::TargetSaturated => "{{target}} refuses new connections because it is full",
         Check::TargetDown => "{{target}} cannot be polled ({{error_class}})",
+        Check::ExhaustionPredicted(_) => {
+            "{{subject}} will be exhausted in ~{{exhausted_in}} at the current rate \
+             ({{slope}} connections/min, {{in_use}}/{{capacity}} now)"
+        }
     }
 }
 
@@ -88,8 +95,14 @@ pub fn default_description(check: &Check) -> &'static str {
         }
         Check::TargetSaturated => "{{error}}. {{last_seen}}",
         Check::TargetDown => "{{error}}",
+        Check::ExhaustionPredicted(_) => PREDICTED_DESCRIPTION,
     }
 }
+
+/// What a predicted exhaustion's description says: what the prediction rests on, then the
+/// pool's details (who holds the connections).
+const PREDICTED_DESCRIPTION: &str = "A straight line through the recent connections in use \
+     reaches the capacity ({{capacity_note}}); {{pool_details}}";
 
 /// The default `resolved_summary` of a rule that does not set one: what recovered (the numbers
 /// of the poll that resolved it) and after how long, worded so that it cannot read as still
@@ -103,6 +116,10 @@ pub fn default_resolved_summary(check: &Check) -> &'static str {
         Check::TargetSaturated => "{{target}} is {{target_state}} after {{duration}} saturated",
         Check::TargetDown => {
             "{{target}} is {{target_state}} after {{duration}} down ({{error_class}})"
+        }
+        Check::ExhaustionPredicted(_) => {
+            "{{subject}}: {{alertname}} cleared after {{duration}}; the trend no longer \
+             reaches the capacity soon ({{in_use}}/{{capacity}} in use now)"
         }
     }
 }
@@ -118,6 +135,7 @@ pub fn default_resolved_description(check: &Check) -> &'static str {
         }
         Check::TargetSaturated => "New connections were refused with: {{error}}. {{last_seen}}",
         Check::TargetDown => "The last error was: {{error}}. {{last_seen}}",
+        Check::ExhaustionPredicted(_) => POOL_DESCRIPTION,
     }
 }
 
@@ -178,6 +196,7 @@ fn condition_rule(
 /// | `PoolClientsWaiting` | queued > 0 (clients waiting with no free slot) | critical | 0s |
 /// | `PoolLongestWait` | longest wait >= 1s (clears below 0.5s) | warning | 0s |
 /// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
+/// | `PoolExhaustionPredicted` | the trend of in use over 10m reaches capacity within 30m (keeps firing 2m) | warning | 0s |
 /// | `TargetSaturated` | the target refuses new clients because it is full | critical | 0s |
 /// | `TargetDown` | the target cannot be polled | critical | 30s |
 pub fn builtin_rules() -> Vec<RuleConfig> {
@@ -242,6 +261,24 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
                 Check::CapacityDropped {
                     window: DEFAULT_WINDOW.0,
                 },
+                Severity::Warning,
+                0,
+            )
+        },
+        // Early warning: the trend reaches the capacity before the threshold rules see
+        // anything on a slow ramp, and minutes before PoolNearFull on a fast one. Its guards
+        // (rules::predict) keep it quiet on noise, sawtooth, steps, gaps and full pools.
+        // It keeps firing 2m after the prediction stops: at the horizon's edge a slow ramp's
+        // estimate crosses it back and forth as in use moves by whole connections.
+        RuleConfig {
+            window: Some(HumanDuration(predict::DEFAULT_WINDOW)),
+            keep_firing_for: Some(PREDICTED_KEEP_FIRING_FOR),
+            horizon: Some(HumanDuration(predict::DEFAULT_HORIZON)),
+            min_r2: Some(predict::DEFAULT_MIN_R2),
+            ..condition_rule(
+                "PoolExhaustionPredicted",
+                Condition::ExhaustionPredicted,
+                Check::ExhaustionPredicted(predict::Predict::default()),
                 Severity::Warning,
                 0,
             )

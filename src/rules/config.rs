@@ -17,6 +17,9 @@ pub enum Condition {
     TargetSaturated,
     /// A pool's capacity is lower than the highest capacity seen within `window`.
     CapacityDropped,
+    /// The least-squares trend of a pool's connections in use over `window` reaches its
+    /// capacity within `horizon` ([`crate::rules::predict`]).
+    ExhaustionPredicted,
 }
 
 /// Comparison operator of a threshold rule.
@@ -139,10 +142,18 @@ pub struct RuleConfig {
     /// Keep firing this long after the condition stops holding, against flapping. Default `"0s"`.
     #[serde(default)]
     pub keep_firing_for: Option<HumanDuration>,
-    /// For `capacity_dropped`: how far back the higher capacity may have been seen.
-    /// Default `"1h"`.
+    /// For `capacity_dropped`: how far back the higher capacity may have been seen (default
+    /// `"1h"`). For `exhaustion_predicted`: how much history the trend is fitted to (default
+    /// `"10m"`).
     #[serde(default)]
     pub window: Option<HumanDuration>,
+    /// For `exhaustion_predicted`: how far ahead a predicted exhaustion warns. Default `"30m"`.
+    #[serde(default)]
+    pub horizon: Option<HumanDuration>,
+    /// For `exhaustion_predicted`: the least R² (0 to 1) of the fitted line; below it the load
+    /// is too noisy for a trend. Default `0.8`.
+    #[serde(default)]
+    pub min_r2: Option<f64>,
     /// Which pools the rule applies to, as Prometheus label matchers over `target`, `kind`,
     /// `pool` and the target's labels: `['kind="role"', 'pool=~"app_.*"', 'target!="dev"']`.
     /// Default: every pool.

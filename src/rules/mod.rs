@@ -12,6 +12,7 @@
 //! * [`template`] — `{{name}}` templates for `summary` and `description` (and their resolved
 //!   forms), checked at build time.
 //! * [`eval`] — a threshold rule's metric value and whether it holds, with hysteresis.
+//! * [`predict`] — time to exhaustion: a least-squares trend of in use, with its guards.
 //!
 //! A rule never looks at time: `for`, `keep_firing_for` and the capacity history are the alert
 //! engine's business ([`crate::alert`]).
@@ -21,6 +22,7 @@ pub mod builtin;
 pub mod config;
 pub mod eval;
 pub mod matcher;
+pub mod predict;
 pub mod template;
 
 use crate::config::values::Problems;
@@ -60,6 +62,8 @@ pub enum Check {
         /// How far back the higher capacity may have been seen.
         window: Duration,
     },
+    /// A pool's trend of connections in use reaches its capacity within a horizon.
+    ExhaustionPredicted(predict::Predict),
 }
 
 impl Check {
@@ -177,6 +181,18 @@ impl RuleSet {
         self.rules.iter().find(|r| r.name == name)
     }
 
+    /// The longest `exhaustion_predicted` window, if any rule has one: samples must go back
+    /// at least that far.
+    pub fn max_prediction_window(&self) -> Option<Duration> {
+        self.rules
+            .iter()
+            .filter_map(|r| match r.check {
+                Check::ExhaustionPredicted(p) => Some(p.window),
+                _ => None,
+            })
+            .max()
+    }
+
     /// The longest `capacity_dropped` window, if any rule has one: how long capacity history
     /// must be kept.
     pub fn max_window(&self) -> Option<Duration> {
@@ -210,6 +226,12 @@ impl Rule {
             Check::CapacityDropped { window } => {
                 format!("capacity dropped within {}", crate::timefmt::human(*window))
             }
+            Check::ExhaustionPredicted(p) => format!(
+                "in use over {} predicted to reach capacity within {} (R² >= {})",
+                crate::timefmt::human(p.window),
+                crate::timefmt::human(p.horizon),
+                p.min_r2
+            ),
         };
         let levels: Vec<String> = self
             .levels

@@ -5,6 +5,7 @@
 
 use crate::config::message::did_you_mean;
 use crate::model::{ErrorClass, PollError, PoolSnapshot, Severity, TargetState};
+use crate::rules::predict::{self, Prediction};
 use crate::timefmt;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -41,10 +42,12 @@ enum Var {
     LastSeen,
     Duration,
     TargetState,
+    ExhaustedIn,
+    Slope,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 29] = [
+const VARS: [(&str, Var); 31] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -74,6 +77,8 @@ const VARS: [(&str, Var); 29] = [
     ("last_seen", Var::LastSeen),
     ("duration", Var::Duration),
     ("target_state", Var::TargetState),
+    ("exhausted_in", Var::ExhaustedIn),
+    ("slope", Var::Slope),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -200,6 +205,8 @@ pub struct Vars<'a> {
     /// The target as of its last poll: `None` before the first one, `Ok` when it succeeded,
     /// else the class of its error.
     pub target_state: Option<Result<(), ErrorClass>>,
+    /// The predicted exhaustion (`exhaustion_predicted` rules, while it is predicted).
+    pub prediction: Option<Prediction>,
 }
 
 /// `up`, `saturated`, `down (network)`, or `unknown` before the first poll.
@@ -287,6 +294,14 @@ impl Vars<'_> {
             },
             Var::Duration => write!(out, "{}", age(self.duration)),
             Var::TargetState => write!(out, "{}", target_state(self.target_state)),
+            Var::ExhaustedIn => match self.prediction {
+                Some(p) => write!(out, "{}", predict::approx(p.exhausted_in)),
+                None => write!(out, "{UNKNOWN}"),
+            },
+            Var::Slope => match self.prediction {
+                Some(p) => write!(out, "{}", predict::signed(p.slope_per_minute)),
+                None => write!(out, "{UNKNOWN}"),
+            },
         };
     }
 }
@@ -417,6 +432,7 @@ mod tests {
             error: None,
             duration: Some(Duration::from_secs(192)),
             target_state: Some(Ok(())),
+            prediction: None,
         }
     }
 
@@ -448,6 +464,7 @@ mod tests {
                 "PoolNearFull cleared after 3m 12s",
             ),
             ("{{ target_state }}", "up"),
+            ("~{{exhausted_in}} at {{slope}}/min", "~- at -/min"),
             ("no placeholders", "no placeholders"),
             ("", ""),
         ];

@@ -58,6 +58,7 @@ fn builtins_are_valid_and_complete() {
             "PoolClientsWaiting",
             "PoolLongestWait",
             "PoolCapacityDropped",
+            "PoolExhaustionPredicted",
             "TargetSaturated",
             "TargetDown"
         ]
@@ -130,6 +131,39 @@ fn builtins_are_valid_and_complete() {
         Duration::from_secs(30)
     );
     assert_eq!(set.max_window(), Some(Duration::from_secs(3600)));
+    let predicted = set.get("PoolExhaustionPredicted").unwrap();
+    assert_eq!(
+        predicted.check,
+        Check::ExhaustionPredicted(crate::rules::predict::Predict {
+            window: Duration::from_secs(600),
+            horizon: Duration::from_secs(1800),
+            min_r2: 0.8,
+        })
+    );
+    assert_eq!(predicted.levels[0].severity, Severity::Warning);
+    assert_eq!(predicted.keep_firing_for, Duration::from_secs(120));
+    assert_eq!(set.max_prediction_window(), Some(Duration::from_secs(600)));
+}
+
+#[test]
+fn exhaustion_predicted_takes_its_window_horizon_and_fit() {
+    let over = RuleConfig {
+        window: Some(HumanDuration::secs(900)),
+        horizon: Some(HumanDuration::secs(600)),
+        min_r2: Some(0.9),
+        ..named("PoolExhaustionPredicted")
+    };
+    let (set, problems) = build(&[over], true);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        set.get("PoolExhaustionPredicted").unwrap().check,
+        Check::ExhaustionPredicted(crate::rules::predict::Predict {
+            window: Duration::from_secs(900),
+            horizon: Duration::from_secs(600),
+            min_r2: 0.9,
+        })
+    );
+    assert_eq!(set.max_prediction_window(), Some(Duration::from_secs(900)));
 }
 
 #[test]
@@ -370,6 +404,46 @@ fn invalid_cases() -> Vec<(RuleConfig, &'static str, &'static str)> {
             with_label("when_full", "x"),
             "rules[0].labels.when_full",
             "a property of the pool that matchers see",
+        ),
+        (
+            RuleConfig {
+                horizon: Some(HumanDuration::secs(60)),
+                ..threshold_rule("T")
+            },
+            "rules[0].horizon",
+            "only to `condition = \"exhaustion_predicted\"`",
+        ),
+        (
+            RuleConfig {
+                min_r2: Some(0.5),
+                ..cond(Condition::CapacityDropped)
+            },
+            "rules[0].min_r2",
+            "only to `condition = \"exhaustion_predicted\"`",
+        ),
+        (
+            RuleConfig {
+                min_r2: Some(1.5),
+                ..cond(Condition::ExhaustionPredicted)
+            },
+            "rules[0].min_r2",
+            "between 0 and 1",
+        ),
+        (
+            RuleConfig {
+                window: Some(HumanDuration::secs(30)),
+                ..cond(Condition::ExhaustionPredicted)
+            },
+            "rules[0].window",
+            "at least 1m",
+        ),
+        (
+            RuleConfig {
+                horizon: Some(HumanDuration::secs(0)),
+                ..cond(Condition::ExhaustionPredicted)
+            },
+            "rules[0].horizon",
+            "longer than 0s",
         ),
         (
             with_label("team", ""),

@@ -41,7 +41,8 @@ impl Sample {
     }
 }
 
-fn millis(t: SystemTime) -> u64 {
+/// `t` in milliseconds since the Unix epoch (0 before it).
+pub fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -76,6 +77,11 @@ impl Samples {
     /// The samples, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &Sample> {
         self.samples.iter()
+    }
+
+    /// The `i`-th sample, oldest first.
+    pub fn get(&self, i: usize) -> Option<&Sample> {
+        self.samples.get(i)
     }
 
     /// How many samples are kept.

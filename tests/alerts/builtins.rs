@@ -12,6 +12,7 @@ use poolwatch::rules::builtin::DEFAULT_WINDOW;
 use poolwatch::rules::builtin_rules;
 use poolwatch::rules::config::{CmpOp, RuleConfig};
 use poolwatch::rules::eval::op_str;
+use poolwatch::rules::predict;
 use poolwatch::source::{app, pgbouncer, postgres};
 use serde_json::Value;
 
@@ -35,11 +36,6 @@ const PROMETHEUS_ONLY: [&str; 3] = [
     "PoolwatchReloadFailed",
     "PoolwatchNotificationsDropped",
 ];
-
-/// Rules of the file whose built-in is being written: allowed without one until it exists;
-/// once `builtin_rules()` has it, `expected` must know its Prometheus form (and fails until
-/// it does).
-const AWAITING_BUILTIN: [&str; 1] = ["PoolExhaustionPredicted"];
 
 /// The labels every rule of the file adds besides `severity` (Alertmanager routes on it).
 const RULE_LABELS: [(&str, &str); 1] = [("component", "poolwatch")];
@@ -177,6 +173,7 @@ fn expected(rule: &RuleConfig) -> Result<Vec<Expected>, String> {
             "poolwatch_pool_configured_capacity < max_over_time(poolwatch_pool_configured_capacity[{}])",
             prom_duration(rule.window.unwrap_or(DEFAULT_WINDOW).0)
         ),
+        "ExhaustionPredicted" => predicted_query(rule)?,
         other => {
             return Err(format!(
                 "{}: no Prometheus form known for the condition {other}: write the expression it \
@@ -192,6 +189,30 @@ fn expected(rule: &RuleConfig) -> Result<Vec<Expected>, String> {
         for_secs: secs(rule.for_),
         keep_firing_for_secs,
     }])
+}
+
+/// The Prometheus form of `exhaustion_predicted`: `predict_linear` over the window reaching
+/// the capacity within the horizon, rising, the recent half still rising at least
+/// `STALLED_BELOW` as fast, and not full. (The built-in's R² and gap guards have no PromQL
+/// form.)
+fn predicted_query(rule: &RuleConfig) -> Result<String, String> {
+    let window = rule
+        .window
+        .ok_or_else(|| format!("{}: no window", rule.name))?
+        .0;
+    let horizon = rule
+        .horizon
+        .ok_or_else(|| format!("{}: no horizon", rule.name))?
+        .0;
+    let (whole, half) = (prom_duration(window), prom_duration(window / 2));
+    Ok(format!(
+        "predict_linear(poolwatch_pool_in_use[{whole}], {}) >= poolwatch_pool_capacity \
+         and deriv(poolwatch_pool_in_use[{whole}]) > 0 \
+         and deriv(poolwatch_pool_in_use[{half}]) >= {} * deriv(poolwatch_pool_in_use[{whole}]) \
+         and poolwatch_pool_utilization_ratio < 1",
+        horizon.as_secs(),
+        predict::STALLED_BELOW
+    ))
 }
 
 fn label<'a>(rule: &'a Value, name: &str) -> &'a str {
@@ -251,12 +272,10 @@ async fn the_rules_file_is_in_step_with_the_built_in_rules() {
     problems.extend(wanted.iter().filter_map(|w| compare(w, &alerting)));
     for rule in &alerting {
         let name = rule["name"].as_str().unwrap_or_default();
-        let is_builtin = builtins.iter().any(|b| b.name == name);
-        let awaited = AWAITING_BUILTIN.contains(&name) && !is_builtin;
         let wanted_here = wanted
             .iter()
             .any(|w| w.name == name && w.severity == label(rule, "severity"));
-        if !wanted_here && !awaited && !PROMETHEUS_ONLY.contains(&name) {
+        if !wanted_here && !PROMETHEUS_ONLY.contains(&name) {
             problems.push(format!(
                 "{name} ({}): no built-in rule (or severity) of that name",
                 label(rule, "severity")

@@ -191,3 +191,58 @@ fn a_rule_sets_its_own_resolved_text() {
         )
     );
 }
+
+#[test]
+fn predicted_exhaustion_says_when_and_at_what_rate() {
+    let mut e = engine();
+    // +1 connection every 15s (+4/min) from 20 of 60, polled every 15s.
+    let ramp = |secs: u64| up("db", t(secs), vec![pool("db", 60, 20 + secs / 15)]);
+    let mut fired = Vec::new();
+    for secs in (0..=600).step_by(15) {
+        let notices = e.observe(t(secs), &ramp(secs), &Labels::new());
+        fired.extend(
+            notices
+                .into_iter()
+                .filter(|n| n.labels["alertname"] == "PoolExhaustionPredicted")
+                .map(|n| (secs, n)),
+        );
+    }
+    let (secs, n) = fired.first().expect("PoolExhaustionPredicted fired");
+    // Half the 10m window of history is needed: it fires at 5m, with 40/60 in use.
+    assert_eq!(*secs, 300);
+    assert_eq!(n.labels["severity"], "warning");
+    assert_eq!(
+        n.annotations["summary"],
+        "db will be exhausted in ~5 min at the current rate (+4.0 connections/min, 40/60 now)"
+    );
+    assert!(
+        n.annotations["description"].starts_with("A straight line through the recent"),
+        "{}",
+        n.annotations["description"]
+    );
+    assert_eq!(fired.len(), 1, "fired once");
+    // Full at 600s (60/60): quiet from then on; it resolves after keep_firing_for (2m).
+    let mut resolved = None;
+    for secs in (615..=900).step_by(15) {
+        let notices = e.observe(
+            t(secs),
+            &up("db", t(secs), vec![pool("db", 60, 60)]),
+            &Labels::new(),
+        );
+        if let Some(n) = notices
+            .iter()
+            .find(|n| n.labels["alertname"] == "PoolExhaustionPredicted")
+        {
+            resolved = Some((secs, n.annotations["summary"].clone()));
+        }
+    }
+    assert_eq!(
+        resolved,
+        Some((
+            720,
+            "db: PoolExhaustionPredicted cleared after 7m; the trend no longer reaches the \
+             capacity soon (60/60 in use now)"
+                .to_string()
+        ))
+    );
+}

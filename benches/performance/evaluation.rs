@@ -1,0 +1,172 @@
+//! Section `predict`: what `PoolExhaustionPredicted` adds to evaluating one report with 500
+//! pools, each with a full history (15 minutes polled every second), through the real
+//! [`Engine`] and [`Store`]: the built-in rules with and without it, alternated so both get the
+//! same noise, and the prediction alone.
+//!
+//! Section `status`: rendering the status page (`GET /`) with 100 pools and 15 minutes of history
+//! each, and its weight.
+
+use crate::stats::Summary;
+use poolwatch::alert::Engine;
+use poolwatch::config::values::Problems;
+use poolwatch::model::{PgSessions, PollData, PoolId, PoolSnapshot, TargetReport};
+use poolwatch::rules::config::RuleConfig;
+use poolwatch::rules::predict::{predict, Predict};
+use poolwatch::rules::RuleSet;
+use poolwatch::source::postgres::pools::ROLE;
+use poolwatch::store::capacity::PoolRef;
+use poolwatch::store::Store;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How the sections run.
+pub struct Plan {
+    /// Evaluations timed per case.
+    pub rounds: usize,
+}
+
+const TARGET: &str = "db";
+/// Seconds of history before the timed evaluations (the store's default window).
+const HISTORY: u64 = 900;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+/// A report of `pools` role pools at `secs`: a third ramp (some fire), the others wander.
+fn report(pools: usize, secs: u64) -> TargetReport {
+    let pools = (0..pools)
+        .map(|i| {
+            let in_use = match i % 3 {
+                0 => 10 + secs / 15,
+                _ => 40 + (secs * 7 + i as u64 * 13) % 11,
+            };
+            PoolSnapshot {
+                postgres: Some(PgSessions::default()),
+                ..PoolSnapshot::new(
+                    PoolId {
+                        target: TARGET.into(),
+                        kind: ROLE,
+                        name: format!("role_{i}"),
+                    },
+                    100,
+                    in_use.min(99),
+                )
+            }
+        })
+        .collect();
+    TargetReport {
+        target: TARGET.into(),
+        at: at(secs),
+        duration: Duration::from_millis(3),
+        outcome: Ok(PollData {
+            pools,
+            ..PollData::default()
+        }),
+    }
+}
+
+/// A store holding `HISTORY` seconds of `pools` pools; returns it and the last report.
+fn filled_store(pools: usize) -> (Store, TargetReport) {
+    let store = Store::new([TARGET]);
+    let mut last = report(pools, 0);
+    for secs in 0..=HISTORY {
+        last = report(pools, secs);
+        store.apply(&last);
+    }
+    (store, last)
+}
+
+fn rules(predicted: bool) -> RuleSet {
+    let mut problems = Problems::new("bench");
+    let off = RuleConfig {
+        name: "PoolExhaustionPredicted".into(),
+        enabled: Some(false),
+        ..RuleConfig::default()
+    };
+    let extra = if predicted { vec![] } else { vec![off] };
+    RuleSet::build(&extra, true, &mut problems)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Prints the `predict` section.
+pub fn run_predict(plan: &Plan) {
+    const POOLS: usize = 500;
+    println!("\n## Prediction cost: one report with {POOLS} pools\n");
+    let (store, last) = filled_store(POOLS);
+    let labels = BTreeMap::new();
+    let now = last.at;
+    let mut with = Engine::new(rules(true), Duration::from_secs(3600));
+    let mut without = Engine::new(rules(false), Duration::from_secs(3600));
+    let (mut t_with, mut t_without, mut t_predict) = (Vec::new(), Vec::new(), Vec::new());
+    let refs: Vec<PoolRef> = (0..POOLS)
+        .map(|i| PoolRef::new(TARGET, "role", &format!("role_{i}")))
+        .collect();
+    let settings = Predict::default();
+    let mut predicted = 0;
+    for _ in 0..plan.rounds {
+        let view = store.view();
+        let started = Instant::now();
+        without.observe(now, &last, &labels, &view);
+        t_without.push(micros(started.elapsed()));
+        let started = Instant::now();
+        with.observe(now, &last, &labels, &view);
+        t_with.push(micros(started.elapsed()));
+        let started = Instant::now();
+        predicted = refs
+            .iter()
+            .filter_map(|r| view.samples(r))
+            .filter(|s| predict(s, now, &settings).is_ok())
+            .count();
+        t_predict.push(micros(started.elapsed()));
+    }
+    let (w, wo, p) = (
+        Summary::new(t_with),
+        Summary::new(t_without),
+        Summary::new(t_predict),
+    );
+    println!("| case | µs per report |");
+    println!("|---|---|");
+    println!("| built-in rules without PoolExhaustionPredicted | {wo} |");
+    println!("| built-in rules with it | {w} |");
+    println!("| the {POOLS} predictions alone ({predicted} predict exhaustion) | {p} |");
+    println!(
+        "\nAdded by the prediction: {:.1}% of the median evaluation (medians {:.0} vs {:.0} µs; \
+         the predictions alone {:.1}%); {:.2} µs per pool.",
+        (w.median() / wo.median() - 1.0) * 100.0,
+        w.median(),
+        wo.median(),
+        p.median() / wo.median() * 100.0,
+        p.median() / POOLS as f64
+    );
+}
+
+/// Prints the `status` section.
+pub fn run_status(plan: &Plan) {
+    const POOLS: usize = 100;
+    println!("\n## Status page: {POOLS} pools with {HISTORY} s of history each\n");
+    let (store, last) = filled_store(POOLS);
+    let mut engine = Engine::new(rules(true), Duration::from_secs(3600));
+    engine.observe(last.at, &last, &BTreeMap::new(), &store.view());
+    let alerts = engine.alerts();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..plan.rounds {
+        let started = Instant::now();
+        let page = poolwatch::http::status::render(&store, &alerts, last.at);
+        times.push(micros(started.elapsed()) / 1e3);
+        bytes = page.len();
+    }
+    let t = Summary::new(times);
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| render time, ms | {t} |");
+    println!(
+        "| page weight | {bytes} bytes ({:.1} KB), {} alerts on it |",
+        bytes as f64 / 1024.0,
+        alerts.len()
+    );
+}

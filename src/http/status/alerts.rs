@@ -1,0 +1,50 @@
+//! The alerts table: firing first, then pending; critical before warning; each with its age.
+
+use super::html::Html;
+use crate::alert::AlertView;
+use crate::model::Severity;
+use std::time::SystemTime;
+
+/// Writes the alerts section.
+pub(super) fn section(h: &mut Html, alerts: &[AlertView], now: SystemTime) {
+    h.raw("<section id=\"alerts\"><h2>Alerts</h2>");
+    if alerts.is_empty() {
+        h.raw("<p class=\"empty\">No alert is pending or firing.</p></section>");
+        return;
+    }
+    let mut sorted: Vec<&AlertView> = alerts.iter().collect();
+    sorted.sort_by_key(|a| {
+        (
+            a.state != "firing",
+            a.severity != Severity::Critical,
+            a.active_at,
+        )
+    });
+    h.raw("<table><thead><tr><th>severity</th><th>alert</th><th>summary</th><th>for</th></tr></thead><tbody>");
+    for a in sorted {
+        let pending = a.state != "firing";
+        h.raw(if pending {
+            "<tr class=\"pending\">"
+        } else {
+            "<tr>"
+        });
+        h.raw("<td>");
+        h.element(
+            "span",
+            &format!("sev {}", a.severity.as_str()),
+            a.severity.as_str(),
+        );
+        if pending {
+            h.raw("<br>pending");
+        }
+        h.raw("</td><td>");
+        h.text(a.labels.get("alertname").map_or("", String::as_str));
+        h.raw("</td><td>");
+        h.text(a.annotations.get("summary").map_or("", String::as_str));
+        h.raw("</td><td class=\"nums\">");
+        let age = now.duration_since(a.active_at).unwrap_or_default();
+        h.text(&crate::timefmt::human(age));
+        h.raw("</td></tr>");
+    }
+    h.raw("</tbody></table></section>");
+}

@@ -1,0 +1,250 @@
+//! Time to exhaustion: a least-squares line through a pool's recent connections in use (like
+//! PromQL `predict_linear`), and whether it reaches the capacity within a horizon.
+//!
+//! Pure: the samples and the evaluation time are arguments. The guards that keep it quiet
+//! where a straight line would lie, each with its reason ([`Quiet`]):
+//!
+//! * only samples since the last gap (a target that was down, polls missed) and since the last
+//!   capacity change (a restart or reconfiguration) are fitted; they must be at least
+//!   [`MIN_SAMPLES`] and cover half the window — so a gap or a reset silences it until enough
+//!   fresh history exists;
+//! * a pool already full is left to the rules that page on full pools;
+//! * the line must rise and explain the data (R² ≥ `min_r2`): noise and a sawtooth do not;
+//! * the recent half of the window, fitted alone, must rise at least half as fast: a step
+//!   change (flat after the jump; a pure step's R² never exceeds 0.75 either) and a ramp that
+//!   has stopped do not.
+
+use crate::store::history::{millis, Samples};
+use std::time::{Duration, SystemTime};
+
+/// Fewest samples a fit is made from.
+pub const MIN_SAMPLES: usize = 8;
+
+/// A spacing between two samples longer than this many times the shortest one (and than a
+/// tenth of the window) is a gap: polls were missed; only the samples after it are fitted.
+pub const GAP_FACTOR: f64 = 3.0;
+
+/// Most points a fit is made from; denser history is thinned evenly.
+pub const MAX_POINTS: usize = 120;
+
+/// The recent half of the window must rise at least this fraction of the whole window's
+/// slope; below it the rise has stopped (a step, a ramp that levelled off).
+pub const STALLED_BELOW: f64 = 0.5;
+
+/// Default fitting window.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Default horizon.
+pub const DEFAULT_HORIZON: Duration = Duration::from_secs(30 * 60);
+
+/// Default least R² of the fit.
+pub const DEFAULT_MIN_R2: f64 = 0.8;
+
+/// The settings of an `exhaustion_predicted` rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Predict {
+    /// How much history is fitted (PromQL's range, `in_use[10m]`).
+    pub window: Duration,
+    /// How far ahead exhaustion counts.
+    pub horizon: Duration,
+    /// The least coefficient of determination of the fit, 0..=1.
+    pub min_r2: f64,
+}
+
+impl Default for Predict {
+    fn default() -> Self {
+        Predict {
+            window: DEFAULT_WINDOW,
+            horizon: DEFAULT_HORIZON,
+            min_r2: DEFAULT_MIN_R2,
+        }
+    }
+}
+
+/// A pool predicted to be full within the horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// When the fitted line reaches the capacity, from now.
+    pub exhausted_in: Duration,
+    /// The fitted trend, in connections per minute (positive).
+    pub slope_per_minute: f64,
+    /// The fit's R².
+    pub r2: f64,
+}
+
+/// Why no exhaustion is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    /// Too few samples, or too short a span, since the last gap or capacity change.
+    TooLittleHistory,
+    /// The pool is already full (other rules cover it), or has no capacity.
+    Full,
+    /// The trend is flat or falling.
+    NotRising,
+    /// The line does not explain the data (R² below `min_r2`): noise, sawtooth.
+    PoorFit,
+    /// The recent half of the window rises less than half as fast as the whole: the rise
+    /// stopped (a step change, a ramp that levelled off).
+    Stalled,
+    /// Rising, but the capacity is reached only after the horizon.
+    BeyondHorizon,
+}
+
+/// A least-squares line `y = intercept + slope * x`, with its R² (1 when `y` is constant).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    /// The value at `x = 0`.
+    pub intercept: f64,
+    /// Change of `y` per unit of `x`.
+    pub slope: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+}
+
+/// Fits a line through `points` (`x`, `y`); `None` for fewer than two distinct `x`. Two
+/// passes (means, then deviations from them), which keeps large `y` exact enough.
+pub fn fit<I>(points: I) -> Option<Fit>
+where
+    I: Iterator<Item = (f64, f64)> + Clone,
+{
+    let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
+    for (x, y) in points.clone() {
+        n += 1.0;
+        sx += x;
+        sy += y;
+    }
+    if n < 2.0 {
+        return None;
+    }
+    let (mx, my) = (sx / n, sy / n);
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in points {
+        let (dx, dy) = (x - mx, y - my);
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
+    }
+    if sxx <= f64::EPSILON {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let r2 = if syy <= f64::EPSILON {
+        1.0
+    } else {
+        (sxy * sxy) / (sxx * syy)
+    };
+    Some(Fit {
+        intercept: my - slope * mx,
+        slope,
+        r2,
+    })
+}
+
+/// The indices `start..end` of the samples a fit may use: those within `window` before `now`,
+/// after the last gap and the last capacity change. A gap is a spacing longer than
+/// [`GAP_FACTOR`] times the shortest one and than a tenth of the window.
+fn usable(samples: &Samples, now_ms: u64, window: Duration) -> (usize, usize) {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    let from = now_ms.saturating_sub(window_ms);
+    let at = |i: usize| samples.get(i).map_or(0, |s| s.at_ms);
+    let mut end = samples.len();
+    while end > 0 && at(end - 1) > now_ms {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && at(start - 1) >= from {
+        start -= 1;
+    }
+    let shortest = (start + 1..end)
+        .map(|i| at(i) - at(i - 1))
+        .min()
+        .unwrap_or(0);
+    let gap = (GAP_FACTOR * shortest as f64).max(window_ms as f64 / 10.0);
+    let cut = (start + 1..end).rev().find(|&i| {
+        let (a, b) = (samples.get(i - 1), samples.get(i));
+        let spacing = (at(i) - at(i - 1)) as f64;
+        spacing > gap || a.map(|s| s.capacity) != b.map(|s| s.capacity)
+    });
+    (cut.unwrap_or(start), end)
+}
+
+/// Minutes until `f` (fitted with `x` in minutes, now at 0) reaches `capacity`; infinite when
+/// it does not rise.
+fn minutes_to(f: &Fit, capacity: f64) -> f64 {
+    if f.slope <= 0.0 {
+        return f64::INFINITY;
+    }
+    ((capacity - f.intercept) / f.slope).max(0.0)
+}
+
+/// Whether the pool whose recent samples are `samples` (the newest is the current poll) is
+/// predicted to be full within `p.horizon` of `now`.
+pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Prediction, Quiet> {
+    let now_ms = millis(now);
+    let (start, end) = usable(samples, now_ms, p.window);
+    let (Some(first), Some(last)) = (
+        samples.get(start),
+        end.checked_sub(1).and_then(|i| samples.get(i)),
+    ) else {
+        return Err(Quiet::TooLittleHistory);
+    };
+    let span_ms = last.at_ms - first.at_ms;
+    if end - start < MIN_SAMPLES || u128::from(span_ms) * 2 < p.window.as_millis() {
+        return Err(Quiet::TooLittleHistory);
+    }
+    if last.in_use >= last.capacity {
+        return Err(Quiet::Full);
+    }
+    let capacity = f64::from(last.capacity);
+    // At most MAX_POINTS points, evenly spaced back from the newest: a fit needs no more, and
+    // the cost stays flat at any poll rate.
+    let stride = (end - start).div_ceil(MAX_POINTS);
+    let points = (start..end).rev().step_by(stride).filter_map(|i| {
+        let s = samples.get(i)?;
+        let ago = now_ms.saturating_sub(s.at_ms) as f64 / 60_000.0;
+        Some((-ago, f64::from(s.in_use)))
+    });
+    let whole = fit(points.clone()).ok_or(Quiet::TooLittleHistory)?;
+    if whole.slope <= 0.0 {
+        return Err(Quiet::NotRising);
+    }
+    if whole.r2 < p.min_r2 {
+        return Err(Quiet::PoorFit);
+    }
+    let horizon = p.horizon.as_secs_f64() / 60.0;
+    let minutes = minutes_to(&whole, capacity);
+    if minutes > horizon {
+        return Err(Quiet::BeyondHorizon);
+    }
+    let half = (now_ms.saturating_sub(last.at_ms) + span_ms / 2) as f64 / 60_000.0;
+    let recent = fit(points.take_while(|(x, _)| *x >= -half));
+    if recent.is_none_or(|f| f.slope < whole.slope * STALLED_BELOW) {
+        return Err(Quiet::Stalled);
+    }
+    Ok(Prediction {
+        exhausted_in: Duration::from_secs_f64(minutes * 60.0),
+        slope_per_minute: whole.slope,
+        r2: whole.r2,
+    })
+}
+
+/// `~3 min`-style: whole minutes from a minute on, seconds below.
+pub fn approx(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 2 * 3600 {
+        format!("{} min", (secs + 30) / 60)
+    } else {
+        format!("{} h", (secs + 1800) / 3600)
+    }
+}
+
+/// A slope for people: signed, one decimal (`+4.1`).
+pub fn signed(per_minute: f64) -> String {
+    format!("{per_minute:+.1}")
+}
+
+#[cfg(test)]
+#[path = "predict_tests.rs"]
+mod tests;
