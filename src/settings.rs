@@ -321,6 +321,7 @@ mod example_tests {
             "PoolNearFull",
             "PoolExhausted",
             "PoolCapacityDropped",
+            "PoolBudgetExceeded",
             "TargetSaturated",
             "TargetDown",
         ] {

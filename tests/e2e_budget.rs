@@ -2,13 +2,18 @@
 //! (`max_connections` 40, 3 reserved: 37 usable; role `app` limited to 35) and a real PgBouncer
 //! in front of it whose two pools (`appdb/app` of 25 and `reports/app` of 20, opened by one
 //! client each) may open 45 server connections: over the server and over the role.
-//! A proposal for an application known only by its link is checked the same way.
+//! A proposal for an application known only by its link is checked the same way. The daemon
+//! watching the same services fires the built-in `PoolBudgetExceeded` with the numbers, and
+//! resolves it once PgBouncer's pools are made to fit.
 
 mod common;
 
 use common::pgbouncer::Database;
-use common::scenario::{bouncer_with_cluster, header, target, WAIT};
-use common::{run_cli, ConfigFile, PgBouncer, PgBouncerOptions, PgCluster};
+use common::scenario::{
+    bouncer_with_cluster, expect_metric, header, notifications, receiver, target, Notification,
+    WAIT,
+};
+use common::{run_cli, ConfigFile, PgBouncer, PgBouncerOptions, PgCluster, Poolwatch, Receiver};
 use serde_json::Value;
 
 /// The PostgreSQL target's name.
@@ -189,4 +194,107 @@ async fn usage_and_config_errors_exit_2() {
         err.contains("links[0].server.target: unknown target \"orders\""),
         "{err}"
     );
+}
+
+/// The `PoolBudgetExceeded` notifications of `target` so far, once there are `n`.
+async fn budget_pages(hook: &Receiver, n: usize) -> Vec<Notification> {
+    let pages = |r: &[common::receiver::RecordedRequest]| -> Vec<Notification> {
+        notifications(r)
+            .into_iter()
+            .filter(|n| n.alertname == "PoolBudgetExceeded")
+            .collect()
+    };
+    let arrived = hook.wait_for(|r| pages(r).len() >= n, WAIT).await;
+    let got = pages(&hook.requests());
+    assert!(
+        arrived,
+        "expected {n} PoolBudgetExceeded notifications, got {got:?}"
+    );
+    got
+}
+
+#[tokio::test]
+async fn the_daemon_fires_pool_budget_exceeded_with_the_numbers_and_resolves_it() {
+    let (pg, pgb, _holds) = over_committed_bouncer().await;
+    let hook = Receiver::start().await;
+    let config = [
+        header(""),
+        target(SERVER, pg.port(), ""),
+        target(BOUNCER, pgb.port(), "type = \"pgbouncer\"\n"),
+        receiver("oncall", &hook.url("/hook"), ""),
+        BOUNCER_LINK.to_string(),
+    ]
+    .concat();
+    let pw = Poolwatch::start(&config).await;
+    let server = [("target", SERVER), ("kind", "server"), ("pool", "server")];
+    expect_metric(&pw, "poolwatch_pool_budget_demand", &server, 45.0).await;
+    expect_metric(&pw, "poolwatch_pool_budget_excess", &server, 8.0).await;
+    let mut fired = budget_pages(&hook, 2).await;
+    fired.sort_by(|a, b| a.summary.cmp(&b.summary));
+    let contributors = "bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20";
+    let got: Vec<(&str, &str, &str)> = fired
+        .iter()
+        .map(|n| (n.status.as_str(), n.severity.as_str(), n.summary.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "firing",
+                "warning",
+                "orders-db role app: the pools linked to it may open 45 connections, over its 35"
+            ),
+            (
+                "firing",
+                "warning",
+                "orders-db: the pools linked to it may open 45 connections, over its 37"
+            ),
+        ]
+    );
+    for n in &fired {
+        assert!(
+            n.description.starts_with(&format!("{contributors}; ")),
+            "{}",
+            n.description
+        );
+    }
+    assert!(
+        fired[1]
+            .description
+            .contains("; max_connections 40, 3 reserved for superusers"),
+        "{}",
+        fired[1].description
+    );
+
+    // PgBouncer's reports pool shrinks to 5: 30 fit both the server (37) and the role (35).
+    pgb.set_database(Database::new("reports", "postgres").pool_size(5));
+    pgb.reload().await;
+    let all = budget_pages(&hook, 4).await;
+    let mut resolved: Vec<(&str, &str)> = all[2..]
+        .iter()
+        .map(|n| {
+            assert_eq!(n.status, "resolved", "{n:?}");
+            let (subject, rest) = n
+                .summary
+                .split_once(": PoolBudgetExceeded cleared after ")
+                .unwrap_or_else(|| panic!("{}", n.summary));
+            let numbers = rest.split_once("; ").map_or("", |(_, numbers)| numbers);
+            (subject, numbers)
+        })
+        .collect();
+    resolved.sort();
+    assert_eq!(
+        resolved,
+        [
+            (
+                "orders-db",
+                "the pools linked to it may open 30 of its 37 connections now"
+            ),
+            (
+                "orders-db role app",
+                "the pools linked to it may open 30 of its 35 connections now"
+            ),
+        ]
+    );
+    expect_metric(&pw, "poolwatch_pool_budget_excess", &server, -7.0).await;
 }

@@ -5,6 +5,8 @@
 //! but not the server is an incident waiting for its peak; a deployment that grows or shrinks a
 //! pool can be checked before it ships (`poolwatch budget --propose`).
 //!
+//! * [`annotate`] — the budget put on the ceiling pools of each report (the daemon, `snapshot`),
+//!   for the built-in `PoolBudgetExceeded`, `/metrics` and alert text.
 //! * [`compute`] — the pure budget over the latest pools, the links and the proposals.
 //! * [`text`] — the human text of a budget.
 //! * [`command`] — `poolwatch budget`: poll once, compute, print, exit non-zero when over.
@@ -18,6 +20,7 @@
 //!   its user's (role) and database's limits; where a database's `max_db_connections` is below
 //!   the sum of its pools' sizes, the limit is what it can open. Reserve pools are not counted.
 
+pub mod annotate;
 pub mod command;
 pub mod compute;
 pub mod text;

@@ -37,8 +37,10 @@ impl Daemon {
             receivers,
             external_url,
             http,
+            links,
             ..
         } = new;
+        self.links = links;
         self.store
             .set_windows(history.window.0, capacity_horizon(&rules));
         self.http

@@ -40,11 +40,17 @@ pub enum PoolMetric {
     OldestTransactionSeconds,
     /// Sessions waiting on a lock (PostgreSQL).
     LockWaiting,
+    /// Connections the pools linked to this ceiling may open (sizes × instances; ceilings that
+    /// something linked draws on: see README "Pool budget").
+    BudgetDemand,
+    /// `budget_demand − configured capacity`: above 0 the ceiling is over-committed, below 0
+    /// it is the headroom.
+    BudgetExcess,
 }
 
 impl PoolMetric {
     /// Every metric, in declaration order.
-    pub const ALL: [PoolMetric; 12] = [
+    pub const ALL: [PoolMetric; 14] = [
         PoolMetric::Utilization,
         PoolMetric::InUse,
         PoolMetric::Idle,
@@ -57,6 +63,8 @@ impl PoolMetric {
         PoolMetric::OldestIdleInTransactionSeconds,
         PoolMetric::OldestTransactionSeconds,
         PoolMetric::LockWaiting,
+        PoolMetric::BudgetDemand,
+        PoolMetric::BudgetExcess,
     ];
 
     /// The name as written in the config file.
@@ -74,6 +82,8 @@ impl PoolMetric {
             PoolMetric::OldestIdleInTransactionSeconds => "oldest_idle_in_transaction_seconds",
             PoolMetric::OldestTransactionSeconds => "oldest_transaction_seconds",
             PoolMetric::LockWaiting => "lock_waiting",
+            PoolMetric::BudgetDemand => "budget_demand",
+            PoolMetric::BudgetExcess => "budget_excess",
         }
     }
 
@@ -94,6 +104,10 @@ impl PoolMetric {
             PoolMetric::OldestIdleInTransactionSeconds => secs(pg?.oldest_idle_in_transaction),
             PoolMetric::OldestTransactionSeconds => secs(pg?.oldest_transaction),
             PoolMetric::LockWaiting => pg?.lock_waiting as f64,
+            PoolMetric::BudgetDemand => pool.budget.as_ref()?.demand as f64,
+            PoolMetric::BudgetExcess => {
+                pool.budget.as_ref()?.demand as f64 - pool.configured_capacity as f64
+            }
         })
     }
 }
@@ -120,7 +134,7 @@ pub struct PoolFamily {
 }
 
 /// Every per-pool family, in the order of the exposition.
-pub const POOL_FAMILIES: [PoolFamily; 15] = [
+pub const POOL_FAMILIES: [PoolFamily; 17] = [
     PoolFamily {
         name: "poolwatch_pool_capacity",
         help: "Usable connection limit of the pool.",
@@ -213,6 +227,18 @@ pub const POOL_FAMILIES: [PoolFamily; 15] = [
         help: "Sessions waiting on a lock (PostgreSQL pools).",
         kind: FamilyType::Gauge,
         value: |p| PoolMetric::LockWaiting.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_budget_demand",
+        help: "Connections the pools linked to this ceiling may open (their sizes x instances; PgBouncer pool sizes); compare with poolwatch_pool_configured_capacity.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::BudgetDemand.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_budget_excess",
+        help: "poolwatch_pool_budget_demand minus poolwatch_pool_configured_capacity: above 0 the ceiling is over-committed.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::BudgetExcess.value(p),
     },
 ];
 

@@ -41,10 +41,12 @@ enum Var {
     LastSeen,
     Duration,
     TargetState,
+    BudgetDemand,
+    BudgetContributors,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 29] = [
+const VARS: [(&str, Var); 31] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -74,6 +76,8 @@ const VARS: [(&str, Var); 29] = [
     ("last_seen", Var::LastSeen),
     ("duration", Var::Duration),
     ("target_state", Var::TargetState),
+    ("budget_demand", Var::BudgetDemand),
+    ("budget_contributors", Var::BudgetContributors),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -287,6 +291,17 @@ impl Vars<'_> {
             },
             Var::Duration => write!(out, "{}", age(self.duration)),
             Var::TargetState => write!(out, "{}", target_state(self.target_state)),
+            Var::BudgetDemand => {
+                write!(
+                    out,
+                    "{}",
+                    count(snap.and_then(|s| s.budget.as_ref()).map(|b| b.demand))
+                )
+            }
+            Var::BudgetContributors => match snap.and_then(|s| s.budget.as_ref()) {
+                Some(b) => write!(out, "{}", b.contributors),
+                None => write!(out, "{UNKNOWN}"),
+            },
         };
     }
 }

@@ -58,6 +58,7 @@ fn builtins_are_valid_and_complete() {
             "PoolClientsWaiting",
             "PoolLongestWait",
             "PoolCapacityDropped",
+            "PoolBudgetExceeded",
             "TargetSaturated",
             "TargetDown"
         ]
