@@ -105,3 +105,20 @@ fn problems_are_located_and_name_the_target() {
         assert!(line >= 8, "located in the link: {got:?}");
     }
 }
+
+#[test]
+fn the_readme_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split_once("## Pool budget")
+        .map(|(_, s)| s)
+        .expect("README has a Pool budget section");
+    let example = section
+        .split_once("```toml\n")
+        .and_then(|(_, s)| s.split_once("```"))
+        .map(|(toml, _)| toml)
+        .expect("a toml block");
+    let got = links(example).expect("the README's links are valid");
+    let from: Vec<&str> = got.iter().map(|l| l.from.as_str()).collect();
+    assert_eq!(from, ["checkout", "web", "bouncer"]);
+}
