@@ -13,6 +13,7 @@ Examples:
   poolwatch check-config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml --json | jq '.targets[].pools[]'
+  poolwatch budget --config poolwatch.toml --propose checkout=20x6
 
 Signals (run): SIGHUP reloads the configuration (an invalid one is refused and the running one
 stays); SIGTERM/SIGINT stop polling, flush queued notifications and exit 0.
@@ -66,6 +67,21 @@ pub enum Command {
         #[arg(long, short, env = "POOLWATCH_CONFIG")]
         config: PathBuf,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Poll every target once and check the pool budget: what linked pools may open against
+    /// each server's ceiling. Exit 0 fits, 1 over-committed, 2 invalid configuration or usage,
+    /// 3 something could not be counted.
+    Budget {
+        /// Configuration file.
+        #[arg(long, short, env = "POOLWATCH_CONFIG")]
+        config: PathBuf,
+        /// An application's pools as a deployment would make them, in place of what runs:
+        /// `APP=SIZExREPLICAS` (or `APP/POOL=SIZExREPLICAS`); repeatable.
+        #[arg(long, value_name = "APP=SIZExREPLICAS")]
+        propose: Vec<crate::budget::Proposal>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -148,13 +164,28 @@ pub fn main() -> i32 {
         Command::CheckConfig { file } => check_config(&file),
         Command::Snapshot { config, json } => {
             init_logging(cli.log_format);
-            match settings::load(&config) {
-                Ok(c) => runtime.block_on(crate::snapshot::run(c, json)),
-                Err(problems) => {
-                    crate::daemon::print_problems(&problems);
-                    2
-                }
-            }
+            with_config(&config, |c| runtime.block_on(crate::snapshot::run(c, json)))
+        }
+        Command::Budget {
+            config,
+            propose,
+            json,
+        } => {
+            init_logging(cli.log_format);
+            with_config(&config, |c| {
+                runtime.block_on(crate::budget::command::run(c, propose, json))
+            })
+        }
+    }
+}
+
+/// Loads `path` and runs `f` on it; exit 2 listing every problem if invalid.
+fn with_config(path: &std::path::Path, f: impl FnOnce(settings::Config) -> i32) -> i32 {
+    match settings::load(path) {
+        Ok(c) => f(c),
+        Err(problems) => {
+            crate::daemon::print_problems(&problems);
+            2
         }
     }
 }

@@ -38,6 +38,10 @@
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
 //!   problems located as `file:line:column: key: message`. It knows no section.
+//! * [`link`] — `[[links]]`: which server (directly or through PgBouncer) each application or
+//!   PgBouncer draws on.
+//! * [`budget`] — the pool budget: what the linked pools may open against each server's (and
+//!   role's, database's, PgBouncer's) ceiling; the `poolwatch budget` command.
 //! * [`settings`] — the whole configuration: each section validated by its component, put
 //!   together into one [`settings::Config`].
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload off the loop), the
@@ -50,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -57,6 +62,7 @@ pub mod errtext;
 pub mod exporter;
 pub mod fdlimit;
 pub mod http;
+pub mod link;
 pub mod model;
 pub mod notice;
 pub mod notify;

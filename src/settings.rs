@@ -42,6 +42,9 @@ pub struct RawConfig {
     /// Webhook receivers that get firing and resolved notifications.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
+    /// Which server each application (or PgBouncer) draws on ([`crate::link`]).
+    #[serde(default)]
+    pub links: Vec<crate::link::LinkConfig>,
 }
 
 /// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
@@ -130,6 +133,8 @@ pub struct Config {
     pub rules: RuleSet,
     /// Receivers, with secrets resolved.
     pub receivers: Vec<ReceiverSettings>,
+    /// Links from applications and PgBouncers to the servers they draw on.
+    pub links: Vec<crate::link::Link>,
 }
 
 /// Reads and validates `path`: a regular file of at most
@@ -166,6 +171,8 @@ struct Sections {
     rules: Option<Vec<RuleConfig>>,
     /// Receivers are checked together (unique names): all or nothing.
     receivers: Option<Vec<ReceiverConfig>>,
+    /// Each link on its own, by index (checked against the targets).
+    links: Vec<Option<crate::link::LinkConfig>>,
 }
 
 impl Sections {
@@ -183,6 +190,7 @@ impl Sections {
                 .collect(),
             rules: doc.elements("rules", problems).into_iter().collect(),
             receivers: doc.elements("receivers", problems).into_iter().collect(),
+            links: doc.elements("links", problems),
         }
     }
 }
@@ -193,6 +201,14 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         check_alerting(a, problems);
     }
     let targets = check_targets(doc, &s.targets, problems);
+    let refs: Vec<crate::link::config::TargetRef> = targets
+        .iter()
+        .map(|t| crate::link::config::TargetRef {
+            name: &t.name,
+            kind: t.kind(),
+        })
+        .collect();
+    let links = crate::link::resolve(&s.links, &refs, problems);
     // With `[alerting]` refused, its `builtin_rules` may still be fine (its problem is listed).
     let builtin = match &s.alerting {
         Some(a) => a.builtin_rules,
@@ -215,6 +231,7 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         targets,
         rules: rules?,
         receivers: receivers?,
+        links,
     })
 }
 
@@ -304,6 +321,7 @@ mod example_tests {
             "PoolNearFull",
             "PoolExhausted",
             "PoolCapacityDropped",
+            "PoolBudgetExceeded",
             "TargetSaturated",
             "TargetDown",
         ] {

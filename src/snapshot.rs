@@ -16,10 +16,12 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
         targets,
         rules,
         alerting,
+        links,
         ..
     } = config;
-    let reports: Vec<TargetReport> =
+    let mut reports: Vec<TargetReport> =
         futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
+    crate::budget::annotate::annotate_all(&mut reports, &links);
     let mut engine = Engine::new(rules, alerting.repeat_interval.0);
     let store = Store::new(targets.iter().map(|t| t.name.as_str()));
     let now = SystemTime::now();

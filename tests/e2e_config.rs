@@ -61,7 +61,7 @@ fn cases() -> Vec<Case> {
              `connect_timeout`, `statement_timeout` (did you mean `interval`?)"),
         case("unknown section", "[alertin]\n[[targets]]\nname = \"db\"\n", Some((1, 2)),
             "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `history`, \
-             `targets`, `rules`, `receivers` (did you mean `alerting`?)"),
+             `targets`, `rules`, `receivers`, `links` (did you mean `alerting`?)"),
         case("duration without unit", "[[targets]]\nname = \"db\"\ninterval = \"15\"\n",
             Some((3, 12)),
             "targets[0].interval: duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),
@@ -216,6 +216,8 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
     let (before, block) = text.split_once("# [[receivers]]").expect("receiver block");
     let block: String = block
         .lines()
+        .skip(1) // the rest of the `# [[receivers]]` line
+        .take_while(|l| !l.is_empty())
         .map(|l| match l.strip_prefix("# ") {
             Some(key) if !key.starts_with("url_file") => format!("{key}\n"),
             _ => String::new(),

@@ -57,6 +57,8 @@ struct Daemon {
     sources: BTreeMap<String, Running>,
     /// Each target's extra alert labels, applied without restarting its source.
     labels: HashMap<String, BTreeMap<String, String>>,
+    /// `[[links]]`: each report's ceiling pools carry the budget of what is linked to them.
+    links: Vec<crate::link::Link>,
     /// Cloned into every source task.
     reports: mpsc::Sender<TargetReport>,
     /// Registered once; shared by source tasks across reloads.
@@ -154,6 +156,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         targets,
         rules,
         receivers,
+        links,
         ..
     } = config;
     store.set_windows(
@@ -174,6 +177,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         receivers,
         sources: BTreeMap::new(),
         labels: HashMap::new(),
+        links,
         reports: tx,
         source_metrics,
         daemon_metrics,
@@ -303,6 +307,16 @@ impl Daemon {
             return; // from a source stopped by a reload
         }
         self.store.fill_rates(&mut report);
+        if !self.links.is_empty() {
+            let latest: Vec<_> = self
+                .store
+                .targets()
+                .into_values()
+                .filter_map(|e| e.data)
+                .collect();
+            let others: Vec<_> = latest.iter().flat_map(|d| d.pools.iter()).collect();
+            crate::budget::annotate::annotate(&mut report, &others, &self.links);
+        }
         if let Some(entry) = self.store.apply(&report) {
             self.exposition.set_target(&report.target, &entry);
         }

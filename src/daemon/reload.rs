@@ -37,8 +37,10 @@ impl Daemon {
             receivers,
             external_url,
             http,
+            links,
             ..
         } = new;
+        self.links = links;
         self.store.set_windows(
             sample_window(history.window.0, &rules),
             capacity_horizon(&rules),

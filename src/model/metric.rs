@@ -49,11 +49,17 @@ pub enum PoolMetric {
     /// Clients that gave up waiting (acquire timeouts), per second since the previous poll
     /// (pools whose source counts them: HikariCP, OpenTelemetry).
     TimeoutsPerSecond,
+    /// Connections the pools linked to this ceiling may open (sizes × instances; ceilings that
+    /// something linked draws on: see README "Pool budget").
+    BudgetDemand,
+    /// `budget_demand − configured capacity`: above 0 the ceiling is over-committed, below 0
+    /// it is the headroom.
+    BudgetExcess,
 }
 
 impl PoolMetric {
     /// Every metric, in declaration order.
-    pub const ALL: [PoolMetric; 15] = [
+    pub const ALL: [PoolMetric; 17] = [
         PoolMetric::Utilization,
         PoolMetric::InUse,
         PoolMetric::Idle,
@@ -69,6 +75,8 @@ impl PoolMetric {
         PoolMetric::WaitsPerSecond,
         PoolMetric::WaitSecondsPerSecond,
         PoolMetric::TimeoutsPerSecond,
+        PoolMetric::BudgetDemand,
+        PoolMetric::BudgetExcess,
     ];
 
     /// The name as written in the config file.
@@ -89,6 +97,8 @@ impl PoolMetric {
             PoolMetric::WaitsPerSecond => "waits_per_second",
             PoolMetric::WaitSecondsPerSecond => "wait_seconds_per_second",
             PoolMetric::TimeoutsPerSecond => "timeouts_per_second",
+            PoolMetric::BudgetDemand => "budget_demand",
+            PoolMetric::BudgetExcess => "budget_excess",
         }
     }
 
@@ -112,6 +122,10 @@ impl PoolMetric {
             PoolMetric::WaitsPerSecond => pool.rates.waits?,
             PoolMetric::WaitSecondsPerSecond => pool.rates.wait_seconds?,
             PoolMetric::TimeoutsPerSecond => pool.rates.timeouts?,
+            PoolMetric::BudgetDemand => pool.budget.as_ref()?.demand as f64,
+            PoolMetric::BudgetExcess => {
+                pool.budget.as_ref()?.demand as f64 - pool.configured_capacity as f64
+            }
         })
     }
 }
@@ -138,7 +152,7 @@ pub struct PoolFamily {
 }
 
 /// Every per-pool family, in the order of the exposition.
-pub const POOL_FAMILIES: [PoolFamily; 18] = [
+pub const POOL_FAMILIES: [PoolFamily; 20] = [
     PoolFamily {
         name: "poolwatch_pool_capacity",
         help: "Usable connection limit of the pool.",
@@ -250,6 +264,18 @@ pub const POOL_FAMILIES: [PoolFamily; 18] = [
         help: "Sessions waiting on a lock (PostgreSQL pools).",
         kind: FamilyType::Gauge,
         value: |p| PoolMetric::LockWaiting.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_budget_demand",
+        help: "Connections the pools linked to this ceiling may open (their sizes x instances; PgBouncer pool sizes); compare with poolwatch_pool_configured_capacity.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::BudgetDemand.value(p),
+    },
+    PoolFamily {
+        name: "poolwatch_pool_budget_excess",
+        help: "poolwatch_pool_budget_demand minus poolwatch_pool_configured_capacity: above 0 the ceiling is over-committed.",
+        kind: FamilyType::Gauge,
+        value: |p| PoolMetric::BudgetExcess.value(p),
     },
 ];
 

@@ -200,6 +200,20 @@ pub struct PoolSnapshot {
     pub parent: Option<(PoolKind, String)>,
     /// PostgreSQL's own view of the pool's sessions; `None` for other sources.
     pub postgres: Option<PgSessions>,
+    /// For a ceiling that linked pools draw on (a server, a role or database limit,
+    /// PgBouncer's `max_client_conn`): what they may open ([`crate::budget`]); `None` when
+    /// nothing linked draws on it. Set by the daemon from every target's latest pools.
+    pub budget: Option<BudgetFigure>,
+}
+
+/// What the pools linked to a ceiling may open against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetFigure {
+    /// Connections the linked pools may open: their sizes × instances.
+    pub demand: u64,
+    /// Each contributor and its share, largest first: `checkout default 60, bouncer
+    /// pgbouncer_pool orders/app 30`.
+    pub contributors: String,
 }
 
 /// Cumulative counters of a pool since its source started counting; each is `None` when the
@@ -262,6 +276,7 @@ impl PoolSnapshot {
             capacity_note: String::new(),
             parent: None,
             postgres: None,
+            budget: None,
         }
     }
 

@@ -53,6 +53,12 @@ fn threshold_summaries(metric: PoolMetric) -> (&'static str, &'static str) {
             "{{subject}}: a transaction has been open for {{oldest_transaction}}",
             "{{subject}}: {{alertname}} cleared after {{duration}}",
         ),
+        PoolMetric::BudgetDemand | PoolMetric::BudgetExcess => (
+            "{{subject}}: the pools linked to it may open {{budget_demand}} connections, \
+             over its {{configured_capacity}}",
+            "{{subject}}: {{alertname}} cleared after {{duration}}; the pools linked to it \
+             may open {{budget_demand}} of its {{configured_capacity}} connections now",
+        ),
         PoolMetric::LockWaiting => (
             "{{subject}}: {{lock_waiting}} sessions waiting on a lock",
             "{{subject}}: {{alertname}} cleared after {{duration}}; \
@@ -85,9 +91,26 @@ pub fn default_summary(check: &Check) -> &'static str {
     }
 }
 
+/// What a budget alert's description says: who draws on the ceiling, and the ceiling.
+const BUDGET_DESCRIPTION: &str = "{{budget_contributors}}; {{capacity_note}}. At their peak \
+     these pools ask for more connections than the ceiling allows: the last ones are refused \
+     or queued. Shrink a pool, cut replicas, or put PgBouncer in between \
+     (`poolwatch budget --propose` checks a change)";
+
+fn is_budget(check: &Check) -> bool {
+    matches!(
+        check,
+        Check::Threshold {
+            metric: PoolMetric::BudgetDemand | PoolMetric::BudgetExcess,
+            ..
+        }
+    )
+}
+
 /// The default `description` of a rule that does not set one.
 pub fn default_description(check: &Check) -> &'static str {
     match check {
+        c if is_budget(c) => BUDGET_DESCRIPTION,
         Check::Threshold { .. } => POOL_DESCRIPTION,
         Check::CapacityDropped { .. } => {
             "{{capacity_note}}; {{in_use}} in use now ({{utilization}}). A smaller pool \
@@ -127,6 +150,7 @@ pub fn default_resolved_summary(check: &Check) -> &'static str {
 /// The default `resolved_description` of a rule that does not set one.
 pub fn default_resolved_description(check: &Check) -> &'static str {
     match check {
+        c if is_budget(c) => "{{budget_contributors}}; {{capacity_note}}",
         Check::Threshold { .. } => POOL_DESCRIPTION,
         Check::CapacityDropped { .. } => {
             "{{capacity_note}}; {{in_use}} in use now ({{utilization}}). The alert clears when \
@@ -197,6 +221,7 @@ fn condition_rule(
 /// | `PoolLongestWait` | longest wait >= 1s (clears below 0.5s) | warning | 0s |
 /// | `PoolCapacityDropped` | capacity below the highest of the last hour | warning | 0s |
 /// | `PoolExhaustionPredicted` | the trend of in use over 10m reaches capacity within 30m (keeps firing 2m) | warning | 0s |
+/// | `PoolBudgetExceeded` | budget excess > 0 (linked pools may open more than the ceiling) | warning | 0s |
 /// | `TargetSaturated` | the target refuses new clients because it is full | critical | 0s |
 /// | `TargetDown` | the target cannot be polled | critical | 30s |
 pub fn builtin_rules() -> Vec<RuleConfig> {
@@ -282,6 +307,17 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
                 Severity::Warning,
                 0,
             )
+        },
+        // The pools linked to a ceiling may open more than it allows (`[[links]]`): a peak
+        // away from refusals. Not an outage yet, so a warning; the numbers are configured
+        // sizes, which do not flap, so at once.
+        RuleConfig {
+            warning: Some(ThresholdConfig {
+                value: 0.0,
+                clear: None,
+                for_: None,
+            }),
+            ..pool_rule("PoolBudgetExceeded", PoolMetric::BudgetExcess, CmpOp::Gt, 0)
         },
         condition_rule(
             "TargetSaturated",

@@ -44,10 +44,12 @@ enum Var {
     TargetState,
     ExhaustedIn,
     Slope,
+    BudgetDemand,
+    BudgetContributors,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 31] = [
+const VARS: [(&str, Var); 33] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -79,6 +81,8 @@ const VARS: [(&str, Var); 31] = [
     ("target_state", Var::TargetState),
     ("exhausted_in", Var::ExhaustedIn),
     ("slope", Var::Slope),
+    ("budget_demand", Var::BudgetDemand),
+    ("budget_contributors", Var::BudgetContributors),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -300,6 +304,17 @@ impl Vars<'_> {
             },
             Var::Slope => match self.prediction {
                 Some(p) => write!(out, "{}", predict::signed(p.slope_per_minute)),
+                None => write!(out, "{UNKNOWN}"),
+            },
+            Var::BudgetDemand => {
+                write!(
+                    out,
+                    "{}",
+                    count(snap.and_then(|s| s.budget.as_ref()).map(|b| b.demand))
+                )
+            }
+            Var::BudgetContributors => match snap.and_then(|s| s.budget.as_ref()) {
+                Some(b) => write!(out, "{}", b.contributors),
                 None => write!(out, "{UNKNOWN}"),
             },
         };

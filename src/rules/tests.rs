@@ -59,6 +59,7 @@ fn builtins_are_valid_and_complete() {
             "PoolLongestWait",
             "PoolCapacityDropped",
             "PoolExhaustionPredicted",
+            "PoolBudgetExceeded",
             "TargetSaturated",
             "TargetDown"
         ]

@@ -70,8 +70,9 @@ async fn scene() -> Scene {
     let shop = bouncer.hold_clients("shop", "appdb", 1);
     shop.wait_for(1, 0, Duration::from_secs(20)).await;
     let hook = Receiver::start().await;
+    // PgBouncer linked to the server: the server pool has its budget series.
     let config = format!(
-        "{}{}{}{}",
+        "{}{}{}{}[[links]]\nfrom = \"bouncer\"\nserver = {{ target = \"pg\" }}\n",
         header(""),
         target("pg", pg.port(), ""),
         target("bouncer", bouncer.port(), "type = \"pgbouncer\"\n"),
