@@ -14,7 +14,8 @@ use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::notify::{NotifyMetrics, ReceiverSet};
 use crate::settings::{self, Config};
-use crate::source::{SourceMetrics, TargetSettings};
+use crate::source::target::SourceSettings;
+use crate::source::{push, SourceMetrics, TargetSettings};
 use crate::store::Store;
 use prometheus::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,8 @@ struct Daemon {
     reports: mpsc::Sender<TargetReport>,
     /// Registered once; shared by source tasks across reloads.
     source_metrics: SourceMetrics,
+    /// What applications pushed, shared with the HTTP handler; kept across reloads.
+    pushed: Arc<push::Registry>,
     /// Reload status gauges.
     daemon_metrics: DaemonMetrics,
     /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
@@ -115,6 +118,8 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
     let daemon_metrics = DaemonMetrics::new(&registry)?;
+    let pushed = Arc::new(push::Registry::new(&registry)?);
+    pushed.configure(push_targets(&config.targets), SystemTime::now());
     // Before any descriptor is opened for targets, receivers or HTTP clients.
     fdlimit::raise_soft_to_hard();
     let http_limits = fdlimit::fit_http(config.http, config.targets.len(), config.receivers.len());
@@ -142,6 +147,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         alerts: board.clone(),
         exposition: exposition.clone(),
         registry: registry.clone(),
+        pushed: pushed.clone(),
     });
     let http_task = tokio::spawn(http_server.clone().serve(listener, app, http_stop_rx));
 
@@ -173,6 +179,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         labels: HashMap::new(),
         reports: tx,
         source_metrics,
+        pushed,
         daemon_metrics,
         default_external_url,
         state_file: alerting.state_file.clone(),
@@ -256,7 +263,12 @@ impl Daemon {
         let (stop, stop_rx) = watch::channel(false);
         self.source_metrics.init_target(&t.name);
         self.labels.insert(t.name.clone(), t.labels.clone());
-        let task = t.spawn(self.source_metrics.clone(), self.reports.clone(), stop_rx);
+        let task = t.spawn(
+            &self.pushed,
+            self.source_metrics.clone(),
+            self.reports.clone(),
+            stop_rx,
+        );
         tracing::info!(target_name = %t.name, kind = t.kind(), endpoint = %t.endpoint(), interval = ?t.cadence.interval, "watching target");
         self.sources.insert(
             t.name.clone(),
@@ -354,6 +366,16 @@ impl Daemon {
         self.save_state();
         self.receivers.shutdown(self.flush_timeout).await;
     }
+}
+
+/// The settings of the push targets among `targets`.
+pub(super) fn push_targets(
+    targets: &[TargetSettings],
+) -> impl Iterator<Item = &push::PushSettings> {
+    targets.iter().filter_map(|t| match &t.source {
+        SourceSettings::Push(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// Every target's extra alert labels, by target name.

@@ -2,7 +2,7 @@
 //! up neither alert evaluation nor SIGTERM), then applied — or refused with every problem
 //! logged, the running configuration kept.
 
-use super::{capacity_horizon, labels_by_target, unix_now, Daemon};
+use super::{capacity_horizon, labels_by_target, push_targets, unix_now, Daemon};
 use crate::config::values::Problem;
 use crate::fdlimit;
 use crate::settings::{self, Config};
@@ -75,6 +75,8 @@ impl Daemon {
                 self.dispatch(notices);
             }
         }
+        // What was pushed for a push target that stays is kept, whatever else changed.
+        self.pushed.configure(push_targets(&targets), now);
         self.store.set_targets(new_names.iter().map(String::as_str));
         self.exposition.retain_targets(&new_names);
         for (name, entry) in self.store.targets() {

@@ -282,11 +282,14 @@ pub enum ErrorClass {
     Timeout,
     /// The poll itself failed: the query or request was refused, or its answer was unusable.
     Query,
+    /// A target whose pools are pushed to poolwatch has no instance that pushed within its
+    /// `ttl`: the application stopped, crashed or lost its way to poolwatch.
+    Stale,
 }
 
 impl ErrorClass {
     /// Every class, for pre-initialised counters.
-    pub const ALL: [ErrorClass; 7] = [
+    pub const ALL: [ErrorClass; 8] = [
         ErrorClass::TooManyConnections,
         ErrorClass::CannotConnectNow,
         ErrorClass::Auth,
@@ -294,6 +297,7 @@ impl ErrorClass {
         ErrorClass::Network,
         ErrorClass::Timeout,
         ErrorClass::Query,
+        ErrorClass::Stale,
     ];
 
     /// The label value.
@@ -306,6 +310,7 @@ impl ErrorClass {
             ErrorClass::Network => "network",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Query => "query",
+            ErrorClass::Stale => "stale",
         }
     }
 }

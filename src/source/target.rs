@@ -10,6 +10,7 @@ use super::pgbouncer::config::{BouncerConfig, BouncerSettings};
 use super::pgwire::config::{check_timeout, ConnConfig, CONN_KEYS};
 use super::postgres;
 use super::postgres::config::{PgConfig, PgSettings};
+use super::push::{self, PushConfig, PushSettings};
 use super::{poll_loop, Cadence, SourceMetrics};
 use crate::config::document::{struct_fields, Document};
 use crate::config::values::{HumanDuration, Problems};
@@ -17,12 +18,13 @@ use crate::model::TargetReport;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The source types, as `type` values.
-pub const TYPES: [&str; 2] = ["postgres", "pgbouncer"];
+pub const TYPES: [&str; 3] = ["postgres", "pgbouncer", "push"];
 
 /// Keys every target has.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +88,8 @@ pub enum SourceSettings {
     Postgres(PgSettings),
     /// `type = "pgbouncer"`.
     Pgbouncer(BouncerSettings),
+    /// `type = "push"`.
+    Push(PushSettings),
 }
 
 impl TargetSettings {
@@ -94,6 +98,7 @@ impl TargetSettings {
         match &self.source {
             SourceSettings::Postgres(_) => "postgres",
             SourceSettings::Pgbouncer(_) => "pgbouncer",
+            SourceSettings::Push(_) => "push",
         }
     }
 
@@ -102,6 +107,7 @@ impl TargetSettings {
         match &self.source {
             SourceSettings::Postgres(s) => &s.conn.endpoint,
             SourceSettings::Pgbouncer(s) => &s.conn.endpoint,
+            SourceSettings::Push(_) => "POST /api/v1/pools",
         }
     }
 
@@ -110,6 +116,7 @@ impl TargetSettings {
         let how = match &self.source {
             SourceSettings::Postgres(s) => s.describe(),
             SourceSettings::Pgbouncer(s) => s.describe(),
+            SourceSettings::Push(s) => s.describe(),
         };
         format!(
             "{:<20} {} every {}, {how}",
@@ -130,13 +137,15 @@ impl TargetSettings {
         let (connect, poll) = match &self.source {
             SourceSettings::Postgres(s) => (s.conn.connect_timeout, s.statement_timeout),
             SourceSettings::Pgbouncer(s) => (s.conn.connect_timeout, s.poll_timeout),
+            SourceSettings::Push(_) => (Duration::ZERO, Duration::ZERO),
         };
         connect + poll + Duration::from_secs(1)
     }
 
-    /// Starts the polling task of the target.
+    /// Starts the polling task of the target; a push target reads what `pushed` holds.
     pub fn spawn(
         &self,
+        pushed: &Arc<push::Registry>,
         metrics: SourceMetrics,
         reports: mpsc::Sender<TargetReport>,
         shutdown: watch::Receiver<bool>,
@@ -156,10 +165,15 @@ impl TargetSettings {
                 let source = pgbouncer::BouncerSource::new(s.clone());
                 tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
             }
+            SourceSettings::Push(_) => {
+                let source = push::PushSource::new(&self.name, pushed.clone());
+                tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+            }
         }
     }
 
-    /// Polls the target once (connect, poll, disconnect): for `poolwatch snapshot`.
+    /// Polls the target once (connect, poll, disconnect): for `poolwatch snapshot`. A push
+    /// target's pools live in the running daemon, not in this process: its report says so.
     pub async fn poll_once(&self) -> TargetReport {
         match &self.source {
             SourceSettings::Postgres(s) => {
@@ -168,6 +182,17 @@ impl TargetSettings {
             SourceSettings::Pgbouncer(s) => {
                 super::poll_once(&self.name, &pgbouncer::BouncerSource::new(s.clone())).await
             }
+            // `snapshot` leaves push targets out; should one be polled, it says why it has no pools.
+            SourceSettings::Push(_) => TargetReport {
+                target: self.name.clone(),
+                at: std::time::SystemTime::now(),
+                duration: Duration::ZERO,
+                outcome: Err(crate::model::PollError {
+                    class: crate::model::ErrorClass::Stale,
+                    message: "its pools are pushed to the running daemon; this process has none"
+                        .into(),
+                }),
+            },
         }
     }
 }
@@ -183,17 +208,23 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
         let hint = crate::config::message::did_you_mean(&kind, TYPES)
             .map(|t| format!(" (did you mean \"{t}\"?)"))
             .unwrap_or_default();
+        let expected: Vec<String> = TYPES.iter().map(|t| format!("\"{t}\"")).collect();
         problems.at(
             format!("{prefix}.type"),
             format!(
-                "unknown target type \"{kind}\"{hint}: expected one of \"postgres\", \"pgbouncer\""
+                "unknown target type \"{kind}\"{hint}: expected one of {}",
+                expected.join(", ")
             ),
         );
         return None;
     }
     let common: Option<Common> = doc.get_keys(&prefix, &COMMON_KEYS, problems);
     let cadence: Option<LoopConfig> = doc.get_keys(&prefix, &LOOP_KEYS, problems);
-    let conn: Option<ConnConfig> = doc.get_keys(&prefix, &CONN_KEYS, problems);
+    // A push target connects to nothing: connection keys are unknown keys there.
+    let takes_conn = kind != "push";
+    let conn: Option<ConnConfig> = takes_conn
+        .then(|| doc.get_keys(&prefix, &CONN_KEYS, problems))
+        .flatten();
     if let Some(c) = &common {
         check_common(c, &prefix, problems);
     }
@@ -204,10 +235,13 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
     let name = common.as_ref().map_or("", |c| c.name.as_str());
     let conn = conn.as_ref();
     let source = match kind.as_str() {
-        "postgres" => own_keys::<PgConfig>(doc, &prefix, problems)
+        "postgres" => own_keys::<PgConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Postgres),
-        _ => own_keys::<BouncerConfig>(doc, &prefix, problems)
+        "push" => own_keys::<PushConfig>(doc, &prefix, false, problems)
+            .and_then(|own| own.resolve(name, &prefix, problems))
+            .map(SourceSettings::Push),
+        _ => own_keys::<BouncerConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Pgbouncer),
     };
@@ -265,18 +299,21 @@ fn check_cadence(c: &LoopConfig, prefix: &str, problems: &mut Problems) {
 }
 
 /// The source's own keys of the target at `prefix`; a key that no part of the target takes is
-/// unknown, and the suggestion for it is chosen among every key a target of this type has.
+/// unknown, and the suggestion for it is chosen among every key a target of this type has
+/// (the connection keys when `takes_conn`).
 fn own_keys<T: DeserializeOwned>(
     doc: &Document,
     prefix: &str,
+    takes_conn: bool,
     problems: &mut Problems,
 ) -> Option<T> {
     let own = struct_fields::<T>();
+    let conn: &[&str] = if takes_conn { &CONN_KEYS } else { &[] };
     let known: Vec<&str> = ["type"]
         .iter()
         .chain(&COMMON_KEYS)
         .chain(&LOOP_KEYS)
-        .chain(&CONN_KEYS)
+        .chain(conn)
         .chain(own)
         .copied()
         .collect();
@@ -342,11 +379,61 @@ mod tests {
     }
 
     #[test]
+    fn push_targets_take_no_connection_keys_and_check_their_own() {
+        let src = "[[targets]]\nname = \"checkout\"\ntype = \"push\"\n";
+        let c = parse(Path::new("x.toml"), src).expect("valid");
+        let t = &c.targets[0];
+        assert_eq!((t.kind(), t.endpoint()), ("push", "POST /api/v1/pools"));
+        assert!(
+            t.describe()
+                .contains("application \"checkout\", ttl 30s, no token"),
+            "{}",
+            t.describe()
+        );
+        let c = parse(Path::new("x.toml"), &format!("{src}token = \"Zq9xK\"\n")).expect("valid");
+        assert!(c.targets[0].describe().contains("bearer token required"));
+        assert!(!format!("{:?} {}", c.targets[0], c.targets[0].describe()).contains("Zq9xK"));
+        // (extra lines, expected problem)
+        let cases = [
+            ("host = \"db\"\n", "x.toml:4:1: targets[0].host: unknown field `host`"),
+            ("ttl = \"500ms\"\n", "x.toml:4:1: targets[0].ttl: must be between 1s and 1h"),
+            ("max_pools = 0\n", "x.toml:4:1: targets[0].max_pools: must be between 1 and 10000"),
+            (
+                "max_instances = 20000\n",
+                "x.toml:4:1: targets[0].max_instances: must be between 1 and 10000",
+            ),
+            (
+                "token = \"a\"\ntoken_file = \"/x\"\n",
+                "x.toml:4:1: targets[0].token: set either `token` or `token_file`, not both",
+            ),
+            (
+                "token = \"${POOLWATCH_TEST_UNSET_VAR}\"\n",
+                "x.toml:4:1: targets[0].token: `token`: environment variable POOLWATCH_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "token_file = \"/nonexistent/token\"\n",
+                "x.toml:4:1: targets[0].token_file: `token_file`: cannot read secret file /nonexistent/token",
+            ),
+            (
+                "token = 5\n",
+                "x.toml:4:9: targets[0].token: invalid type: integer, expected a string",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = problems(&format!("{src}{extra}"));
+            assert!(
+                got.len() == 1 && got[0].starts_with(want),
+                "{extra}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_type_is_checked_and_every_group_of_keys_reports_its_problems() {
         let got = problems("[[targets]]\nname = \"b\"\ntype = \"pgbouncr\"\n");
         assert_eq!(
             got,
-            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\""]
+            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\", \"push\""]
         );
         // A common key, a loop key, a connection key and a source key, all wrong at once.
         let got = problems(
