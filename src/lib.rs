@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! sources ──TargetReport──▶ daemon ──▶ store (latest report, last pools, history per pool)
-//! (postgres, pgbouncer;       │              │          └──▶ exporter (/metrics, per report)
+//! (postgres, pgbouncer, push; │              │          └──▶ exporter (/metrics, per report)
 //!  one poll loop)             │              ▼
 //!                             └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
 //! ```
@@ -16,7 +16,8 @@
 //!   error classes; [`model::metric`] is the one table of pool numbers rules and `/metrics` read.
 //! * [`source`] — every source as one module behind one trait, run by one poll loop:
 //!   [`source::postgres`], [`source::pgbouncer`], their shared wire-protocol parts
-//!   ([`source::pgwire`]); `[[targets]]` and its `type` ([`source::target`]).
+//!   ([`source::pgwire`]), [`source::push`] (pools applications post, summed over their fresh
+//!   instances); `[[targets]]` and its `type` ([`source::target`]).
 //! * [`store`] — what is known of every target and pool: latest report, last pools seen, a short
 //!   history per pool, capacity changes; shared with the HTTP handlers.
 //! * [`rules`] — rule definitions and their `[[rules]]` schema (built-ins merged with the
@@ -27,7 +28,8 @@
 //! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue and worker each,
 //!   Alertmanager v4 payloads, retries, a reachability probe.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
-//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`;
+//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`,
+//!   `POST /api/v1/pools`;
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
