@@ -78,6 +78,29 @@ async fn clients_waiting_in_a_psycopg_pool_page() {
 }
 
 #[tokio::test]
+async fn one_instance_whose_pool_ran_dry_pages_while_another_has_room() {
+    let pg = cluster().await;
+    let hook = Receiver::start().await;
+    let pw = Poolwatch::start(&config(&hook)).await;
+    let mut web1 = PushApp::start(Lang::Python, &options(&pg, &pw, "web-1")).await;
+    let mut roomy = options(&pg, &pw, "web-2");
+    roomy.max_size = 10;
+    let web2 = PushApp::start(Lang::Python, &roomy).await;
+    expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 15.0).await;
+    // 8 requests on web-1's pool of 5: 3 wait there, while web-2 has 10 free slots they
+    // cannot use. Summed, waiting (3) is below free (10): the queue is counted per instance.
+    web1.load(8, Duration::from_secs(20)).await;
+    expect_metric(&pw, "poolwatch_pool_waiting", &POOL, 3.0).await;
+    expect_metric(&pw, "poolwatch_pool_queued", &POOL, 3.0).await;
+    assert_eq!(metric(&pw, "poolwatch_pool_in_use", &POOL).await, 5.0);
+    expect_notified(&hook, "firing PoolClientsWaiting checkout").await;
+    assert!(
+        web1.quit().await && web2.quit().await,
+        "a final push was refused"
+    );
+}
+
+#[tokio::test]
 async fn instances_add_up_and_one_that_dies_goes_stale_then_all_gone_is_down() {
     let pg = cluster().await;
     let hook = Receiver::start().await;

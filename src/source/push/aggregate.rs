@@ -2,7 +2,8 @@
 //! passed in). Only **fresh** instances count — those whose last push is at most `ttl` old —
 //! and pools are summed across them by name, so that series carry no instance label:
 //!
-//! * capacity, in use, idle, waiting and the cumulative counters are sums;
+//! * capacity, in use, idle, waiting and the cumulative counters are sums, and so is
+//!   `queued`, per instance (one instance's free slot cannot serve another's queue);
 //! * the longest wait is the longest of any instance;
 //! * the configured capacity is the **per-instance** size (the smallest, when instances
 //!   differ), so that scaling out or in is not a capacity change, and a rolling deployment that
@@ -127,6 +128,11 @@ fn sum(target: &str, name: &str, parts: &[&PushedPool]) -> PoolSnapshot {
     let mut pool = PoolSnapshot::new(id, total(|p| p.capacity), total(|p| p.in_use));
     pool.idle = total(|p| p.idle);
     pool.waiting = total(|p| p.waiting);
+    // One instance's free slot cannot serve another's queue: each instance's own.
+    pool.queued = Some(total(|p| {
+        p.waiting
+            .saturating_sub(p.capacity.saturating_sub(p.in_use))
+    }));
     let smallest = parts.iter().map(|p| p.capacity).min().unwrap_or(0);
     let largest = parts.iter().map(|p| p.capacity).max().unwrap_or(0);
     pool.configured_capacity = smallest;

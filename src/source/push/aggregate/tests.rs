@@ -129,6 +129,37 @@ fn fresh_instances_are_summed_by_pool_name_and_stale_ones_leave() {
 }
 
 #[test]
+fn queued_counts_each_instances_own_queue() {
+    // (the instances' pools [capacity, in use, idle, waiting], queued, waiting - free of the sum)
+    let cases = [
+        // web-1 is full with 3 waiting, web-2 has 10 free slots it cannot lend: 3 queued.
+        (vec![[10, 10, 0, 3], [10, 0, 10, 0]], 3, 0),
+        // Both full.
+        (vec![[10, 10, 0, 3], [10, 10, 0, 2]], 5, 5),
+        // A pool growing to its maximum: its clients wait for a connection being opened.
+        (vec![[10, 2, 0, 1]], 0, 0),
+        (vec![[5, 5, 0, 15]], 15, 15),
+    ];
+    for (figures, queued, naive) in cases {
+        let list: Vec<(String, u64, Vec<PushedPool>)> = figures
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("web-{i}"), 0, vec![p("default", *f)]))
+            .collect();
+        let list: Vec<(&str, u64, Vec<PushedPool>)> = list
+            .iter()
+            .map(|(n, at, ps)| (n.as_str(), *at, ps.clone()))
+            .collect();
+        let data = aggregate("app", &instances(&list), t(0), TTL, t(1)).expect("fresh");
+        let q = &data.pools[0];
+        assert_eq!(q.queued(), queued, "{figures:?}");
+        assert_eq!(q.waiting.saturating_sub(q.free()), naive, "{figures:?}");
+        let metric = crate::model::PoolMetric::Queued.value(q);
+        assert_eq!(metric, Some(queued as f64), "{figures:?}");
+    }
+}
+
+#[test]
 fn counters_and_longest_waits_combine_over_the_instances_that_have_them() {
     let with =
         |wait_ms: Option<u64>, waits: Option<u64>, secs: Option<f64>, timeouts: Option<u64>| {
