@@ -309,3 +309,53 @@ async fn the_example_push_target_is_valid_and_check_config_describes_it_without_
     );
     assert!(!stdout.contains(TOKEN), "{stdout}");
 }
+
+#[tokio::test]
+async fn an_unknown_application_becomes_a_target_when_a_push_target_accepts_it() {
+    let pg = cluster().await;
+    let hook = Receiver::start().await;
+    let config = [
+        header(""),
+        format!(
+            "[[targets]]\nname = \"apps\"\ntype = \"push\"\ninterval = \"100ms\"\nttl = \"2s\"\n\
+             token = \"{TOKEN}\"\naccept_unknown = true\nmax_applications = 1\n\n"
+        ),
+        "[[rules]]\nname = \"TargetDown\"\nfor = \"300ms\"\n\n".into(),
+        receiver("oncall", &hook.url("/hook"), ""),
+    ]
+    .concat();
+    let pw = Poolwatch::start(&config).await;
+    let mut o = options(&pg, &pw, "web-1");
+    o.application = "billing".into();
+    let mut app = PushApp::start(Lang::Python, &o).await;
+    let billing = [("target", "billing"), ("kind", "app"), ("pool", "default")];
+    expect_metric(&pw, "poolwatch_pool_capacity", &billing, 5.0).await;
+    expect_metric(&pw, "poolwatch_target_up", &[("target", "billing")], 1.0).await;
+    assert!(pw.logs().contains("watching it as a target of its own"));
+
+    // One application at most: the next new one is refused, naming the limit.
+    let resp = reqwest::Client::new()
+        .post(pw.url("/api/v1/pools"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(
+            r#"{"application": "mail", "instance": "m", "pools": [
+                {"name": "p", "capacity": 1, "in_use": 0, "idle": 0, "waiting": 0}]}"#,
+        )
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status().as_u16(), 409);
+    let text = resp.text().await.expect("body");
+    assert!(text.contains("max_applications"), "{text}");
+
+    // A reload keeps the application's target and what it pushed.
+    pw.sighup();
+    assert!(pw.wait_for_log("configuration reloaded", WAIT).await);
+    assert_eq!(metric(&pw, "poolwatch_pool_capacity", &billing).await, 5.0);
+
+    // It is a target like any other: when it dies, it goes stale and TargetDown pages.
+    app.kill().await;
+    expect_metric(&pw, "poolwatch_target_up", &[("target", "billing")], 0.0).await;
+    expect_notified(&hook, "firing TargetDown billing").await;
+}

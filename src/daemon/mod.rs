@@ -1,6 +1,7 @@
 //! The daemon: wires sources, store, alert engine, notifier and HTTP server together, and owns
 //! the lifecycle — SIGTERM/SIGINT stop polling, flush notifications up to a deadline and exit 0;
-//! SIGHUP reloads, keeping the running configuration when the new one is invalid.
+//! SIGHUP reloads, keeping the running configuration when the new one is invalid. An application
+//! that pushes without a target of its own may be given one (`adopt.rs`).
 //!
 //! One task (this loop) is the only writer of alert state and the store; sources only send
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
@@ -26,6 +27,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod adopt;
 mod reload;
 mod state;
 
@@ -119,7 +121,11 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let notify_metrics = NotifyMetrics::new(&registry)?;
     let daemon_metrics = DaemonMetrics::new(&registry)?;
     let pushed = Arc::new(push::Registry::new(&registry)?);
-    pushed.configure(push_targets(&config.targets), SystemTime::now());
+    let taken = other_targets(&config.targets);
+    pushed.configure(push_targets(&config.targets), &taken, SystemTime::now());
+    // Applications created by their first push (`accept_unknown`) are started by this loop.
+    let (adopt_tx, mut adopted) = mpsc::unbounded_channel::<String>();
+    pushed.set_adopter(adopt_tx);
     // Before any descriptor is opened for targets, receivers or HTTP clients.
     fdlimit::raise_soft_to_hard();
     let http_limits = fdlimit::fit_http(config.http, config.targets.len(), config.receivers.len());
@@ -234,6 +240,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
+            Some(application) = adopted.recv() => d.adopt(application),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
             _ = sighup.recv() => match reloading {
@@ -376,6 +383,16 @@ pub(super) fn push_targets(
         SourceSettings::Push(s) => Some(s),
         _ => None,
     })
+}
+
+/// The names of the targets that are not push targets: an application created by a push
+/// cannot take one.
+pub(super) fn other_targets(targets: &[TargetSettings]) -> std::collections::BTreeSet<String> {
+    targets
+        .iter()
+        .filter(|t| !matches!(t.source, SourceSettings::Push(_)))
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// Every target's extra alert labels, by target name.

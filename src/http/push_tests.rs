@@ -35,9 +35,10 @@ async fn start() -> Running {
         ttl: Duration::from_secs(30),
         max_instances: 4,
         max_pools: 4,
+        max_applications: 0,
     };
     let targets = [settings("checkout", Some("Zq9xK")), settings("open", None)];
-    pushed.configure(&targets, SystemTime::now());
+    pushed.configure(&targets, &Default::default(), SystemTime::now());
     let state = Arc::new(AppState {
         store: Arc::new(Store::new(["checkout", "open"])),
         alerts: Arc::default(),

@@ -429,6 +429,32 @@ mod tests {
     }
 
     #[test]
+    fn one_push_target_at_most_accepts_unknown_applications() {
+        let push = |name: &str, extra: &str| {
+            format!("[[targets]]\nname = \"{name}\"\ntype = \"push\"\n{extra}")
+        };
+        let src = push("apps", "accept_unknown = true\nmax_applications = 3\n");
+        let c = parse(Path::new("x.toml"), &src).expect("valid");
+        assert!(
+            c.targets[0]
+                .describe()
+                .ends_with("; accepts up to 3 unknown applications as targets of their own"),
+            "{}",
+            c.targets[0].describe()
+        );
+        let src = [
+            src,
+            push("other", "max_applications = 5\n"),
+            push("more", "accept_unknown = true\n"),
+        ]
+        .concat();
+        assert_eq!(
+            problems(&src),
+            ["x.toml:13:1: targets[2].accept_unknown: only one push target may accept unknown applications, and \"apps\" does"]
+        );
+    }
+
+    #[test]
     fn the_type_is_checked_and_every_group_of_keys_reports_its_problems() {
         let got = problems("[[targets]]\nname = \"b\"\ntype = \"pgbouncr\"\n");
         assert_eq!(

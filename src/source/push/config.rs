@@ -32,6 +32,16 @@ pub struct PushConfig {
     /// set). Default 20.
     #[serde(default = "default_max_pools")]
     pub max_pools: usize,
+    /// Whether a push for an application that has no target is accepted: the application
+    /// becomes a push target of its own, named after it, with this target's settings (token,
+    /// ttl, limits, interval, labels). At most one push target sets it. Default `false`: such
+    /// pushes are refused (404).
+    #[serde(default)]
+    pub accept_unknown: bool,
+    /// Most applications `accept_unknown` creates (each is a target and a set of series);
+    /// beyond it, pushes of new applications are refused (409). Default 10.
+    #[serde(default = "default_max_applications")]
+    pub max_applications: usize,
 }
 
 fn default_ttl() -> HumanDuration {
@@ -44,6 +54,10 @@ fn default_max_instances() -> usize {
 
 fn default_max_pools() -> usize {
     20
+}
+
+fn default_max_applications() -> usize {
+    10
 }
 
 /// Bounds of `ttl`.
@@ -66,6 +80,9 @@ pub struct PushSettings {
     pub max_instances: usize,
     /// See [`PushConfig::max_pools`].
     pub max_pools: usize,
+    /// Most applications created from unknown pushes ([`PushConfig::accept_unknown`]); 0 when
+    /// this target does not accept them.
+    pub max_applications: usize,
 }
 
 impl PushConfig {
@@ -87,6 +104,7 @@ impl PushConfig {
         for (key, v) in [
             ("max_instances", self.max_instances),
             ("max_pools", self.max_pools),
+            ("max_applications", self.max_applications),
         ] {
             if v == 0 || v > MAX_LIMIT {
                 problems.at(
@@ -119,20 +137,39 @@ impl PushConfig {
             ttl: self.ttl.0,
             max_instances: self.max_instances,
             max_pools: self.max_pools,
+            max_applications: if self.accept_unknown {
+                self.max_applications
+            } else {
+                0
+            },
         })
     }
 }
 
 impl PushSettings {
+    /// The settings of `application`, created by a push from this target's settings: the same
+    /// token, ttl and limits, accepting no unknown applications itself.
+    pub fn adopted(&self, application: &str) -> PushSettings {
+        PushSettings {
+            application: application.to_string(),
+            max_applications: 0,
+            ..self.clone()
+        }
+    }
+
     /// How `check-config` shows the target.
     pub fn describe(&self) -> String {
         format!(
-            "pushed to POST /api/v1/pools as application \"{}\", ttl {}, {}, at most {} instances and {} pools",
+            "pushed to POST /api/v1/pools as application \"{}\", ttl {}, {}, at most {} instances and {} pools{}",
             self.application,
             crate::timefmt::human(self.ttl),
             if self.token.is_some() { "bearer token required" } else { "no token" },
             self.max_instances,
-            self.max_pools
+            self.max_pools,
+            match self.max_applications {
+                0 => String::new(),
+                n => format!("; accepts up to {n} unknown applications as targets of their own"),
+            }
         )
     }
 }

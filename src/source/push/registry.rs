@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// An instance stale for this many ttls is forgotten (until then, alerts can name it).
 const FORGET_AFTER_TTLS: u32 = 10;
@@ -38,11 +39,13 @@ pub enum Refusal {
     TooManyPools(usize),
     /// The instance already pushed stats measured later (409).
     OutOfOrder,
+    /// An unknown application would be created beyond `max_applications` (409).
+    TooManyApplications(usize),
 }
 
 impl Refusal {
     /// Every reason label, for pre-created series.
-    pub const REASONS: [&'static str; 8] = [
+    pub const REASONS: [&'static str; 9] = [
         "unknown_application",
         "unauthorized",
         "invalid",
@@ -51,6 +54,7 @@ impl Refusal {
         "too_many_instances",
         "too_many_pools",
         "out_of_order",
+        "too_many_applications",
     ];
 
     /// The `reason` label.
@@ -64,6 +68,7 @@ impl Refusal {
             Refusal::TooManyInstances(_) => "too_many_instances",
             Refusal::TooManyPools(_) => "too_many_pools",
             Refusal::OutOfOrder => "out_of_order",
+            Refusal::TooManyApplications(_) => "too_many_applications",
         }
     }
 
@@ -75,7 +80,10 @@ impl Refusal {
             Refusal::Invalid(_) => 400,
             Refusal::TooLarge => 413,
             Refusal::NotJson => 415,
-            Refusal::TooManyInstances(_) | Refusal::TooManyPools(_) | Refusal::OutOfOrder => 409,
+            Refusal::TooManyInstances(_)
+            | Refusal::TooManyPools(_)
+            | Refusal::OutOfOrder
+            | Refusal::TooManyApplications(_) => 409,
         }
     }
 
@@ -104,6 +112,10 @@ impl Refusal {
             Refusal::OutOfOrder => {
                 "measured_at: this instance already pushed stats measured later".into()
             }
+            Refusal::TooManyApplications(n) => format!(
+                "application: no push target has this name, and {n} applications were accepted \
+                 as targets already (max_applications)"
+            ),
         }
     }
 }
@@ -123,6 +135,8 @@ struct Slot {
     /// When poolwatch began watching the target.
     since: SystemTime,
     instances: BTreeMap<String, Instance>,
+    /// Created by a push for an unknown application (`accept_unknown`), not configured.
+    adopted: bool,
 }
 
 /// The pushes of every push target. Shared by the HTTP server and the sources; lives as long
@@ -133,6 +147,8 @@ pub struct Registry {
     accepted: IntCounterVec,
     /// `poolwatch_push_refused_total{reason}`.
     refused: IntCounterVec,
+    /// Told the name of every application a push creates, so that it gets a target.
+    adopter: Mutex<Option<UnboundedSender<String>>>,
 }
 
 impl Registry {
@@ -161,7 +177,14 @@ impl Registry {
             slots: Mutex::new(HashMap::new()),
             accepted,
             refused,
+            adopter: Mutex::new(None),
         })
+    }
+
+    /// Where the names of applications created by pushes go (the daemon, which starts their
+    /// targets).
+    pub fn set_adopter(&self, tx: UnboundedSender<String>) {
+        *self.adopter.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -169,33 +192,56 @@ impl Registry {
     }
 
     /// Makes `targets` the push targets, at `now`: a target that stays keeps its pushes and its
-    /// start; a new one starts empty; a removed one is forgotten, with its series.
+    /// start; a new one starts empty; a removed one is forgotten, with its series. Applications
+    /// created by pushes stay while a target still accepts them (up to its `max_applications`,
+    /// with its settings) and no other target (`taken`) has their name; returns their names.
     pub fn configure<'a>(
         &self,
         targets: impl IntoIterator<Item = &'a PushSettings>,
+        taken: &BTreeSet<String>,
         now: SystemTime,
-    ) {
+    ) -> Vec<String> {
         let mut slots = self.lock();
+        let before: Vec<String> = slots.keys().cloned().collect();
         let mut kept: HashMap<String, Slot> = HashMap::new();
         for s in targets {
             let slot = match slots.remove(&s.application) {
                 Some(mut old) => {
-                    old.settings = s.clone();
+                    (old.settings, old.adopted) = (s.clone(), false);
                     old
                 }
                 None => Slot {
                     settings: s.clone(),
                     since: now,
                     instances: BTreeMap::new(),
+                    adopted: false,
                 },
             };
             self.accepted.with_label_values(&[&s.application]);
             kept.insert(s.application.clone(), slot);
         }
-        for gone in slots.keys() {
+        let template = kept
+            .values()
+            .find(|s| s.settings.max_applications > 0)
+            .map(|s| s.settings.clone());
+        let mut adopted: Vec<String> = Vec::new();
+        if let Some(t) = &template {
+            let mut old: Vec<(String, Slot)> = slots
+                .drain()
+                .filter(|(name, s)| s.adopted && !taken.contains(name))
+                .collect();
+            old.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, mut slot) in old.into_iter().take(t.max_applications) {
+                slot.settings = t.adopted(&name);
+                adopted.push(name.clone());
+                kept.insert(name, slot);
+            }
+        }
+        for gone in before.iter().filter(|n| !kept.contains_key(*n)) {
             let _ = self.accepted.remove_label_values(&[gone]);
         }
         *slots = kept;
+        adopted
     }
 
     /// Takes a push received at `now` with the `Authorization` header `authorization`.
@@ -227,14 +273,28 @@ impl Registry {
         now: SystemTime,
     ) -> Result<Accepted, Refusal> {
         let mut slots = self.lock();
-        let slot = slots
-            .get_mut(&body.application)
-            .ok_or(Refusal::UnknownApplication)?;
-        if !authorized(slot.settings.token.as_ref(), authorization) {
+        let (settings, new) = match slots.get(&body.application) {
+            Some(slot) => (slot.settings.clone(), false),
+            None => (template(&slots)?.adopted(&body.application), true),
+        };
+        if !authorized(settings.token.as_ref(), authorization) {
             return Err(Refusal::Unauthorized);
         }
-        let (ttl, max_pools) = (slot.settings.ttl, slot.settings.max_pools);
+        let (ttl, max_pools) = (settings.ttl, settings.max_pools);
+        let application = body.application.clone();
         let push = validate(body, now, ttl, max_pools).map_err(Refusal::Invalid)?;
+        if new {
+            if push.final_ {
+                return Ok(Accepted {
+                    pools: 0,
+                    instances: 0,
+                });
+            }
+            self.adopt(&mut slots, settings, now)?;
+        }
+        let Some(slot) = slots.get_mut(&application) else {
+            return Err(Refusal::UnknownApplication);
+        };
         if slot
             .instances
             .get(&push.instance)
@@ -280,6 +340,48 @@ impl Registry {
         })
     }
 
+    /// Creates the target of `settings.application`, unknown until this push, if its name
+    /// can be a target's and there is room; tells the adopter.
+    fn adopt(
+        &self,
+        slots: &mut HashMap<String, Slot>,
+        settings: PushSettings,
+        now: SystemTime,
+    ) -> Result<(), Refusal> {
+        let max = template(slots)?.max_applications;
+        let name = settings.application.clone();
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Refusal::Invalid(
+                "application: no push target has this name, and to become one it must use \
+                 letters, digits, '-', '_' and '.' only"
+                    .into(),
+            ));
+        }
+        if slots.values().filter(|s| s.adopted).count() >= max {
+            return Err(Refusal::TooManyApplications(max));
+        }
+        let adopter = self.adopter.lock().unwrap_or_else(|e| e.into_inner());
+        if adopter
+            .as_ref()
+            .is_some_and(|tx| tx.send(name.clone()).is_err())
+        {
+            return Err(Refusal::UnknownApplication);
+        }
+        tracing::info!(target_name = %name, "push from an unknown application: watching it as a target of its own");
+        self.accepted.with_label_values(&[&name]);
+        let slot = Slot {
+            settings,
+            since: now,
+            instances: BTreeMap::new(),
+            adopted: true,
+        };
+        slots.insert(name, slot);
+        Ok(())
+    }
+
     /// The report of push target `target` at `now` (see [`aggregate::aggregate`]); forgets the
     /// instances stale for long.
     pub fn report(&self, target: &str, now: SystemTime) -> Result<PollData, PollError> {
@@ -294,6 +396,15 @@ impl Registry {
         slot.instances.retain(|_, i| is_fresh(i.at, now, forget));
         aggregate::aggregate(target, &slot.instances, slot.since, slot.settings.ttl, now)
     }
+}
+
+/// The settings of the push target that accepts unknown applications.
+fn template(slots: &HashMap<String, Slot>) -> Result<&PushSettings, Refusal> {
+    slots
+        .values()
+        .map(|s| &s.settings)
+        .find(|s| s.max_applications > 0)
+        .ok_or(Refusal::UnknownApplication)
 }
 
 /// Makes room for `instance` when the slot is full: the stalest stale instance goes, or the

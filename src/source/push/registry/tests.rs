@@ -13,6 +13,7 @@ fn settings(name: &str, token: Option<&str>) -> PushSettings {
         ttl: Duration::from_secs(30),
         max_instances: 2,
         max_pools: 2,
+        max_applications: 0,
     }
 }
 
@@ -38,7 +39,7 @@ fn body(app: &str, instance: &str, pools: &[&str]) -> PushBody {
 fn registry(targets: &[PushSettings]) -> (Registry, prometheus::Registry) {
     let prom = prometheus::Registry::new();
     let r = Registry::new(&prom).expect("metrics");
-    r.configure(targets, t(0));
+    r.configure(targets, &BTreeSet::new(), t(0));
     (r, prom)
 }
 
@@ -202,7 +203,12 @@ fn a_reload_keeps_the_pushes_of_targets_that_stay() {
     assert!(r.accept(body("app", "a", &["p"]), None, t(1)).is_ok());
     assert!(r.accept(body("gone", "a", &["p"]), None, t(1)).is_ok());
     // The token of `app` changes, `gone` goes, `new` comes.
-    r.configure(&[settings("app", Some("t")), settings("new", None)], t(20));
+    let none = BTreeSet::new();
+    r.configure(
+        &[settings("app", Some("t")), settings("new", None)],
+        &none,
+        t(20),
+    );
     assert_eq!(seen(&r, "app", 25), Ok(vec![("p".into(), 3, 1)]));
     assert_eq!(seen(&r, "gone", 25), Err("stale".into()));
     assert_eq!(
@@ -229,4 +235,70 @@ fn instances_stale_for_ten_ttls_are_forgotten() {
         Duration::from_secs(300)
     );
     assert!(message(301).is_some_and(|m| m.contains("no instance has pushed since")));
+}
+
+#[test]
+fn unknown_applications_become_targets_of_their_own_when_a_target_accepts_them() {
+    let catch_all = PushSettings {
+        max_applications: 2,
+        ..settings("apps", Some("Zq9xK"))
+    };
+    let (r, prom) = registry(std::slice::from_ref(&catch_all));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    r.set_adopter(tx);
+    let good = Some(b"Bearer Zq9xK".as_slice());
+    // (application, Authorization, outcome)
+    let cases = [
+        ("billing", None, Err("unauthorized")),
+        ("billing", good, Ok(1)),
+        ("billing", good, Ok(1)),
+        ("bad name", good, Err("invalid")),
+        ("search", good, Ok(1)),
+        ("mail", good, Err("too_many_applications")),
+    ];
+    for (app, auth, want) in cases {
+        let got = r.accept(body(app, "i", &["p"]), auth, t(1));
+        match (got, want) {
+            (Ok(a), Ok(pools)) => assert_eq!(a.pools, pools, "{app}"),
+            (Err(e), Err(reason)) => assert_eq!(e.reason(), reason, "{app}: {e:?}"),
+            (got, want) => panic!("{app}: got {got:?}, want {want:?}"),
+        }
+    }
+    let mut adopted = Vec::new();
+    while let Ok(name) = rx.try_recv() {
+        adopted.push(name);
+    }
+    assert_eq!(adopted, ["billing", "search"]);
+    assert_eq!(seen(&r, "billing", 2), Ok(vec![("p".into(), 3, 1)]));
+    assert_eq!(
+        counter(&prom, "poolwatch_push_accepted_total", "search"),
+        1.0
+    );
+    // A last push of an application never seen creates nothing.
+    assert_eq!(
+        r.accept(body("gone", "i", &[]), good, t(1)),
+        Ok(Accepted {
+            pools: 0,
+            instances: 0
+        })
+    );
+    assert!(rx.try_recv().is_err());
+
+    // A reload keeps them while a target accepts them, unless another target takes the name.
+    let taken: BTreeSet<String> = ["search".to_string()].into();
+    let kept = r.configure(std::slice::from_ref(&catch_all), &taken, t(3));
+    assert_eq!(kept, ["billing"]);
+    assert_eq!(seen(&r, "billing", 3), Ok(vec![("p".into(), 3, 1)]));
+    assert_eq!(seen(&r, "search", 3), Err("stale".into()));
+    assert_eq!(
+        counter(&prom, "poolwatch_push_accepted_total", "search"),
+        -1.0
+    );
+    // Without a target that accepts them, they go, and new ones are refused as unknown.
+    let kept = r.configure(&[settings("apps", None)], &BTreeSet::new(), t(4));
+    assert!(kept.is_empty());
+    assert_eq!(
+        r.accept(body("billing", "i", &["p"]), None, t(5)),
+        Err(Refusal::UnknownApplication)
+    );
 }
