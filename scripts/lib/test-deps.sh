@@ -33,8 +33,10 @@ POOLWATCH_CARGO_DEB_VERSION=3.8.0
 
 # The applications that push pool stats in tests/e2e_push*.rs (tests/apps/python_push,
 # tests/apps/node_push), into $CACHE/push-apps: a Python venv with psycopg and psycopg_pool
-# (venv/), and node-postgres (node/node_modules). Pinned; pip and npm from their registries.
-POOLWATCH_PUSH_PY_REQUIREMENTS=(psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3 typing-extensions==4.16.0)
+# (venv/; and Django 5.2 LTS, whose built-in pool is a psycopg_pool), and node-postgres
+# (node/node_modules). Pinned; pip and npm from their registries.
+POOLWATCH_PUSH_PY_REQUIREMENTS=(psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3 typing-extensions==4.16.0
+    django==5.2.19 asgiref==3.13.0 sqlparse==0.6.1)
 POOLWATCH_PUSH_NODE_PG=8.23.1
 
 # Where those are.

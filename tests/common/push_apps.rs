@@ -7,8 +7,8 @@
 //! [`PushApp::quit`] pushes `"final": true` and exits, [`PushApp::kill`] just dies.
 
 use super::pg::install::cache_dir;
-use super::scenario::{accepted, WAIT};
-use super::Receiver;
+use super::scenario::{accepted, notifications, Notification, WAIT};
+use super::{Receiver, RecordedRequest};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ pub enum Lang {
     Python,
     /// `tests/apps/node_push/app.js`: node-postgres' `totalCount`/`idleCount`/`waitingCount`.
     Node,
+    /// `tests/apps/python_push/app.py --django`: Django's built-in pool (a psycopg_pool).
+    Django,
 }
 
 /// How an application is started.
@@ -70,9 +72,12 @@ impl PushApp {
     pub async fn start(lang: Lang, o: &PushAppOptions) -> PushApp {
         let cache = cache_dir().join("push-apps");
         let mut command = match lang {
-            Lang::Python => {
+            Lang::Python | Lang::Django => {
                 let mut c = Command::new(installed(cache.join("venv/bin/python")));
                 c.arg(apps_dir().join("python_push/app.py"));
+                if lang == Lang::Django {
+                    c.arg("--django");
+                }
                 c
             }
             Lang::Node => {
@@ -218,7 +223,7 @@ impl Drop for PushApp {
 pub fn assert_readme_shows_example(lang: Lang) {
     let readme = include_str!("../../README.md");
     let (app, comment) = match lang {
-        Lang::Python => (include_str!("../apps/python_push/app.py"), "#"),
+        Lang::Python | Lang::Django => (include_str!("../apps/python_push/app.py"), "#"),
         Lang::Node => (include_str!("../apps/node_push/app.js"), "//"),
     };
     let example = app
@@ -235,14 +240,19 @@ pub fn assert_readme_shows_example(lang: Lang) {
     );
 }
 
-/// Waits until `hook` has accepted a notification `brief` (`firing TargetDown checkout`).
-pub async fn expect_notified(hook: &Receiver, brief: &str) {
-    let arrived = hook
-        .wait_for(|r| accepted(r).iter().any(|b| b == brief), WAIT)
-        .await;
+/// Waits until `hook` has accepted a notification `brief` (`firing TargetDown checkout`)
+/// among the requests after the first `since`; returns it.
+pub async fn expect_notified(hook: &Receiver, since: usize, brief: &str) -> Notification {
+    let find = |requests: &[RecordedRequest]| {
+        notifications(requests.get(since..).unwrap_or_default())
+            .into_iter()
+            .find(|n| (200..300).contains(&n.answered) && n.brief() == brief)
+    };
+    let arrived = hook.wait_for(|r| find(r).is_some(), WAIT).await;
     assert!(
         arrived,
         "no {brief:?}; got {:?}",
         accepted(&hook.requests())
     );
+    find(&hook.requests()).expect("found")
 }

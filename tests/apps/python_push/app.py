@@ -1,7 +1,9 @@
 """A small application holding a real psycopg_pool that pushes its stats to poolwatch.
 
 Run by tests/common/push_apps.rs with the venv scripts/install-test-deps.sh makes. It opens
-the pool, pushes `pool.get_stats()` every `--every` seconds, and reads commands on stdin:
+the pool — its own, or with `--django` Django's built-in one (`OPTIONS: {"pool": {...}}`,
+`django.db.connection.pool`) — pushes `pool.get_stats()` every `--every` seconds, and reads
+commands on stdin:
 
     load N SECONDS   N clients each take a connection and hold it for SECONDS (pg_sleep)
     quit             push "final": true and exit (printing `stopped`)
@@ -53,11 +55,53 @@ def final_push(url, application, instance, token):
     urllib.request.urlopen(request, timeout=2).close()
 
 
-def hold(pool, seconds):
-    """One client: takes a connection (waiting in the pool's queue if none is free), holds it."""
-    try:
+def own_pool(a):
+    """A psycopg_pool of its own, and how one client holds a connection of it."""
+    pool = ConnectionPool(a.dsn, min_size=1, max_size=a.max_size, name=a.pool_name, open=True)
+    pool.wait(timeout=30)
+
+    def hold(seconds):
         with pool.connection(timeout=120) as conn:
             conn.execute("SELECT pg_sleep(%s)", (seconds,))
+
+    return pool, hold
+
+
+def django_pool(a):
+    """Django's own pool (Django 5.1+ with psycopg), and how one request holds a connection."""
+    import django
+    from django.conf import settings
+    from urllib.parse import urlsplit
+
+    url = urlsplit(a.dsn)
+    settings.configure(DATABASES={"default": {
+        "ENGINE": "django.db.backends.postgresql", "HOST": url.hostname, "PORT": url.port,
+        "USER": url.username, "NAME": url.path.lstrip("/"),
+        "OPTIONS": {"pool": {"name": a.pool_name, "min_size": 1, "max_size": a.max_size,
+                             "timeout": 120}},
+    }})
+    django.setup()
+    from django.db import connection, connections
+
+    connection.ensure_connection()  # opens the pool; close() gives the connection back
+    connection.close()
+
+    def hold(seconds):
+        # A request in its own thread: Django takes a connection from the pool and gives it
+        # back when the request's connections are closed.
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(%s)", (seconds,))
+        finally:
+            connections.close_all()
+
+    return connection.pool, hold
+
+
+def client(hold, seconds):
+    """One client: takes a connection (waiting in the pool's queue if none is free), holds it."""
+    try:
+        hold(seconds)
     except Exception as e:  # a test ending kills the server under us: say so, do not crash
         print("client failed:", type(e).__name__, flush=True)
 
@@ -72,9 +116,9 @@ def main():
     args.add_argument("--pool-name", default="default")
     args.add_argument("--max-size", type=int, default=5)
     args.add_argument("--every", type=float, default=1.0)
+    args.add_argument("--django", action="store_true")
     a = args.parse_args()
-    pool = ConnectionPool(a.dsn, min_size=1, max_size=a.max_size, name=a.pool_name, open=True)
-    pool.wait(timeout=30)
+    pool, hold = django_pool(a) if a.django else own_pool(a)
     push_pool_stats(pool, a.url, a.application, a.instance, a.token, a.every)
     print("ready", flush=True)
     for line in sys.stdin:
@@ -82,7 +126,7 @@ def main():
         if words[:1] == ["load"]:
             n, seconds = int(words[1]), float(words[2])
             for _ in range(n):
-                threading.Thread(target=hold, args=(pool, seconds), daemon=True).start()
+                threading.Thread(target=client, args=(hold, seconds), daemon=True).start()
             print("loaded", n, flush=True)
         elif words[:1] == ["quit"]:
             break
