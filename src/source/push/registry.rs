@@ -5,7 +5,7 @@
 //! ([`Registry::accept`], [`Registry::refused`]).
 
 use super::aggregate::{self, is_fresh, Instance};
-use super::body::{validate, PushBody};
+use super::body::{validate, Push, PushBody};
 use super::config::PushSettings;
 use crate::config::values::Secret;
 use crate::model::{PollData, PollError};
@@ -280,64 +280,20 @@ impl Registry {
         if !authorized(settings.token.as_ref(), authorization) {
             return Err(Refusal::Unauthorized);
         }
-        let (ttl, max_pools) = (settings.ttl, settings.max_pools);
         let application = body.application.clone();
-        let push = validate(body, now, ttl, max_pools).map_err(Refusal::Invalid)?;
+        let push =
+            validate(body, now, settings.ttl, settings.max_pools).map_err(Refusal::Invalid)?;
         if new {
+            // The last push of an application never seen creates nothing (nor a series).
             if push.final_ {
-                return Ok(Accepted {
-                    pools: 0,
-                    instances: 0,
-                });
+                return Err(Refusal::UnknownApplication);
             }
             self.adopt(&mut slots, settings, now)?;
         }
         let Some(slot) = slots.get_mut(&application) else {
             return Err(Refusal::UnknownApplication);
         };
-        if slot
-            .instances
-            .get(&push.instance)
-            .is_some_and(|prev| prev.at > push.at)
-        {
-            return Err(Refusal::OutOfOrder);
-        }
-        if push.final_ {
-            if slot.instances.remove(&push.instance).is_some() {
-                tracing::info!(target_name = %slot.settings.application, instance = %push.instance, "push instance stopped");
-            }
-            return Ok(Accepted {
-                pools: 0,
-                instances: fresh_count(slot, now),
-            });
-        }
-        make_room(slot, &push.instance, now)?;
-        let names: BTreeSet<&str> = slot
-            .instances
-            .iter()
-            .filter(|(name, i)| **name != push.instance && is_fresh(i.at, now, ttl))
-            .flat_map(|(_, i)| i.pools.iter().map(|p| p.name.as_str()))
-            .chain(push.pools.iter().map(|p| p.name.as_str()))
-            .collect();
-        if names.len() > max_pools {
-            return Err(Refusal::TooManyPools(max_pools));
-        }
-        let pools = push.pools.len();
-        let instance = Instance {
-            at: push.at,
-            pools: push.pools,
-        };
-        if slot
-            .instances
-            .insert(push.instance.clone(), instance)
-            .is_none()
-        {
-            tracing::info!(target_name = %slot.settings.application, instance = %push.instance, "push instance joined");
-        }
-        Ok(Accepted {
-            pools,
-            instances: fresh_count(slot, now),
-        })
+        record(slot, push, now)
     }
 
     /// Creates the target of `settings.application`, unknown until this push, if its name
@@ -396,6 +352,54 @@ impl Registry {
         slot.instances.retain(|_, i| is_fresh(i.at, now, forget));
         aggregate::aggregate(target, &slot.instances, slot.since, slot.settings.ttl, now)
     }
+}
+
+/// Stores a valid push of an instance of `slot`'s application, within its limits.
+fn record(slot: &mut Slot, push: Push, now: SystemTime) -> Result<Accepted, Refusal> {
+    let (ttl, max_pools) = (slot.settings.ttl, slot.settings.max_pools);
+    if slot
+        .instances
+        .get(&push.instance)
+        .is_some_and(|prev| prev.at > push.at)
+    {
+        return Err(Refusal::OutOfOrder);
+    }
+    if push.final_ {
+        if slot.instances.remove(&push.instance).is_some() {
+            tracing::info!(target_name = %slot.settings.application, instance = %push.instance, "push instance stopped");
+        }
+        return Ok(Accepted {
+            pools: 0,
+            instances: fresh_count(slot, now),
+        });
+    }
+    make_room(slot, &push.instance, now)?;
+    let names: BTreeSet<&str> = slot
+        .instances
+        .iter()
+        .filter(|(name, i)| **name != push.instance && is_fresh(i.at, now, ttl))
+        .flat_map(|(_, i)| i.pools.iter().map(|p| p.name.as_str()))
+        .chain(push.pools.iter().map(|p| p.name.as_str()))
+        .collect();
+    if names.len() > max_pools {
+        return Err(Refusal::TooManyPools(max_pools));
+    }
+    let pools = push.pools.len();
+    let instance = Instance {
+        at: push.at,
+        pools: push.pools,
+    };
+    if slot
+        .instances
+        .insert(push.instance.clone(), instance)
+        .is_none()
+    {
+        tracing::info!(target_name = %slot.settings.application, instance = %push.instance, "push instance joined");
+    }
+    Ok(Accepted {
+        pools,
+        instances: fresh_count(slot, now),
+    })
 }
 
 /// The settings of the push target that accepts unknown applications.

@@ -274,15 +274,16 @@ fn unknown_applications_become_targets_of_their_own_when_a_target_accepts_them()
         counter(&prom, "poolwatch_push_accepted_total", "search"),
         1.0
     );
-    // A last push of an application never seen creates nothing.
+    // A last push of an application never seen creates nothing, not even a series.
     assert_eq!(
         r.accept(body("gone", "i", &[]), good, t(1)),
-        Ok(Accepted {
-            pools: 0,
-            instances: 0
-        })
+        Err(Refusal::UnknownApplication)
     );
     assert!(rx.try_recv().is_err());
+    assert_eq!(
+        counter(&prom, "poolwatch_push_accepted_total", "gone"),
+        -1.0
+    );
 
     // A reload keeps them while a target accepts them, unless another target takes the name.
     let taken: BTreeSet<String> = ["search".to_string()].into();
