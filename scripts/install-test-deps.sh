@@ -19,6 +19,9 @@
 #   * A Python virtualenv at $CACHE/venv with the test applications' pinned PyPI packages
 #     (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client), made with the
 #     machine's python3 (python3-venv from Debian when its venv module is missing).
+#   * The push applications' packages (tests/e2e_push*.rs) into $CACHE/push-apps: a Python venv
+#     (python3-venv) with psycopg[binary] and psycopg_pool from PyPI, and node-postgres (`pg`)
+#     from the npm registry (nodejs, npm).
 #   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
 #     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
 #     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
@@ -124,7 +127,12 @@ missing_packages() {
     # runuser drops from root to the postgres user; flock serialises installs; unshare makes
     # the package test's throwaway root.
     have runuser && have flock && have unshare || packages+=(util-linux)
-    if [[ -n "$(npm_pg_missing)" ]] && ! have npm; then packages+=(nodejs npm); fi
+    if [[ -n "$(npm_pg_missing)" ]] || ! poolwatch_push_apps_ok; then
+        have node && have npm || packages+=(nodejs npm)
+    fi
+    if ! poolwatch_push_apps_ok && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        packages+=(python3-venv)
+    fi
     if pgbouncer_build_missing; then
         for p in "${PGBOUNCER_BUILD_DEPS[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
     fi
@@ -253,6 +261,26 @@ install_pgbouncer() {
         die "PgBouncer $version in $prefix not runnable$(is_root && echo ' by the postgres user'): $("$prefix/bin/pgbouncer" --version 2>&1)"
 }
 
+# The push applications' packages: a venv and a node project under $CACHE/push-apps, pinned.
+install_push_apps() {
+    poolwatch_push_apps_ok && return 0
+    ((check_only)) && die "the push applications' packages are missing from $(poolwatch_push_apps_dir) (run without --check to install them)"
+    local dir
+    dir="$(poolwatch_push_apps_dir)"
+    mkdir -p "$dir/node"
+    log "pip install ${POOLWATCH_PUSH_PY_REQUIREMENTS[*]} into $dir/venv"
+    [[ -x "$dir/venv/bin/python" ]] || python3 -m venv "$dir/venv" || die "python3 -m venv $dir/venv failed"
+    "$dir/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" </dev/null || die "pip install into $dir/venv failed (see above)"
+    log "npm install pg@$POOLWATCH_PUSH_NODE_PG into $dir/node"
+    printf '{"name": "poolwatch-test-push-apps", "private": true, "dependencies": {"pg": "%s"}}\n' \
+        "$POOLWATCH_PUSH_NODE_PG" >"$dir/node/package.json"
+    (cd "$dir/node" && npm install --no-audit --no-fund --no-update-notifier --loglevel=error \
+        </dev/null) || die "npm install pg@$POOLWATCH_PUSH_NODE_PG failed (see above)"
+    open_up "$dir"
+    poolwatch_push_apps_ok || die "the push applications' packages are still not right in $dir"
+}
+
 install_cargo_deb() {
     poolwatch_cargo_deb_ok && return 0
     ((check_only)) && die "cargo-deb $POOLWATCH_CARGO_DEB_VERSION missing from $(poolwatch_cargo_deb) (run without --check to install it)"
@@ -268,7 +296,7 @@ install_venv() {
 
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok && poolwatch_venv_ok
+        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_push_apps_ok
 }
 
 if everything_ok; then
@@ -284,6 +312,7 @@ fi
 install_packages
 install_npm_postgres
 install_pgbouncer
+install_push_apps
 install_cargo_deb
 install_venv
 everything_ok || die "something is still missing (see above)"

@@ -7,7 +7,7 @@
 //! ```text
 //! sources ──TargetReport──▶ daemon ──▶ store (latest report, last pools, history per pool)
 //! (postgres, pgbouncer,       │              │          └──▶ exporter (/metrics, per report)
-//!  app_metrics;               │              ▼
+//!  app_metrics, push;         │              ▼
 //!  one poll loop)             │              │
 //!                             └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
 //! ```
@@ -19,7 +19,8 @@
 //! * [`source`] — every source as one module behind one trait, run by one poll loop:
 //!   [`source::postgres`], [`source::pgbouncer`], their shared wire-protocol parts
 //!   ([`source::pgwire`]), [`source::app_metrics`] (an application's metrics endpoint: its
-//!   own bounded exposition parser, presets per pool library); `[[targets]]` and its `type`
+//!   own bounded exposition parser, presets per pool library), [`source::push`] (pools
+//!   applications post, summed over their fresh instances); `[[targets]]` and its `type`
 //!   ([`source::target`]).
 //! * [`store`] — what is known of every target and pool: latest report, last pools seen, a short
 //!   history per pool, capacity changes, counter rates since a pool's previous sample; shared
@@ -33,7 +34,7 @@
 //!   Alertmanager v4 payloads, retries, a reachability probe.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
-//!   `/api/v1/alerts`;
+//!   `/api/v1/alerts`, `POST /api/v1/pools`;
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,

@@ -285,9 +285,27 @@ fn check_targets(
                 );
             }
         }
-        out.extend(target::resolve(doc, i, problems));
+        let resolved = target::resolve(doc, i, problems);
+        if let Some(first) = resolved.as_ref().and_then(|t| accepting(&out, t)) {
+            problems.at(
+                format!("targets[{i}].accept_unknown"),
+                format!(
+                    "only one push target may accept unknown applications, and \"{first}\" does"
+                ),
+            );
+        }
+        out.extend(resolved);
     }
     out
+}
+
+/// The target among `earlier` that accepts unknown applications when `t` does too.
+fn accepting<'a>(earlier: &'a [TargetSettings], t: &TargetSettings) -> Option<&'a str> {
+    let accepts = |t: &TargetSettings| matches!(&t.source, target::SourceSettings::Push(s) if s.max_applications > 0);
+    if !accepts(t) {
+        return None;
+    }
+    earlier.iter().find(|e| accepts(e)).map(|e| e.name.as_str())
 }
 
 #[cfg(test)]

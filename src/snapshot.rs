@@ -1,5 +1,6 @@
 //! `poolwatch snapshot`: poll every target once and show what on-call wants to see right now —
 //! each pool's numbers, who holds the connections, and which rules would be pending or firing.
+//! Push targets are named on standard error and left out: what was pushed lives in the daemon.
 
 use crate::alert::{AlertView, Engine};
 use crate::model::{Holder, PoolSnapshot, TargetReport, TargetState};
@@ -19,6 +20,14 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
         links,
         ..
     } = config;
+    // A push target's pools live in the running daemon, not in this process: named, not polled.
+    let (pushed, targets): (Vec<_>, Vec<_>) = targets.into_iter().partition(|t| t.kind() == "push");
+    for t in &pushed {
+        eprintln!(
+            "{}: push target; its pools are pushed to the running daemon (see its /metrics)",
+            t.name
+        );
+    }
     let mut reports: Vec<TargetReport> =
         futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
     crate::budget::annotate::annotate_all(&mut reports, &links);

@@ -18,15 +18,15 @@ pub struct Plan {
 
 /// Fields of `/proc/PID/status`, in kB.
 #[derive(Debug, Clone, Copy, Default)]
-struct Mem {
-    rss: u64,
-    hwm: u64,
+pub(crate) struct Mem {
+    pub(crate) rss: u64,
+    pub(crate) hwm: u64,
     anon: u64,
     file: u64,
     threads: u64,
 }
 
-fn read_mem(pid: u32) -> Option<Mem> {
+pub(crate) fn read_mem(pid: u32) -> Option<Mem> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> u64 {
         text.lines()
@@ -45,7 +45,7 @@ fn read_mem(pid: u32) -> Option<Mem> {
 }
 
 /// User plus system CPU time of `pid` in seconds (`/proc/PID/stat` fields 14 and 15).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(") ")

@@ -1,8 +1,8 @@
 //! poolwatch's performance benchmark: prints numbers, asserts no timings.
 //!
 //! ```text
-//! cargo bench --bench performance                     # all three sections
-//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, predict, status
+//! cargo bench --bench performance                     # every section
+//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, predict, status, push
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
 //! ```
 //!
@@ -18,6 +18,7 @@
 //! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms.
 //! * [`detection`] — pool full → firing webhook received: `for` 0 s and 2 s at intervals of
 //!   250 ms and 1 s, then with the defaults only (interval and rules left out of the config).
+//! * [`push_rate`] — 1,000 pushes per second on `POST /api/v1/pools`: latency, CPU, memory.
 //! * [`full_pool`] — the stage of [`detection`]: a cluster an application fills up, the daemon.
 //! * [`clients`] — many client sessions in a mix of states; roles the sections share.
 //! * [`evaluation`] — in-process, no server: `predict`, what `PoolExhaustionPredicted` adds to
@@ -35,6 +36,7 @@ mod detection;
 mod evaluation;
 mod full_pool;
 mod poll_cost;
+mod push_rate;
 mod stats;
 mod wire;
 
@@ -139,6 +141,15 @@ fn main() {
             daemon_rss::run(daemon_rss::Plan {
                 targets: 10,
                 duration: Duration::from_secs(if quick { 8 } else { 20 }),
+            })
+            .await;
+        }
+        if wants("push") {
+            push_rate::run(push_rate::Plan {
+                rate: 1000,
+                duration: Duration::from_secs(if quick { 5 } else { 20 }),
+                instances: 100,
+                senders: 16,
             })
             .await;
         }

@@ -36,6 +36,31 @@ POOLWATCH_CARGO_DEB_VERSION=3.8.0
 # requirements it was made from: a changed pin makes it anew.
 POOLWATCH_PY_REQUIREMENTS=(tests/apps/python_pool/requirements.txt)
 
+# The applications that push pool stats in tests/e2e_push*.rs (tests/apps/python_push,
+# tests/apps/node_push), into $CACHE/push-apps: a Python venv with psycopg and psycopg_pool
+# (venv/; and Django 5.2 LTS, whose built-in pool is a psycopg_pool), and node-postgres
+# (node/node_modules). Pinned; pip and npm from their registries.
+POOLWATCH_PUSH_PY_REQUIREMENTS=(psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3 typing-extensions==4.16.0
+    django==5.2.19 asgiref==3.13.0 sqlparse==0.6.1)
+POOLWATCH_PUSH_NODE_PG=8.23.1
+
+# Where those are.
+poolwatch_push_apps_dir() {
+    printf '%s\n' "$(poolwatch_cache_dir)/push-apps"
+}
+
+# Whether the push applications' packages are there at their pinned versions.
+poolwatch_push_apps_ok() {
+    local dir want
+    dir="$(poolwatch_push_apps_dir)"
+    want="$(printf '%s\n' "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" | sort | tr '\n' ' ')"
+    [[ -x "$dir/venv/bin/python" ]] || return 1
+    [[ "$("$dir/venv/bin/python" -c 'import importlib.metadata as m, sys
+print(" ".join(sorted(f"{n}=={m.version(n)}" for n in sys.argv[1:])))' \
+        $(printf '%s\n' "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" | sed 's/==.*//') 2>/dev/null) " == "$want" ]] || return 1
+    [[ "$(node -p 'require(process.argv[1]).version' "$dir/node/node_modules/pg/package.json" 2>/dev/null)" == "$POOLWATCH_PUSH_NODE_PG" ]]
+}
+
 # The cache folder: $POOLWATCH_CACHE, else /var/cache/poolwatch as root (the `postgres` user
 # must reach the binaries, and root's home is closed to it), else $XDG_CACHE_HOME/poolwatch or
 # ~/.cache/poolwatch.

@@ -1,6 +1,7 @@
 //! The daemon: wires sources, store, alert engine, notifier and HTTP server together, and owns
 //! the lifecycle — SIGTERM/SIGINT stop polling, flush notifications up to a deadline and exit 0;
-//! SIGHUP reloads, keeping the running configuration when the new one is invalid.
+//! SIGHUP reloads, keeping the running configuration when the new one is invalid. An application
+//! that pushes without a target of its own may be given one (`adopt.rs`).
 //!
 //! One task (this loop) is the only writer of alert state and the store; sources only send
 //! reports, the notifier only receives notices, so nothing here waits on a receiver.
@@ -14,7 +15,8 @@ use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::notify::{NotifyMetrics, ReceiverSet};
 use crate::settings::{self, Config};
-use crate::source::{SourceMetrics, TargetSettings};
+use crate::source::target::SourceSettings;
+use crate::source::{push, SourceMetrics, TargetSettings};
 use crate::store::Store;
 use prometheus::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +27,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod adopt;
 mod reload;
 mod state;
 
@@ -63,6 +66,8 @@ struct Daemon {
     reports: mpsc::Sender<TargetReport>,
     /// Registered once; shared by source tasks across reloads.
     source_metrics: SourceMetrics,
+    /// What applications pushed, shared with the HTTP handler; kept across reloads.
+    pushed: Arc<push::Registry>,
     /// Reload status gauges.
     daemon_metrics: DaemonMetrics,
     /// `http://<hostname>:<bound port>`: the `external_url` of a config that sets none.
@@ -117,6 +122,12 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let source_metrics = SourceMetrics::new(&registry)?;
     let notify_metrics = NotifyMetrics::new(&registry)?;
     let daemon_metrics = DaemonMetrics::new(&registry)?;
+    let pushed = Arc::new(push::Registry::new(&registry)?);
+    let taken = other_targets(&config.targets);
+    pushed.configure(push_targets(&config.targets), &taken, SystemTime::now());
+    // Applications created by their first push (`accept_unknown`) are started by this loop.
+    let (adopt_tx, mut adopted) = mpsc::unbounded_channel::<String>();
+    pushed.set_adopter(adopt_tx);
     // Before any descriptor is opened for targets, receivers or HTTP clients.
     fdlimit::raise_soft_to_hard();
     let http_limits = fdlimit::fit_http(config.http, config.targets.len(), config.receivers.len());
@@ -144,6 +155,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         alerts: board.clone(),
         exposition: exposition.clone(),
         registry: registry.clone(),
+        pushed: pushed.clone(),
     });
     let http_task = tokio::spawn(http_server.clone().serve(listener, app, http_stop_rx));
 
@@ -180,6 +192,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         links,
         reports: tx,
         source_metrics,
+        pushed,
         daemon_metrics,
         default_external_url,
         state_file: alerting.state_file.clone(),
@@ -234,6 +247,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     loop {
         tokio::select! {
             Some(report) = rx.recv() => d.on_report(report),
+            Some(application) = adopted.recv() => d.adopt(application),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
             _ = sighup.recv() => match reloading {
@@ -263,7 +277,12 @@ impl Daemon {
         let (stop, stop_rx) = watch::channel(false);
         self.source_metrics.init_target(&t.name);
         self.labels.insert(t.name.clone(), t.labels.clone());
-        let task = t.spawn(self.source_metrics.clone(), self.reports.clone(), stop_rx);
+        let task = t.spawn(
+            &self.pushed,
+            self.source_metrics.clone(),
+            self.reports.clone(),
+            stop_rx,
+        );
         tracing::info!(target_name = %t.name, kind = t.kind(), endpoint = %t.endpoint(), interval = ?t.cadence.interval, "watching target");
         self.sources.insert(
             t.name.clone(),
@@ -372,6 +391,26 @@ impl Daemon {
         self.save_state();
         self.receivers.shutdown(self.flush_timeout).await;
     }
+}
+
+/// The settings of the push targets among `targets`.
+pub(super) fn push_targets(
+    targets: &[TargetSettings],
+) -> impl Iterator<Item = &push::PushSettings> {
+    targets.iter().filter_map(|t| match &t.source {
+        SourceSettings::Push(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The names of the targets that are not push targets: an application created by a push
+/// cannot take one.
+pub(super) fn other_targets(targets: &[TargetSettings]) -> std::collections::BTreeSet<String> {
+    targets
+        .iter()
+        .filter(|t| !matches!(t.source, SourceSettings::Push(_)))
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// Every target's extra alert labels, by target name.

@@ -2,7 +2,11 @@
 //! up neither alert evaluation nor SIGTERM), then applied — or refused with every problem
 //! logged, the running configuration kept.
 
-use super::{capacity_horizon, labels_by_target, sample_window, unix_now, Daemon};
+use super::adopt::adopted_target;
+use super::{
+    capacity_horizon, labels_by_target, other_targets, push_targets, sample_window, unix_now,
+    Daemon,
+};
 use crate::config::values::Problem;
 use crate::fdlimit;
 use crate::settings::{self, Config};
@@ -32,7 +36,7 @@ impl Daemon {
             listen,
             alerting,
             history,
-            targets,
+            mut targets,
             rules,
             receivers,
             external_url,
@@ -52,6 +56,15 @@ impl Daemon {
         }
         let external_url = external_url.unwrap_or_else(|| self.default_external_url.clone());
         let now = SystemTime::now();
+        // What was pushed for a push target that stays is kept, whatever else changed; so are
+        // the applications created by pushes, while a push target still accepts them.
+        let taken = other_targets(&targets);
+        let adopted = self.pushed.configure(push_targets(&targets), &taken, now);
+        let adopted: Vec<_> = adopted
+            .iter()
+            .filter_map(|a| adopted_target(&targets, a))
+            .collect();
+        targets.extend(adopted);
         let keep: Vec<String> = targets
             .iter()
             .filter(|t| {

@@ -1,5 +1,5 @@
 //! The HTTP endpoint (hyper 1, HTTP/1.1): `/` (status page), `/metrics`, `/healthz`, `/readyz`,
-//! `/api/v1/alerts`.
+//! `/api/v1/alerts`, `POST /api/v1/pools`.
 //! The server takes an already bound listener and a shutdown signal, so tests bind port 0.
 //!
 //! The port is open to whoever can reach it, so it must never starve the daemon of the
@@ -23,11 +23,14 @@
 //! * [`status`] — `/`: the live status page (targets, pools, sparklines, holders, alerts).
 //! * [`api`] — JSON answers and bounded JSON request bodies for the `/api/v1/` endpoints, with
 //!   errors that name the field.
+//! * [`push`] — `POST /api/v1/pools`: pool stats applications push (see
+//!   [`crate::source::push`]).
 
 pub mod api;
 pub mod config;
 pub mod exposition;
 pub mod metrics;
+pub mod push;
 pub mod routes;
 pub mod server;
 pub mod slots;
@@ -57,6 +60,8 @@ pub struct AppState {
     pub exposition: Arc<crate::exporter::Exposition>,
     /// Process-lifetime metric families.
     pub registry: Registry,
+    /// Where `POST /api/v1/pools` stores what applications push.
+    pub pushed: Arc<crate::source::push::Registry>,
 }
 
 /// A response with `status`, `content_type` and `body`.

@@ -1,7 +1,7 @@
 //! The one table of method and path to handler.
 
 use super::api::{self, json};
-use super::{exposition, respond, status, AppState, RequestBody};
+use super::{exposition, push, respond, status, AppState, RequestBody};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,6 +22,8 @@ pub async fn handle(req: Request<RequestBody>, state: &AppState) -> Response<Ful
             }),
         ),
         ("/", true) => status::page(state, std::time::SystemTime::now()),
+        ("/api/v1/pools", _) if method == Method::POST => push::post(req, state).await,
+        ("/api/v1/pools", _) => api::method_not_allowed("POST"),
         ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/", false) => {
             api::method_not_allowed("GET, HEAD")
         }

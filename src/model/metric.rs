@@ -23,7 +23,7 @@ pub enum PoolMetric {
     /// Clients waiting that no free slot can serve: `waiting − free`, at least 0. Clients of a
     /// pool that still has room wait only for connections being opened (a cold PgBouncer pool,
     /// an application pool growing to its maximum); this counts those that wait because the
-    /// pool is full.
+    /// pool is full. A pool summed over application instances sums each instance's.
     Queued,
     /// `capacity - in_use`.
     Free,
@@ -111,7 +111,7 @@ impl PoolMetric {
             PoolMetric::InUse => pool.in_use as f64,
             PoolMetric::Idle => pool.idle as f64,
             PoolMetric::Waiting => pool.waiting as f64,
-            PoolMetric::Queued => pool.waiting.saturating_sub(pool.free()) as f64,
+            PoolMetric::Queued => pool.queued() as f64,
             PoolMetric::Free => pool.free() as f64,
             PoolMetric::Capacity => pool.capacity as f64,
             PoolMetric::LongestWaitSeconds => pool.longest_wait?.as_secs_f64(),

@@ -183,6 +183,10 @@ pub struct PoolSnapshot {
     pub idle: u64,
     /// Clients queued for a connection.
     pub waiting: u64,
+    /// Of those, the clients no free slot can serve, when the source knows better than
+    /// `waiting − free` ([`PoolSnapshot::queued`]): a pool summed over application instances,
+    /// where one instance's free slot cannot serve another instance's queue. `None` otherwise.
+    pub queued: Option<u64>,
     /// How long the longest-waiting queued client has waited (zero when none waits); `None`
     /// when the source cannot tell (PostgreSQL never queues).
     pub longest_wait: Option<Duration>,
@@ -270,6 +274,7 @@ impl PoolSnapshot {
             in_use,
             idle: 0,
             waiting: 0,
+            queued: None,
             longest_wait: None,
             counters: Counters::default(),
             rates: Rates::default(),
@@ -287,6 +292,13 @@ impl PoolSnapshot {
             return if self.in_use > 0 { 1.0 } else { 0.0 };
         }
         self.in_use as f64 / self.capacity as f64
+    }
+
+    /// Clients waiting that no free slot can serve: what the source said, else
+    /// `waiting − free` (at least 0).
+    pub fn queued(&self) -> u64 {
+        self.queued
+            .unwrap_or_else(|| self.waiting.saturating_sub(self.free()))
     }
 
     /// Slots still free (`capacity - in_use`, never negative).
@@ -325,11 +337,14 @@ pub enum ErrorClass {
     /// An HTTP endpoint's exposition has no pool its mapping can read: a wrong preset, or the
     /// pool metrics are not registered.
     NoPools,
+    /// A target whose pools are pushed to poolwatch has no instance that pushed within its
+    /// `ttl`: the application stopped, crashed or lost its way to poolwatch.
+    Stale,
 }
 
 impl ErrorClass {
     /// Every class, for pre-initialised counters.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::TooManyConnections,
         ErrorClass::CannotConnectNow,
         ErrorClass::Auth,
@@ -340,6 +355,7 @@ impl ErrorClass {
         ErrorClass::HttpStatus,
         ErrorClass::BadExposition,
         ErrorClass::NoPools,
+        ErrorClass::Stale,
     ];
 
     /// The label value.
@@ -355,6 +371,7 @@ impl ErrorClass {
             ErrorClass::HttpStatus => "http_status",
             ErrorClass::BadExposition => "bad_exposition",
             ErrorClass::NoPools => "no_pools",
+            ErrorClass::Stale => "stale",
         }
     }
 }

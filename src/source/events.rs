@@ -62,7 +62,7 @@ impl SourceMetrics {
 
     /// Creates the series of `target` that every target has, so that rates work from the first
     /// scrape. Error series appear with the first error of their class: pre-creating one per
-    /// class would export seven always-zero series per target.
+    /// class would export eight always-zero series per target.
     pub fn init_target(&self, target: &str) {
         self.reports.with_label_values(&[target]);
         self.connects.with_label_values(&[target]);
@@ -115,6 +115,9 @@ impl EventLog {
             }
             ErrorClass::TooManyConnections if changed => {
                 tracing::error!(target_name = target, class = %err.class, error = %err.message, "target is SATURATED: it refuses new connections")
+            }
+            ErrorClass::Stale if changed => {
+                tracing::warn!(target_name = target, class = %err.class, error = %err.message, "push target is STALE: no instance pushed within its ttl")
             }
             _ if changed => {
                 tracing::warn!(target_name = target, class = %err.class, error = %err.message, "target unreachable; retrying")

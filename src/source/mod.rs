@@ -21,6 +21,8 @@
 //!   [`target::TargetSettings`] starts a target's task or polls it once.
 //! * [`pgbouncer`] — PgBouncer's admin console: one long-lived session, `SHOW` commands read
 //!   by column name.
+//! * [`push`] — pools applications post to `POST /api/v1/pools`, summed over their fresh
+//!   instances; a poll reads the shared [`push::Registry`].
 
 pub mod app;
 pub mod app_metrics;
@@ -30,6 +32,7 @@ pub mod pgbouncer;
 pub mod pgwire;
 pub mod poll_loop;
 pub mod postgres;
+pub mod push;
 pub mod target;
 
 pub use events::{EventLog, SourceMetrics};

@@ -11,6 +11,7 @@ use super::pgbouncer::config::{BouncerConfig, BouncerSettings};
 use super::pgwire::config::{check_timeout, ConnConfig, CONN_KEYS};
 use super::postgres;
 use super::postgres::config::{PgConfig, PgSettings};
+use super::push::{self, PushConfig, PushSettings};
 use super::{poll_loop, Cadence, SourceMetrics};
 use crate::config::document::{struct_fields, Document};
 use crate::config::values::{HumanDuration, Problems};
@@ -18,12 +19,13 @@ use crate::model::TargetReport;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The source types, as `type` values.
-pub const TYPES: [&str; 3] = ["postgres", "pgbouncer", "app_metrics"];
+pub const TYPES: [&str; 4] = ["postgres", "pgbouncer", "app_metrics", "push"];
 
 /// Keys every target has.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +91,8 @@ pub enum SourceSettings {
     Pgbouncer(BouncerSettings),
     /// `type = "app_metrics"`.
     AppMetrics(Box<AppMetricsSettings>),
+    /// `type = "push"`.
+    Push(PushSettings),
 }
 
 impl TargetSettings {
@@ -98,6 +102,7 @@ impl TargetSettings {
             SourceSettings::Postgres(_) => "postgres",
             SourceSettings::Pgbouncer(_) => "pgbouncer",
             SourceSettings::AppMetrics(_) => "app_metrics",
+            SourceSettings::Push(_) => "push",
         }
     }
 
@@ -107,6 +112,7 @@ impl TargetSettings {
             SourceSettings::Postgres(s) => &s.conn.endpoint,
             SourceSettings::Pgbouncer(s) => &s.conn.endpoint,
             SourceSettings::AppMetrics(s) => &s.endpoint,
+            SourceSettings::Push(_) => "POST /api/v1/pools",
         }
     }
 
@@ -116,6 +122,7 @@ impl TargetSettings {
             SourceSettings::Postgres(s) => s.describe(),
             SourceSettings::Pgbouncer(s) => s.describe(),
             SourceSettings::AppMetrics(s) => s.describe(),
+            SourceSettings::Push(s) => s.describe(),
         };
         format!(
             "{:<20} {} every {}, {how}",
@@ -137,13 +144,15 @@ impl TargetSettings {
             SourceSettings::Postgres(s) => (s.conn.connect_timeout, s.statement_timeout),
             SourceSettings::Pgbouncer(s) => (s.conn.connect_timeout, s.poll_timeout),
             SourceSettings::AppMetrics(s) => (s.timeout, s.timeout),
+            SourceSettings::Push(_) => (Duration::ZERO, Duration::ZERO),
         };
         connect + poll + Duration::from_secs(1)
     }
 
-    /// Starts the polling task of the target.
+    /// Starts the polling task of the target; a push target reads what `pushed` holds.
     pub fn spawn(
         &self,
+        pushed: &Arc<push::Registry>,
         metrics: SourceMetrics,
         reports: mpsc::Sender<TargetReport>,
         shutdown: watch::Receiver<bool>,
@@ -167,10 +176,15 @@ impl TargetSettings {
                 let source = app_metrics::AppMetricsSource::new((**s).clone());
                 tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
             }
+            SourceSettings::Push(_) => {
+                let source = push::PushSource::new(&self.name, pushed.clone());
+                tokio::spawn(poll_loop::run(id, source, cadence, metrics, channels))
+            }
         }
     }
 
-    /// Polls the target once (connect, poll, disconnect): for `poolwatch snapshot`.
+    /// Polls the target once (connect, poll, disconnect): for `poolwatch snapshot`. A push
+    /// target's pools live in the running daemon, not in this process: its report says so.
     pub async fn poll_once(&self) -> TargetReport {
         match &self.source {
             SourceSettings::Postgres(s) => {
@@ -183,6 +197,17 @@ impl TargetSettings {
                 let source = app_metrics::AppMetricsSource::new((**s).clone());
                 super::poll_once(&self.name, &source).await
             }
+            // `snapshot` leaves push targets out; should one be polled, it says why it has no pools.
+            SourceSettings::Push(_) => TargetReport {
+                target: self.name.clone(),
+                at: std::time::SystemTime::now(),
+                duration: Duration::ZERO,
+                outcome: Err(crate::model::PollError {
+                    class: crate::model::ErrorClass::Stale,
+                    message: "its pools are pushed to the running daemon; this process has none"
+                        .into(),
+                }),
+            },
         }
     }
 }
@@ -198,11 +223,12 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
         let hint = crate::config::message::did_you_mean(&kind, TYPES)
             .map(|t| format!(" (did you mean \"{t}\"?)"))
             .unwrap_or_default();
+        let expected: Vec<String> = TYPES.iter().map(|t| format!("\"{t}\"")).collect();
         problems.at(
             format!("{prefix}.type"),
             format!(
                 "unknown target type \"{kind}\"{hint}: expected one of {}",
-                TYPES.map(|t| format!("\"{t}\"")).join(", ")
+                expected.join(", ")
             ),
         );
         return None;
@@ -210,12 +236,10 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
     let common: Option<Common> = doc.get_keys(&prefix, &COMMON_KEYS, problems);
     let cadence: Option<LoopConfig> = doc.get_keys(&prefix, &LOOP_KEYS, problems);
     // Sources that reach their peer over the PostgreSQL wire protocol share its keys.
-    let wire = kind != "app_metrics";
-    let conn: Option<ConnConfig> = if wire {
-        doc.get_keys(&prefix, &CONN_KEYS, problems)
-    } else {
-        None
-    };
+    let wire = kind == "postgres" || kind == "pgbouncer";
+    let conn: Option<ConnConfig> = wire
+        .then(|| doc.get_keys(&prefix, &CONN_KEYS, problems))
+        .flatten();
     if let Some(c) = &common {
         check_common(c, &prefix, problems);
     }
@@ -232,6 +256,9 @@ pub fn resolve(doc: &Document, i: usize, problems: &mut Problems) -> Option<Targ
         "postgres" => own_keys::<PgConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Postgres),
+        "push" => own_keys::<PushConfig>(doc, &prefix, false, problems)
+            .and_then(|own| own.resolve(name, &prefix, problems))
+            .map(SourceSettings::Push),
         _ => own_keys::<BouncerConfig>(doc, &prefix, true, problems)
             .and_then(|own| own.resolve(name, &prefix, conn, problems))
             .map(SourceSettings::Pgbouncer),
@@ -370,11 +397,87 @@ mod tests {
     }
 
     #[test]
+    fn push_targets_take_no_connection_keys_and_check_their_own() {
+        let src = "[[targets]]\nname = \"checkout\"\ntype = \"push\"\n";
+        let c = parse(Path::new("x.toml"), src).expect("valid");
+        let t = &c.targets[0];
+        assert_eq!((t.kind(), t.endpoint()), ("push", "POST /api/v1/pools"));
+        assert!(
+            t.describe()
+                .contains("application \"checkout\", ttl 30s, no token"),
+            "{}",
+            t.describe()
+        );
+        let c = parse(Path::new("x.toml"), &format!("{src}token = \"Zq9xK\"\n")).expect("valid");
+        assert!(c.targets[0].describe().contains("bearer token required"));
+        assert!(!format!("{:?} {}", c.targets[0], c.targets[0].describe()).contains("Zq9xK"));
+        // (extra lines, expected problem)
+        let cases = [
+            ("host = \"db\"\n", "x.toml:4:1: targets[0].host: unknown field `host`"),
+            ("ttl = \"500ms\"\n", "x.toml:4:1: targets[0].ttl: must be between 1s and 1h"),
+            ("max_pools = 0\n", "x.toml:4:1: targets[0].max_pools: must be between 1 and 10000"),
+            (
+                "max_instances = 20000\n",
+                "x.toml:4:1: targets[0].max_instances: must be between 1 and 10000",
+            ),
+            (
+                "token = \"a\"\ntoken_file = \"/x\"\n",
+                "x.toml:4:1: targets[0].token: set either `token` or `token_file`, not both",
+            ),
+            (
+                "token = \"${POOLWATCH_TEST_UNSET_VAR}\"\n",
+                "x.toml:4:1: targets[0].token: `token`: environment variable POOLWATCH_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "token_file = \"/nonexistent/token\"\n",
+                "x.toml:4:1: targets[0].token_file: `token_file`: cannot read secret file /nonexistent/token",
+            ),
+            (
+                "token = 5\n",
+                "x.toml:4:9: targets[0].token: invalid type: integer, expected a string",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = problems(&format!("{src}{extra}"));
+            assert!(
+                got.len() == 1 && got[0].starts_with(want),
+                "{extra}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_push_target_at_most_accepts_unknown_applications() {
+        let push = |name: &str, extra: &str| {
+            format!("[[targets]]\nname = \"{name}\"\ntype = \"push\"\n{extra}")
+        };
+        let src = push("apps", "accept_unknown = true\nmax_applications = 3\n");
+        let c = parse(Path::new("x.toml"), &src).expect("valid");
+        assert!(
+            c.targets[0]
+                .describe()
+                .ends_with("; accepts up to 3 unknown applications as targets of their own"),
+            "{}",
+            c.targets[0].describe()
+        );
+        let src = [
+            src,
+            push("other", "max_applications = 5\n"),
+            push("more", "accept_unknown = true\n"),
+        ]
+        .concat();
+        assert_eq!(
+            problems(&src),
+            ["x.toml:13:1: targets[2].accept_unknown: only one push target may accept unknown applications, and \"apps\" does"]
+        );
+    }
+
+    #[test]
     fn the_type_is_checked_and_every_group_of_keys_reports_its_problems() {
         let got = problems("[[targets]]\nname = \"b\"\ntype = \"pgbouncr\"\n");
         assert_eq!(
             got,
-            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\", \"app_metrics\""]
+            ["x.toml:3:1: targets[0].type: unknown target type \"pgbouncr\" (did you mean \"pgbouncer\"?): expected one of \"postgres\", \"pgbouncer\", \"app_metrics\", \"push\""]
         );
         // A common key, a loop key, a connection key and a source key, all wrong at once.
         let got = problems(

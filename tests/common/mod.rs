@@ -18,6 +18,8 @@
 //! * [`poolwatch`] — [`Poolwatch`]: the daemon binary as a child process, with its logs,
 //!   HTTP address, signals and exit status; [`run_cli`] for one-shot commands.
 //! * [`metrics`] — a small Prometheus text-format parser and [`promtool_check_metrics`].
+//! * [`push_apps`] — [`push_apps::PushApp`]: real applications (psycopg_pool, node-postgres)
+//!   that push their pool's stats to poolwatch, driven into waiting, stopped or killed.
 //! * [`scenario`] — for end-to-end tests of the binary: the monitoring role, config snippets
 //!   with fast settings, webhook payloads read back, reports counted over time, a TCP server
 //!   that never answers and a port that refuses.
@@ -45,6 +47,7 @@ pub mod metrics;
 pub mod pg;
 pub mod pgbouncer;
 pub mod poolwatch;
+pub mod push_apps;
 pub mod receiver;
 pub mod scenario;
 
