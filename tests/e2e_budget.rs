@@ -229,6 +229,25 @@ async fn the_daemon_fires_pool_budget_exceeded_with_the_numbers_and_resolves_it(
     let server = [("target", SERVER), ("kind", "server"), ("pool", "server")];
     expect_metric(&pw, "poolwatch_pool_budget_demand", &server, 45.0).await;
     expect_metric(&pw, "poolwatch_pool_budget_excess", &server, 8.0).await;
+    let (status, body) = pw.get("/api/v1/pools").await;
+    assert_eq!(status, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    let pools = doc["data"]["pools"].as_array().expect("pools");
+    let found = pools
+        .iter()
+        .find(|p| p["target"] == SERVER && p["kind"] == "server")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(found["budget"]["demand"], 45, "{found:#}");
+    assert_eq!(
+        found["budget"]["contributors"],
+        "bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20"
+    );
+    assert!(
+        pools
+            .iter()
+            .any(|p| p["kind"] == "pgbouncer_pool" && p["budget"].is_null()),
+        "{body}"
+    );
     let mut fired = budget_pages(&hook, 2).await;
     fired.sort_by(|a, b| a.summary.cmp(&b.summary));
     let contributors = "bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20";

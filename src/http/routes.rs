@@ -21,18 +21,35 @@ pub async fn handle(req: Request<RequestBody>, state: &AppState) -> Response<Ful
                 "data": { "alerts": state.alerts.get() },
             }),
         ),
+        ("/api/v1/pools", true) => pools(state),
         ("/", true) => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
             "<html><body><h1>poolwatch</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
-             <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a></li><li><a href=\"/healthz\">/healthz</a></li>\
+             <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a></li><li><a href=\"/api/v1/pools\">/api/v1/pools</a></li><li><a href=\"/healthz\">/healthz</a></li>\
              <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
         ),
-        ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/", false) => {
+        ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/api/v1/pools" | "/", false) => {
             api::method_not_allowed("GET, HEAD")
         }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// `/api/v1/pools`: every pool of every target that is up, as `snapshot --json` shows it, with
+/// its server side (a linked application pool) and budget (a ceiling linked pools draw on).
+fn pools(state: &AppState) -> Response<Full<Bytes>> {
+    let pools: Vec<serde_json::Value> = state
+        .store
+        .targets()
+        .values()
+        .filter_map(|e| e.data.as_ref())
+        .flat_map(|d| d.pools.iter().map(crate::snapshot::pool_json))
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "success", "data": { "pools": pools } }),
+    )
 }
 
 /// `/readyz`: 200 once every target has been polled at least once.

@@ -3,12 +3,14 @@
 //! ([`crate::budget`]).
 //!
 //! * [`config`] — `[[links]]` as written and its validation against the targets.
+//! * [`join`] — the server side of a linked pool, from the latest pools of every target.
 //!
 //! A link is configuration, not discovery: the application's own pool cannot tell which server
 //! it reaches (a host name in its DSN may be a PgBouncer, a proxy, a replica), and a guess that
 //! is wrong would count connections against the wrong server.
 
 pub mod config;
+pub mod join;
 
 pub use config::{resolve, LinkConfig};
 
