@@ -202,6 +202,12 @@ fn check_config(file: &std::path::Path) -> i32 {
             for r in c.rules.rules() {
                 println!("  {}", r.describe());
             }
+            if !c.links.is_empty() {
+                println!("links ({}):", c.links.len());
+                for l in &c.links {
+                    println!("  {}", l.describe());
+                }
+            }
             println!("receivers ({}):", c.receivers.len());
             for r in &c.receivers {
                 let severities: Vec<&str> = r.severities.iter().map(|s| s.as_str()).collect();

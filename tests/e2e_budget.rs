@@ -317,3 +317,40 @@ async fn the_daemon_fires_pool_budget_exceeded_with_the_numbers_and_resolves_it(
     );
     expect_metric(&pw, "poolwatch_pool_budget_excess", &server, -7.0).await;
 }
+
+#[tokio::test]
+async fn snapshot_and_check_config_show_links_and_the_budget() {
+    let (pg, pgb, _holds) = over_committed_bouncer().await;
+    let file = config(&pg, &pgb, BOUNCER_LINK);
+    let path = file.path().to_str().expect("UTF-8 path");
+    let out = run_cli(&["check-config", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("links (1):\n  bouncer → server orders-db\n"),
+        "{stdout}"
+    );
+    let out = run_cli(&["snapshot", "--config", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let budget = "      budget        45 committed of 37: bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20";
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == budget)
+        .unwrap_or_else(|| panic!("no budget line in\n{stdout}"));
+    assert!(
+        lines[at - 1]
+            .split_whitespace()
+            .take(2)
+            .eq(["server", "server"]),
+        "under the server pool: {stdout}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("PoolBudgetExceeded")
+            && l.contains(
+                "orders-db: the pools linked to it may open 45 connections, over its 37"
+            )),
+        "{stdout}"
+    );
+}

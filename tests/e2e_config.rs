@@ -52,7 +52,7 @@ fn cases() -> Vec<Case> {
              `connect_timeout`, `statement_timeout` (did you mean `interval`?)"),
         case("unknown section", "[alertin]\n[[targets]]\nname = \"db\"\n", Some((1, 2)),
             "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `history`, \
-             `targets`, `rules`, `receivers` (did you mean `alerting`?)"),
+             `targets`, `rules`, `receivers`, `links` (did you mean `alerting`?)"),
         case("duration without unit", "[[targets]]\nname = \"db\"\ninterval = \"15\"\n",
             Some((3, 12)),
             "targets[0].interval: duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),
@@ -80,8 +80,8 @@ fn cases() -> Vec<Case> {
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
             Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
              `in_use`, `idle`, `waiting`, `queued`, `free`, `capacity`, `longest_wait_seconds`, \
-             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
-             (did you mean `utilization`?)"),
+             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting`, \
+             `budget_demand`, `budget_excess` (did you mean `utilization`?)"),
         case("unknown template variable",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nsummary = \"{{targte}} busy\"\n",
             Some((7, 1)), "rules[0].summary: unknown template variable {{targte}}; did you mean \
@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
              value, threshold, capacity, configured_capacity, in_use, idle, waiting, \
              longest_wait, free, utilization, idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
              capacity_note, top_holders, pool_details, previous_capacity, error_class, error, last_seen, \
-             duration, target_state"),
+             duration, target_state, budget_demand, budget_contributors, server_side"),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",
             Some((7, 13)), "rules[0].matchers[0]: invalid regex in matcher `pool=~\"(app\"`: \
