@@ -354,3 +354,37 @@ async fn snapshot_and_check_config_show_links_and_the_budget() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_that_adds_or_removes_links_fires_or_resolves_the_budget() {
+    let (pg, pgb, _holds) = over_committed_bouncer().await;
+    let hook = Receiver::start().await;
+    let base = [
+        header(""),
+        target(SERVER, pg.port(), ""),
+        target(BOUNCER, pgb.port(), "type = \"pgbouncer\"\n"),
+        receiver("oncall", &hook.url("/hook"), ""),
+    ]
+    .concat();
+    let pw = Poolwatch::start(&base).await;
+    let server = [("target", SERVER), ("kind", "server"), ("pool", "server")];
+    expect_metric(&pw, "poolwatch_pool_configured_capacity", &server, 37.0).await;
+    let samples = pw.metrics().await.expect("metrics");
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name.starts_with("poolwatch_pool_budget")),
+        "no links, no budget"
+    );
+
+    pw.config().write(&format!("{base}{BOUNCER_LINK}"));
+    pw.sighup();
+    let fired = budget_pages(&hook, 2).await;
+    assert!(fired.iter().all(|n| n.status == "firing"), "{fired:?}");
+
+    pw.config().write(&base);
+    pw.sighup();
+    let all = budget_pages(&hook, 4).await;
+    let resolved: Vec<&str> = all[2..].iter().map(|n| n.status.as_str()).collect();
+    assert_eq!(resolved, ["resolved", "resolved"], "{all:?}");
+}
