@@ -1,4 +1,5 @@
-//! The command line: `run`, `check-config`, `snapshot`, and logging set-up.
+//! The command line: `run`, `check-config`, `snapshot`, `budget` ([`crate::budget::command`]),
+//! and logging set-up.
 
 use crate::settings;
 use clap::{Parser, Subcommand, ValueEnum};

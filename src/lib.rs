@@ -27,7 +27,8 @@
 //! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue and worker each,
 //!   Alertmanager v4 payloads, retries, a reachability probe.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
-//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`;
+//! * [`http`] — the hyper server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/alerts`,
+//!   `/api/v1/pools`;
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
@@ -40,7 +41,7 @@
 //!   together into one [`settings::Config`].
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload off the loop), the
 //!   state file, lifecycle.
-//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
+//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, `budget`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
 //! * [`errtext`] — error text with its causes, for logs and alert text.
