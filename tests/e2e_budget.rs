@@ -161,6 +161,28 @@ async fn a_proposal_that_fits_exits_0_and_one_that_does_not_exits_1() {
             "{proposal}: the proposal is shown: {out}"
         );
     }
+    // Behind PgBouncer, an application's connections are PgBouncer's clients.
+    let web = config(
+        &pg,
+        &pgb,
+        "[[links]]\nfrom = \"web\"\npgbouncer = { target = \"bouncer\", pool = \"appdb/app\" }\n",
+    );
+    for (proposal, want, line) in [
+        (
+            "web=30x3",
+            0,
+            "bouncer: 90 committed of 100 (max_client_conn 100, 1 held by admin console sessions): fits, 10 spare",
+        ),
+        (
+            "web=30x4",
+            1,
+            "bouncer: 120 committed of 100 (max_client_conn 100, 1 held by admin console sessions): OVER by 20",
+        ),
+    ] {
+        let (code, out, err) = budget(&web, &["--propose", proposal]).await;
+        assert_eq!(code, Some(want), "{proposal}: {out}{err}");
+        assert_eq!(out.lines().next(), Some(line), "{proposal}: {out}");
+    }
     // Without a proposal the application is not counted: the gate cannot say it fits.
     let (code, out, err) = budget(&file, &[]).await;
     assert_eq!(code, Some(3), "{out}{err}");
