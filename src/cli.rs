@@ -1,4 +1,5 @@
-//! The command line: `run`, `check-config`, `snapshot`, and logging set-up.
+//! The command line: `run`, `check-config`, `snapshot`, `budget` ([`crate::budget::command`]),
+//! and logging set-up.
 
 use crate::settings;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -201,6 +202,12 @@ fn check_config(file: &std::path::Path) -> i32 {
             println!("rules ({}):", c.rules.rules().len());
             for r in c.rules.rules() {
                 println!("  {}", r.describe());
+            }
+            if !c.links.is_empty() {
+                println!("links ({}):", c.links.len());
+                for l in &c.links {
+                    println!("  {}", l.describe());
+                }
             }
             println!("receivers ({}):", c.receivers.len());
             for r in &c.receivers {

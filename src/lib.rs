@@ -34,7 +34,8 @@
 //!   Alertmanager v4 payloads, retries, a reachability probe.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
-//!   `/api/v1/alerts`, `POST /api/v1/pools`;
+//!   `/api/v1/alerts`, `/api/v1/pools` (GET: every pool with its link and budget; POST: pushed
+//!   pool stats);
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
@@ -47,7 +48,7 @@
 //!   together into one [`settings::Config`].
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload off the loop), the
 //!   state file, lifecycle.
-//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, logging set-up.
+//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, `budget`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
 //! * [`errtext`] — error text with its causes, for logs and alert text.

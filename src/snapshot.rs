@@ -58,7 +58,8 @@ fn secs(d: Option<std::time::Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(d.as_secs_f64()))
 }
 
-fn pool_json(p: &PoolSnapshot) -> Value {
+/// One pool as `snapshot --json` and `GET /api/v1/pools` show it.
+pub fn pool_json(p: &PoolSnapshot) -> Value {
     let postgres = p.postgres.as_ref().map(|pg| {
         json!({
             "by_state": pg.by_state, "idle_in_transaction": pg.idle_in_transaction,
@@ -68,11 +69,12 @@ fn pool_json(p: &PoolSnapshot) -> Value {
         })
     });
     json!({
-        "kind": p.id.kind.as_str(), "pool": p.id.name, "subject": p.id.subject(),
+        "target": p.id.target, "kind": p.id.kind.as_str(), "pool": p.id.name, "subject": p.id.subject(),
         "capacity": p.capacity, "in_use": p.in_use, "idle": p.idle, "waiting": p.waiting,
         "free": p.free(), "utilization": p.utilization(),
         "longest_wait_seconds": secs(p.longest_wait), "counters": p.counters,
         "capacity_note": p.capacity_note, "postgres": postgres,
+        "server_side": p.server_side, "budget": p.budget,
     })
 }
 
@@ -125,6 +127,21 @@ fn holders_line(label: &str, hs: &[Holder]) -> Option<String> {
         })
         .collect();
     Some(format!("      {label:<13} {}", parts.join(", ")))
+}
+
+/// A linked pool's server side, and the budget of a ceiling that linked pools draw on.
+fn link_lines(p: &PoolSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(side) = &p.server_side {
+        out.push(format!("      {:<13} {side}", "server side"));
+    }
+    if let Some(b) = &p.budget {
+        out.push(format!(
+            "      {:<13} {} committed of {}: {}",
+            "budget", b.demand, p.configured_capacity, b.contributors
+        ));
+    }
+    out
 }
 
 /// The human-readable table printed by `snapshot`.
@@ -180,6 +197,9 @@ pub fn render_text(reports: &[TargetReport], alerts: &[AlertView]) -> String {
                 p.utilization() * 100.0,
                 iit
             );
+            for line in link_lines(p) {
+                let _ = writeln!(out, "{line}");
+            }
             if let Some(d) = p.longest_wait.filter(|d| !d.is_zero()) {
                 let _ = writeln!(
                     out,

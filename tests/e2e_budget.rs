@@ -161,6 +161,28 @@ async fn a_proposal_that_fits_exits_0_and_one_that_does_not_exits_1() {
             "{proposal}: the proposal is shown: {out}"
         );
     }
+    // Behind PgBouncer, an application's connections are PgBouncer's clients.
+    let web = config(
+        &pg,
+        &pgb,
+        "[[links]]\nfrom = \"web\"\npgbouncer = { target = \"bouncer\", pool = \"appdb/app\" }\n",
+    );
+    for (proposal, want, line) in [
+        (
+            "web=30x3",
+            0,
+            "bouncer: 90 committed of 100 (max_client_conn 100, 1 held by admin console sessions): fits, 10 spare",
+        ),
+        (
+            "web=30x4",
+            1,
+            "bouncer: 120 committed of 100 (max_client_conn 100, 1 held by admin console sessions): OVER by 20",
+        ),
+    ] {
+        let (code, out, err) = budget(&web, &["--propose", proposal]).await;
+        assert_eq!(code, Some(want), "{proposal}: {out}{err}");
+        assert_eq!(out.lines().next(), Some(line), "{proposal}: {out}");
+    }
     // Without a proposal the application is not counted: the gate cannot say it fits.
     let (code, out, err) = budget(&file, &[]).await;
     assert_eq!(code, Some(3), "{out}{err}");
@@ -229,6 +251,25 @@ async fn the_daemon_fires_pool_budget_exceeded_with_the_numbers_and_resolves_it(
     let server = [("target", SERVER), ("kind", "server"), ("pool", "server")];
     expect_metric(&pw, "poolwatch_pool_budget_demand", &server, 45.0).await;
     expect_metric(&pw, "poolwatch_pool_budget_excess", &server, 8.0).await;
+    let (status, body) = pw.get("/api/v1/pools").await;
+    assert_eq!(status, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    let pools = doc["data"]["pools"].as_array().expect("pools");
+    let found = pools
+        .iter()
+        .find(|p| p["target"] == SERVER && p["kind"] == "server")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(found["budget"]["demand"], 45, "{found:#}");
+    assert_eq!(
+        found["budget"]["contributors"],
+        "bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20"
+    );
+    assert!(
+        pools
+            .iter()
+            .any(|p| p["kind"] == "pgbouncer_pool" && p["budget"].is_null()),
+        "{body}"
+    );
     let mut fired = budget_pages(&hook, 2).await;
     fired.sort_by(|a, b| a.summary.cmp(&b.summary));
     let contributors = "bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20";
@@ -297,4 +338,75 @@ async fn the_daemon_fires_pool_budget_exceeded_with_the_numbers_and_resolves_it(
         ]
     );
     expect_metric(&pw, "poolwatch_pool_budget_excess", &server, -7.0).await;
+}
+
+#[tokio::test]
+async fn snapshot_and_check_config_show_links_and_the_budget() {
+    let (pg, pgb, _holds) = over_committed_bouncer().await;
+    let file = config(&pg, &pgb, BOUNCER_LINK);
+    let path = file.path().to_str().expect("UTF-8 path");
+    let out = run_cli(&["check-config", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("links (1):\n  bouncer → server orders-db\n"),
+        "{stdout}"
+    );
+    let out = run_cli(&["snapshot", "--config", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let budget = "      budget        45 committed of 37: bouncer pgbouncer_pool appdb/app 25, bouncer pgbouncer_pool reports/app 20";
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == budget)
+        .unwrap_or_else(|| panic!("no budget line in\n{stdout}"));
+    assert!(
+        lines[at - 1]
+            .split_whitespace()
+            .take(2)
+            .eq(["server", "server"]),
+        "under the server pool: {stdout}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("PoolBudgetExceeded")
+            && l.contains(
+                "orders-db: the pools linked to it may open 45 connections, over its 37"
+            )),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_that_adds_or_removes_links_fires_or_resolves_the_budget() {
+    let (pg, pgb, _holds) = over_committed_bouncer().await;
+    let hook = Receiver::start().await;
+    let base = [
+        header(""),
+        target(SERVER, pg.port(), ""),
+        target(BOUNCER, pgb.port(), "type = \"pgbouncer\"\n"),
+        receiver("oncall", &hook.url("/hook"), ""),
+    ]
+    .concat();
+    let pw = Poolwatch::start(&base).await;
+    let server = [("target", SERVER), ("kind", "server"), ("pool", "server")];
+    expect_metric(&pw, "poolwatch_pool_configured_capacity", &server, 37.0).await;
+    let samples = pw.metrics().await.expect("metrics");
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name.starts_with("poolwatch_pool_budget")),
+        "no links, no budget"
+    );
+
+    pw.config().write(&format!("{base}{BOUNCER_LINK}"));
+    pw.sighup();
+    let fired = budget_pages(&hook, 2).await;
+    assert!(fired.iter().all(|n| n.status == "firing"), "{fired:?}");
+
+    pw.config().write(&base);
+    pw.sighup();
+    let all = budget_pages(&hook, 4).await;
+    let resolved: Vec<&str> = all[2..].iter().map(|n| n.status.as_str()).collect();
+    assert_eq!(resolved, ["resolved", "resolved"], "{all:?}");
 }

@@ -1,5 +1,7 @@
 //! The budget over the latest pools of every target, the links and the proposals: a pure
-//! function of its inputs.
+//! function of its inputs. It reads pool kinds by their sources' constants, as the alert
+//! rules' Prometheus forms do: which pool is a server's ceiling, a PgBouncer's pool or an
+//! application's pool is what a budget is about.
 
 use super::{Budget, Contributor, Line, Proposal};
 use crate::link::{Drawer, Link};

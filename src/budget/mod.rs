@@ -7,7 +7,7 @@
 //!
 //! * [`annotate`] — the budget put on the ceiling pools of each report (the daemon, `snapshot`),
 //!   for the built-in `PoolBudgetExceeded`, `/metrics` and alert text.
-//! * [`compute`] — the pure budget over the latest pools, the links and the proposals.
+//! * [`mod@compute`] — the pure budget over the latest pools, the links and the proposals.
 //! * [`text`] — the human text of a budget.
 //! * [`command`] — `poolwatch budget`: poll once, compute, print, exit non-zero when over.
 //!

@@ -438,3 +438,76 @@ fn proposals_must_name_an_application_link() {
         assert_eq!(got.is_ok(), ok, "{p}: {got:?}");
     }
 }
+
+#[test]
+fn annotate_puts_the_budget_on_ceilings_and_the_server_side_on_app_pools() {
+    use crate::model::{Holder, Holders, PgSessions, PollData, TargetReport};
+    use std::time::{Duration, SystemTime};
+    let report = |target: &str, pools: Vec<PoolSnapshot>| TargetReport {
+        target: target.into(),
+        at: SystemTime::UNIX_EPOCH,
+        duration: Duration::ZERO,
+        outcome: Ok(PollData {
+            pools,
+            ..PollData::default()
+        }),
+    };
+    let mut server = pool("orders-db", pg::SERVER, "server", 97);
+    server.in_use = 61;
+    server.capacity = 96;
+    server.postgres = Some(PgSessions {
+        holders: Holders {
+            applications: vec![Holder {
+                name: "checkout".into(),
+                connections: 60,
+                idle_in_transaction: 7,
+            }],
+            ..Holders::default()
+        },
+        ..PgSessions::default()
+    });
+    let mut checkout = app("checkout", "default", 10, 6);
+    checkout.in_use = 60;
+    checkout.waiting = 23;
+    let mut reports = vec![
+        report("orders-db", vec![server]),
+        report("checkout", vec![checkout, app("other", "x", 5, 1)]),
+    ];
+    let mut end = server_end("orders-db", None, None);
+    end.application_name = Some("checkout".into());
+    let links = [app_link("checkout", Some(end), None)];
+    annotate::annotate_all(&mut reports, &links);
+    let pools = |i: usize| {
+        reports[i]
+            .outcome
+            .as_ref()
+            .map(|d| d.pools.clone())
+            .unwrap_or_default()
+    };
+    let server = &pools(0)[0];
+    assert_eq!(
+        server
+            .budget
+            .as_ref()
+            .map(|b| (b.demand, b.contributors.as_str())),
+        Some((60, "checkout default 60"))
+    );
+    assert_eq!(server.server_side, None);
+    let app_pools = pools(1);
+    let side = "server orders-db: 60 connections from application_name=checkout (7 idle in transaction), 61/96 usable in use";
+    assert_eq!(app_pools[0].server_side.as_deref(), Some(side));
+    assert_eq!(app_pools[0].budget, None);
+    assert_eq!(app_pools[1].server_side, None, "not linked");
+    // Alert text carries it: the pool details of every pool rule, and its own variable.
+    assert_eq!(
+        crate::rules::template::pool_details(&app_pools[0]),
+        format!("23 waiting; {side}")
+    );
+    // Without links nothing is set.
+    let mut bare = vec![report("checkout", vec![app("checkout", "default", 10, 6)])];
+    annotate::annotate_all(&mut bare, &[]);
+    assert!(bare[0]
+        .outcome
+        .as_ref()
+        .is_ok_and(|d| d.pools[0].server_side.is_none()));
+}

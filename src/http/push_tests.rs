@@ -190,10 +190,15 @@ async fn refused_pushes_name_the_problem_and_store_nothing() {
         assert_eq!(r.refused(reason) - before, counted, "{reason}");
     }
     assert_eq!(r.waiting("checkout"), None);
-    let get = reqwest::get(&r.url).await.expect("answer");
-    assert_eq!(get.status().as_u16(), 405);
+    // GET lists the pools (see routes); other methods are not allowed.
+    let put = reqwest::Client::new()
+        .put(&r.url)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(put.status().as_u16(), 405);
     assert_eq!(
-        get.headers().get("allow").and_then(|v| v.to_str().ok()),
-        Some("POST")
+        put.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, HEAD, POST")
     );
 }

@@ -23,12 +23,29 @@ pub async fn handle(req: Request<RequestBody>, state: &AppState) -> Response<Ful
         ),
         ("/", true) => status::page(state, std::time::SystemTime::now()),
         ("/api/v1/pools", _) if method == Method::POST => push::post(req, state).await,
-        ("/api/v1/pools", _) => api::method_not_allowed("POST"),
+        ("/api/v1/pools", true) => pools(state),
+        ("/api/v1/pools", false) => api::method_not_allowed("GET, HEAD, POST"),
         ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/", false) => {
             api::method_not_allowed("GET, HEAD")
         }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// `/api/v1/pools`: every pool of every target that is up, as `snapshot --json` shows it, with
+/// its server side (a linked application pool) and budget (a ceiling linked pools draw on).
+fn pools(state: &AppState) -> Response<Full<Bytes>> {
+    let pools: Vec<serde_json::Value> = state
+        .store
+        .targets()
+        .values()
+        .filter_map(|e| e.data.as_ref())
+        .flat_map(|d| d.pools.iter().map(crate::snapshot::pool_json))
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "success", "data": { "pools": pools } }),
+    )
 }
 
 /// `/readyz`: 200 once every target has been polled at least once.

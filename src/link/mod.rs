@@ -3,12 +3,14 @@
 //! ([`crate::budget`]).
 //!
 //! * [`config`] — `[[links]]` as written and its validation against the targets.
+//! * [`join`] — the server side of a linked pool, from the latest pools of every target.
 //!
 //! A link is configuration, not discovery: the application's own pool cannot tell which server
 //! it reaches (a host name in its DSN may be a PgBouncer, a proxy, a replica), and a guess that
 //! is wrong would count connections against the wrong server.
 
 pub mod config;
+pub mod join;
 
 pub use config::{resolve, LinkConfig};
 
@@ -61,6 +63,35 @@ pub struct Link {
 }
 
 impl Link {
+    /// One line for `check-config`: `checkout → pgbouncer bouncer pool orders/app, server orders-db`.
+    pub fn describe(&self) -> String {
+        let from = match &self.pool {
+            Some(p) => format!("{} pool {p}", self.from),
+            None => self.from.clone(),
+        };
+        let mut to = Vec::new();
+        if let Some(b) = &self.pgbouncer {
+            to.push(match &b.pool {
+                Some(p) => format!("pgbouncer {} pool {p}", b.target),
+                None => format!("pgbouncer {}", b.target),
+            });
+        }
+        if let Some(s) = &self.server {
+            let mut what = format!("server {}", s.target);
+            for (k, v) in [
+                ("application_name", &s.application_name),
+                ("role", &s.role),
+                ("database", &s.database),
+            ] {
+                if let Some(v) = v {
+                    what.push_str(&format!(" {k}={v}"));
+                }
+            }
+            to.push(what);
+        }
+        format!("{from} → {}", to.join(", "))
+    }
+
     /// Whether an application's pool `name` of target `target` is drawn through this link.
     pub fn covers_app_pool(&self, target: &str, name: &str) -> bool {
         self.drawer == Drawer::App

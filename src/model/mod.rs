@@ -208,6 +208,11 @@ pub struct PoolSnapshot {
     /// PgBouncer's `max_client_conn`): what they may open ([`crate::budget`]); `None` when
     /// nothing linked draws on it. Set by the daemon from every target's latest pools.
     pub budget: Option<BudgetFigure>,
+    /// For an application pool linked to the server side it draws on ([`crate::link`]): what
+    /// that side shows of it, e.g. `server orders-db: 60 connections from
+    /// application_name=checkout (7 idle in transaction), 96/96 usable in use`; set with the
+    /// budget. `None` for a pool no link covers.
+    pub server_side: Option<String>,
 }
 
 /// What the pools linked to a ceiling may open against it.
@@ -282,6 +287,7 @@ impl PoolSnapshot {
             parent: None,
             postgres: None,
             budget: None,
+            server_side: None,
         }
     }
 

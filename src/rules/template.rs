@@ -46,10 +46,11 @@ enum Var {
     Slope,
     BudgetDemand,
     BudgetContributors,
+    ServerSide,
 }
 
 /// Every variable by name; the README's list of template variables mirrors this table.
-const VARS: [(&str, Var); 33] = [
+const VARS: [(&str, Var); 34] = [
     ("target", Var::Target),
     ("kind", Var::Kind),
     ("pool", Var::Pool),
@@ -83,6 +84,7 @@ const VARS: [(&str, Var); 33] = [
     ("slope", Var::Slope),
     ("budget_demand", Var::BudgetDemand),
     ("budget_contributors", Var::BudgetContributors),
+    ("server_side", Var::ServerSide),
 ];
 
 /// The names of every template variable, for documentation and error messages.
@@ -317,6 +319,10 @@ impl Vars<'_> {
                 Some(b) => write!(out, "{}", b.contributors),
                 None => write!(out, "{UNKNOWN}"),
             },
+            Var::ServerSide => match snap.and_then(|s| s.server_side.as_deref()) {
+                Some(side) => write!(out, "{side}"),
+                None => write!(out, "{UNKNOWN}"),
+            },
         };
     }
 }
@@ -355,7 +361,7 @@ pub fn percent(ratio: f64) -> String {
 /// What the pool's source tells beyond capacity and in use: for PostgreSQL, who holds the
 /// connections and the sessions idle in transaction (`app=django holds 91 (12 idle in
 /// transaction); role=app 95; 12 idle in transaction (oldest 4m)`); for pools that queue, the
-/// queue (`15 waiting, the longest for 1.2s`).
+/// queue (`15 waiting, the longest for 1.2s`); for a linked application pool, its server side.
 pub fn pool_details(s: &PoolSnapshot) -> String {
     let mut parts = Vec::new();
     if let Some(pg) = &s.postgres {
@@ -381,6 +387,7 @@ pub fn pool_details(s: &PoolSnapshot) -> String {
             _ => format!("{} waiting", s.waiting),
         });
     }
+    parts.extend(s.server_side.clone());
     parts.join("; ")
 }
 

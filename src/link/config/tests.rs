@@ -122,3 +122,42 @@ fn the_readme_example_is_valid() {
     let from: Vec<&str> = got.iter().map(|l| l.from.as_str()).collect();
     assert_eq!(from, ["checkout", "web", "bouncer"]);
 }
+
+#[test]
+fn links_describe_themselves() {
+    let got = links(
+        "[[links]]\nfrom = \"web\"\npool = \"default\"\npgbouncer = { target = \"bouncer\", pool = \"orders/app\" }\nserver = { target = \"orders-db\", application_name = \"web\" }\n\n\
+         [[links]]\nfrom = \"bouncer\"\nserver = { target = \"orders-db\" }\n",
+    )
+    .expect("valid");
+    let lines: Vec<String> = got.iter().map(|l| l.describe()).collect();
+    assert_eq!(
+        lines,
+        [
+            "web pool default → pgbouncer bouncer pool orders/app, server orders-db application_name=web",
+            "bouncer → server orders-db",
+        ]
+    );
+}
+
+/// The commented-out link of `config.example.toml` documents every key: uncommented (all but
+/// `pgbouncer`, which names a PgBouncer the example does not watch), it is valid.
+#[test]
+fn the_example_link_is_valid_uncommented() {
+    let example = include_str!("../../../config.example.toml");
+    let (_, block) = example.split_once("# [[links]]\n").expect("link block");
+    let keys: String = block
+        .lines()
+        .take_while(|l| l.starts_with("# "))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with("pgbouncer"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let src = format!("{example}\n[[links]]\n{keys}");
+    let config = parse(Path::new("config.example.toml"), &src)
+        .unwrap_or_else(|p| panic!("{:?}", p.iter().map(|p| p.to_string()).collect::<Vec<_>>()));
+    assert_eq!(
+        config.links.iter().map(|l| l.describe()).collect::<Vec<_>>(),
+        ["checkout pool default → server local application_name=checkout role=app database=orders"]
+    );
+}
