@@ -9,9 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::apps::{AppOptions, PythonPoolApp};
-use common::scenario::{
-    expect_metric, header, metric, notifications, receiver, Notification, WAIT,
-};
+use common::scenario::{expect_metric, header, notifications, receiver, Notification, WAIT};
 use common::{PgCluster, PgOptions, Poolwatch, Receiver};
 
 /// The target's name.
