@@ -385,6 +385,17 @@ impl<'a> Cursor<'a> {
 
     /// A `"..."` string with `\\`, `\"` and `\n` escapes, at most `max` bytes unescaped.
     fn quoted(&mut self, max: usize) -> Result<String, String> {
+        // The common case, no escape before the closing quote: one copy of the slice.
+        let body = self.rest.get(1..).unwrap_or_default();
+        if let Some(end) = body.find(['"', '\\']) {
+            if body.as_bytes()[end] == b'"' {
+                if end > max {
+                    return Err(format!("quoted string longer than {max} bytes"));
+                }
+                self.rest = &body[end + 1..];
+                return Ok(body[..end].to_string());
+            }
+        }
         let mut chars = self.rest.char_indices();
         chars.next(); // the opening quote
         let mut out = String::new();
