@@ -80,7 +80,8 @@ fn cases() -> Vec<Case> {
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
             Some((5, 10)), "rules[0].metric: unknown variant `utilisation`, expected one of `utilization`, \
              `in_use`, `idle`, `waiting`, `queued`, `free`, `capacity`, `longest_wait_seconds`, \
-             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting` \
+             `idle_in_transaction`, `oldest_idle_in_transaction_seconds`, `oldest_transaction_seconds`, `lock_waiting`, `waits_per_second`, \
+             `wait_seconds_per_second`, `timeouts_per_second` \
              (did you mean `utilization`?)"),
         case("unknown template variable",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nsummary = \"{{targte}} busy\"\n",
