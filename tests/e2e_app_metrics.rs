@@ -130,7 +130,8 @@ async fn an_application_that_goes_away_is_down_and_its_return_resolves_it() {
     let mut app = PythonPoolApp::start(&pg, AppOptions::default()).await;
     let hook = Receiver::start().await;
     let fast_down = "[[rules]]\nname = \"TargetDown\"\nfor = \"300ms\"\n\n";
-    let pw = Poolwatch::start(&config(&app, &hook, "", fast_down)).await;
+    let token = "bearer_token = \"tok-SECRET-42\"\n";
+    let pw = Poolwatch::start(&config(&app, &hook, token, fast_down)).await;
     expect_metric(&pw, "poolwatch_target_up", &[("target", TARGET)], 1.0).await;
     expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
 
@@ -151,6 +152,12 @@ async fn an_application_that_goes_away_is_down_and_its_return_resolves_it() {
     let both = expect_pages(&hook, "TargetDown", 2).await;
     assert_eq!(both[1].status, "resolved", "{both:?}");
     expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
+    // Down, up again: the token was sent on every scrape and written nowhere.
+    let logs = pw.logs();
+    assert!(logs.contains("checkout"), "{logs}");
+    assert!(!logs.contains("tok-SECRET-42"), "{logs}");
+    let (_, alerts) = pw.get("/api/v1/alerts").await;
+    assert!(!alerts.contains("tok-SECRET-42"), "{alerts}");
 }
 
 /// The daemon's resident memory, KiB (Linux).
