@@ -9,9 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::apps::{AppOptions, PythonPoolApp};
-use common::scenario::{
-    expect_metric, header, metric, notifications, receiver, Notification, WAIT,
-};
+use common::scenario::{expect_metric, header, notifications, receiver, Notification, WAIT};
 use common::{PgCluster, PgOptions, Poolwatch, Receiver};
 
 /// The target's name.
@@ -107,6 +105,13 @@ async fn a_full_application_pool_pages_waiting_clients_and_counts_timeouts_as_a_
     expect_metric(&pw, "poolwatch_pool_timeouts_total", &POOL, 2.0).await;
     let stats = app.stats().await;
     assert_eq!(stats["requests_errors"], 2, "{stats}");
+    // The new families are well-formed for Prometheus' own checker.
+    let (_, body) = pw.get("/metrics").await;
+    common::promtool_check_metrics(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert!(
+        body.contains("# TYPE poolwatch_pool_timeouts_per_second gauge"),
+        "{body}"
+    );
     // The counter stops moving: the rate goes back to 0 and the alert resolves.
     expect_metric(&pw, "poolwatch_pool_timeouts_per_second", &POOL, 0.0).await;
     let both = expect_pages(&hook, "PoolAcquireTimeouts", 2).await;
@@ -125,7 +130,8 @@ async fn an_application_that_goes_away_is_down_and_its_return_resolves_it() {
     let mut app = PythonPoolApp::start(&pg, AppOptions::default()).await;
     let hook = Receiver::start().await;
     let fast_down = "[[rules]]\nname = \"TargetDown\"\nfor = \"300ms\"\n\n";
-    let pw = Poolwatch::start(&config(&app, &hook, "", fast_down)).await;
+    let token = "bearer_token = \"tok-SECRET-42\"\n";
+    let pw = Poolwatch::start(&config(&app, &hook, token, fast_down)).await;
     expect_metric(&pw, "poolwatch_target_up", &[("target", TARGET)], 1.0).await;
     expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
 
@@ -146,6 +152,12 @@ async fn an_application_that_goes_away_is_down_and_its_return_resolves_it() {
     let both = expect_pages(&hook, "TargetDown", 2).await;
     assert_eq!(both[1].status, "resolved", "{both:?}");
     expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
+    // Down, up again: the token was sent on every scrape and written nowhere.
+    let logs = pw.logs();
+    assert!(logs.contains("checkout"), "{logs}");
+    assert!(!logs.contains("tok-SECRET-42"), "{logs}");
+    let (_, alerts) = pw.get("/api/v1/alerts").await;
+    assert!(!alerts.contains("tok-SECRET-42"), "{alerts}");
 }
 
 /// The daemon's resident memory, KiB (Linux).
@@ -190,5 +202,48 @@ async fn hostile_endpoints_are_bounded_errors_and_the_daemon_keeps_serving() {
         "{}",
         pw.logs()
     );
-    let _ = metric(&pw, "poolwatch_pool_capacity", &POOL).await;
+    expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
+}
+
+#[tokio::test]
+async fn check_config_and_snapshot_show_an_application_pool() {
+    let pg = cluster().await;
+    let app = PythonPoolApp::start(&pg, AppOptions::default()).await;
+    app.hold(2).await;
+    let extra = "bearer_token = \"never-shown\"\n";
+    let file = common::ConfigFile::new(&[header(""), app_target(&app, extra)].concat());
+    let path = file.path().to_str().expect("UTF-8 path");
+
+    let out = common::run_cli(&["check-config", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let described = format!(
+        "{TARGET} app_metrics every 100ms, {}, preset otel, timeout 2s",
+        app.url("/metrics")
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == described),
+        "want {described}\n{stdout}"
+    );
+
+    // The two clients are seen holding their connections once psycopg_pool has them out.
+    let want = ["app", "checkout", "5", "2", "3", "0", "40%", "-"];
+    let found = common::poll_until(WAIT, || async {
+        let out = common::run_cli(&["snapshot", "--config", path]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row = stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == want);
+        (out.status.code() == Some(0) && row).then_some(stdout)
+    })
+    .await
+    .expect("a snapshot with the pool's row");
+    let head = format!(
+        "{TARGET}: up, {} (otel preset): 1 pools",
+        app.url("/metrics")
+    );
+    assert!(found.starts_with(&head), "{found}");
+    assert!(!found.contains("never-shown"), "{found}");
 }

@@ -163,26 +163,38 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Exposition, ParseError> {
     Ok(out)
 }
 
-/// Reads a comment line (without its `#`); returns whether it was `# EOF`.
+/// Reads a comment line (without its `#`); returns whether it was `# EOF`. `# TYPE` and
+/// `# UNIT` are kept (a metric name, quoted or not, then the rest of the line), at most as many
+/// as there may be series; `# HELP` and other comments are skipped.
 fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<bool, String> {
-    let mut words = comment.trim_start().splitn(3, [' ', '\t']);
-    let keyword = words.next().unwrap_or("");
+    let mut cur = Cursor::new(comment);
+    cur.skip_space();
+    let keyword = cur.identifier().unwrap_or("");
     let target = match keyword {
         "EOF" if comment.trim() == "EOF" => return Ok(true),
         "TYPE" => &mut out.types,
         "UNIT" => &mut out.units,
-        _ => return Ok(false), // HELP and free comments
+        _ => return Ok(false),
     };
-    let name = words.next().unwrap_or("");
-    let value = words.next().unwrap_or("").trim();
-    check_name_len(name, limits)?;
-    if name.is_empty() || !is_identifier(name) {
-        return Err(format!("# {keyword} without a valid metric name"));
-    }
+    cur.skip_space();
+    let name = match cur.peek() {
+        Some('"') => cur.quoted(limits.max_name)?,
+        _ => {
+            let n = cur
+                .identifier()
+                .ok_or_else(|| format!("# {keyword} without a valid metric name"))?;
+            check_name_len(n, limits)?;
+            n.to_string()
+        }
+    };
+    let value = cur.rest.trim();
     if keyword == "TYPE" && value.is_empty() {
-        return Err(format!("# TYPE {} without a type", quote(name)));
+        return Err(format!("# TYPE {} without a type", quote(&name)));
     }
-    target.insert(name.to_string(), value.to_string());
+    if target.len() >= limits.max_series {
+        return Err(format!("more than {} # {keyword} lines", limits.max_series));
+    }
+    target.insert(name, value.to_string());
     Ok(false)
 }
 
@@ -373,6 +385,17 @@ impl<'a> Cursor<'a> {
 
     /// A `"..."` string with `\\`, `\"` and `\n` escapes, at most `max` bytes unescaped.
     fn quoted(&mut self, max: usize) -> Result<String, String> {
+        // The common case, no escape before the closing quote: one copy of the slice.
+        let body = self.rest.get(1..).unwrap_or_default();
+        if let Some(end) = body.find(['"', '\\']) {
+            if body.as_bytes()[end] == b'"' {
+                if end > max {
+                    return Err(format!("quoted string longer than {max} bytes"));
+                }
+                self.rest = &body[end + 1..];
+                return Ok(body[..end].to_string());
+            }
+        }
         let mut chars = self.rest.char_indices();
         chars.next(); // the opening quote
         let mut out = String::new();

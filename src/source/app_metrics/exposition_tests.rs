@@ -115,6 +115,14 @@ fn comments_types_units_and_eof() {
     assert_eq!(e.types.get("a").map(String::as_str), Some("counter"));
     assert_eq!(e.types.get("only_type").map(String::as_str), Some("gauge"));
     assert_eq!(e.units.get("b").map(String::as_str), Some("seconds"));
+    // Prometheus 3's quoted UTF-8 names in metadata; keywords only as whole words.
+    let e =
+        ok("# TYPE \"db.client.count\" gauge\n# TYPEX not metadata\n# HELP x a \"quoted\" help\n");
+    assert_eq!(e.types.len(), 1);
+    assert_eq!(
+        e.types.get("db.client.count").map(String::as_str),
+        Some("gauge")
+    );
     // No final newline; CRLF throughout; an empty body.
     assert_eq!(ok("a 1\r\nb 2").samples.len(), 2);
     assert_eq!(ok("").samples.len(), 0);
@@ -222,6 +230,10 @@ fn limits_are_enforced() {
         (
             "# TYPE abcdefghijk gauge".into(),
             "line 1: name of 11 bytes exceeds the limit of 10 bytes",
+        ),
+        (
+            "# TYPE a gauge\n# TYPE b gauge\n# UNIT c s\n# TYPE c gauge\n# TYPE d gauge\n".into(),
+            "line 5: more than 3 # TYPE lines",
         ),
     ];
     for (text, want) in cases {
