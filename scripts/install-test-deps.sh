@@ -19,6 +19,12 @@
 #   * A Python virtualenv at $CACHE/venv with the test applications' pinned PyPI packages
 #     (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client), made with the
 #     machine's python3 (python3-venv from Debian when its venv module is missing).
+#   * The Go and Node test applications: tests/apps/go_sql built offline (GOPATH mode) with
+#     Debian's golang-go, golang-github-prometheus-client-golang-dev, golang-github-lib-pq-dev
+#     into $CACHE/apps/go_sql; tests/apps/node_otel's pinned npm packages (`npm ci` from its
+#     lockfile) into $CACHE/apps/node_otel. Each is redone only when its source/lockfile changes.
+#     A second virtualenv, $CACHE/venv-otel, holds tests/apps/sqlalchemy_otel/requirements.txt
+#     (SQLAlchemy, psycopg, OpenTelemetry SDK, instrumentation and Prometheus exporter).
 #   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
 #     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
 #     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
@@ -113,7 +119,7 @@ missing_packages() {
     have promtool || packages+=(prometheus)
     have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
-    if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
+    if ! { poolwatch_venv_ok && poolwatch_venv_ok venv-otel; } && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
     # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
     dpkg_installed dpkg-dev || packages+=(dpkg-dev)
     have adduser || packages+=(adduser)
@@ -123,6 +129,13 @@ missing_packages() {
     # the package test's throwaway root.
     have runuser && have flock && have unshare || packages+=(util-linux)
     if [[ -n "$(npm_pg_missing)" ]] && ! have npm; then packages+=(nodejs npm); fi
+    if ! poolwatch_node_app_ok; then
+        have node || packages+=(nodejs)
+        have npm || packages+=(npm)
+    fi
+    if ! poolwatch_go_app_ok; then
+        for p in "${POOLWATCH_GO_APP_PACKAGES[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
+    fi
     if pgbouncer_build_missing; then
         for p in "${PGBOUNCER_BUILD_DEPS[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
     fi
@@ -257,16 +270,33 @@ install_cargo_deb() {
     poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
 }
 
+# $1: which virtualenv (`venv`, `venv-otel`; see scripts/lib/test-deps.sh).
 install_venv() {
-    poolwatch_venv_ok && return 0
-    ((check_only)) && die "the Python virtualenv $(poolwatch_venv) is missing or out of date (run without --check to make it)"
-    log "making the Python virtualenv $(poolwatch_venv)"
-    poolwatch_install_venv || die "making the Python virtualenv $(poolwatch_venv) failed (see above)"
+    poolwatch_venv_ok "$1" && return 0
+    ((check_only)) && die "the Python virtualenv $(poolwatch_venv "$1") is missing or out of date (run without --check to make it)"
+    log "making the Python virtualenv $(poolwatch_venv "$1")"
+    poolwatch_install_venv "$1" || die "making the Python virtualenv $(poolwatch_venv "$1") failed (see above)"
+}
+
+# The test applications that are built or installed into $CACHE/apps (tests/apps/go_sql and
+# tests/apps/node_otel; the Python ones are in the virtualenv).
+install_apps() {
+    if ! poolwatch_go_app_ok; then
+        ((check_only)) && die "the Go test application $(poolwatch_go_app) is missing or out of date (run without --check to build it)"
+        log "building the Go test application into $(poolwatch_go_app)"
+        poolwatch_build_go_app || die "building tests/apps/go_sql failed (see above)"
+    fi
+    if ! poolwatch_node_app_ok; then
+        ((check_only)) && die "the Node test application's packages in $(poolwatch_node_app_dir) are missing or out of date (run without --check to install them)"
+        log "npm ci of tests/apps/node_otel into $(poolwatch_node_app_dir)"
+        poolwatch_install_node_app || die "npm ci of tests/apps/node_otel failed (see above)"
+    fi
+    open_up "$CACHE/apps"
 }
 
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok && poolwatch_venv_ok
+        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_venv_ok venv-otel && poolwatch_go_app_ok && poolwatch_node_app_ok
 }
 
 if everything_ok; then
@@ -283,6 +313,8 @@ install_packages
 install_npm_postgres
 install_pgbouncer
 install_cargo_deb
-install_venv
+install_venv venv
+install_venv venv-otel
+install_apps
 everything_ok || die "something is still missing (see above)"
 log "done: everything the tests need is in place ($CACHE)"
