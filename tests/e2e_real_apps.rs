@@ -221,6 +221,37 @@ async fn sqlalchemy_opentelemetry_waiting_clients_page_time_out_and_resolve() {
     exhaust_and_release(AppKind::SqlalchemyOtel).await;
 }
 
+/// instrumentation-pg recomputes `pending_requests` only on the pool's events: clients that
+/// give up waiting (`connectionTimeoutMillis`) fire none, so the exposition, and poolwatch,
+/// keep counting them until the next event (here a release). What the library really emits.
+#[tokio::test]
+async fn node_pg_waiters_that_give_up_stay_counted_until_the_next_pool_event() {
+    let pg = PgCluster::start(PgOptions::default()).await;
+    let (app, _) = RealApp::start(AppKind::NodeOtel, &pg, SIZE, Duration::from_secs(1)).await;
+    let hook = Receiver::start().await;
+    let pw = Poolwatch::start(&config(&app, &hook, "")).await;
+    let pool = [
+        ("target", TARGET),
+        ("kind", "app"),
+        ("pool", app.pool.as_str()),
+    ];
+    expect_metric(&pw, "poolwatch_pool_capacity", &pool, SIZE.into()).await;
+    app.hold(SIZE + 3).await;
+    expect_metric(&pw, "poolwatch_pool_waiting", &pool, 3.0).await;
+    // The three give up after 1 s: the pool itself has nobody waiting any more...
+    let gave_up = common::poll_until(WAIT, || async {
+        (app.stats().await["waitingCount"] == 0).then_some(())
+    })
+    .await;
+    assert!(gave_up.is_some(), "{}", app.stats().await);
+    // ...but its exposition still says three, and so does poolwatch.
+    assert_eq!(app.pool_now().await.waiting, 3, "{}", app.stats().await);
+    expect_metric(&pw, "poolwatch_pool_waiting", &pool, 3.0).await;
+    app.release().await;
+    expect_metric(&pw, "poolwatch_pool_waiting", &pool, 0.0).await;
+    expect_metric(&pw, "poolwatch_pool_in_use", &pool, 0.0).await;
+}
+
 /// The captured expositions (5 connections in use, 3 more requests waiting) read by each
 /// application's preset.
 #[test]

@@ -208,6 +208,14 @@ impl RealApp {
         r.text().await.expect("metrics body")
     }
 
+    /// `GET /stats` as JSON (Node only: `pg.Pool`'s own `totalCount`, `idleCount`,
+    /// `waitingCount`).
+    pub async fn stats(&self) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/stats", self.port);
+        let r = self.http.get(&url).send().await.expect("GET /stats");
+        serde_json::from_str(&r.text().await.expect("body")).expect("stats JSON")
+    }
+
     /// The application's pool now, read from its exposition with its preset (the library's
     /// own parser and mapping, as the daemon reads it).
     pub async fn pool_now(&self) -> PoolSnapshot {

@@ -18,6 +18,7 @@
 //   POST /hold?n=N      N "requests" each take a connection (pool.connect()) and keep it until
 //                       /release; beyond the pool's size they wait, past --timeout they give up
 //   POST /release       every held connection goes back to the pool
+//   GET  /stats         the pool's own counts now: {totalCount, idleCount, waitingCount}
 'use strict';
 
 const http = require('http');
@@ -88,6 +89,10 @@ const server = http.createServer((req, res) => {
   };
   if (req.method === 'GET' && url.pathname === '/metrics') {
     exporter.getMetricsRequestHandler(req, res);
+  } else if (req.method === 'GET' && url.pathname === '/stats') {
+    const { totalCount, idleCount, waitingCount } = pool;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ totalCount, idleCount, waitingCount }));
   } else if (req.method === 'POST' && url.pathname === '/hold') {
     const n = Number(url.searchParams.get('n') || '1');
     for (let i = 0; i < n; i++) holdOne(released).catch(() => {});
