@@ -188,7 +188,7 @@ async fn fixture_names_are_served(app: &RealApp) {
         expo.samples.into_iter().map(|s| s.name).collect()
     };
     let live = names(&app.exposition().await);
-    let captured = names(&fixture(app.kind));
+    let captured = names(&fixture(&format!("{}.txt", app.kind.dir())));
     let missing: Vec<_> = captured.difference(&live).collect();
     assert!(
         missing.is_empty(),
@@ -197,11 +197,11 @@ async fn fixture_names_are_served(app: &RealApp) {
     );
 }
 
-fn fixture(kind: AppKind) -> String {
+/// `tests/fixtures/exposition/FILE`.
+fn fixture(file: &str) -> String {
     let path = format!(
-        "{}/tests/fixtures/exposition/{}.txt",
-        env!("CARGO_MANIFEST_DIR"),
-        kind.dir()
+        "{}/tests/fixtures/exposition/{file}",
+        env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -252,22 +252,53 @@ async fn node_pg_waiters_that_give_up_stay_counted_until_the_next_pool_event() {
     expect_metric(&pw, "poolwatch_pool_in_use", &pool, 0.0).await;
 }
 
-/// The captured expositions (5 connections in use, 3 more requests waiting) read by each
-/// application's preset.
+/// The captured expositions (5 connections in use, 3 more requests waiting), in text format
+/// and, where the library serves it, OpenMetrics, read by each application's preset.
 #[test]
 fn captured_expositions_map_with_their_presets() {
-    // (kind, pool name in the capture, waiting as reported, waits counted)
+    // (kind, capture, pool name in it, waiting as reported, waits counted, timeouts counted)
     let cases = [
-        (AppKind::GoSql, "checkout", 0, Some(3)),
-        (AppKind::NodeOtel, "127.0.0.1:55432/postgres", 3, None),
-        (AppKind::SqlalchemyOtel, "checkout", 3, None),
+        (AppKind::GoSql, "go_sql.txt", "checkout", 0, Some(3), None),
+        (
+            AppKind::GoSql,
+            "go_sql.openmetrics.txt",
+            "checkout",
+            0,
+            Some(3),
+            None,
+        ),
+        (
+            AppKind::NodeOtel,
+            "node_otel.txt",
+            "127.0.0.1:55432/postgres",
+            3,
+            None,
+            None,
+        ),
+        (
+            AppKind::SqlalchemyOtel,
+            "sqlalchemy_otel.txt",
+            "checkout",
+            3,
+            None,
+            Some(3),
+        ),
+        (
+            AppKind::SqlalchemyOtel,
+            "sqlalchemy_otel.openmetrics.txt",
+            "checkout",
+            3,
+            None,
+            Some(0),
+        ),
     ];
-    for (kind, name, waiting, waits) in cases {
-        let p = map_pool(kind.preset(), &fixture(kind), name);
+    for (kind, file, name, waiting, waits, timeouts) in cases {
+        let p = map_pool(kind.preset(), &fixture(file), name);
+        let c = &p.counters;
         assert_eq!(
-            (p.capacity, p.in_use, p.idle, p.waiting, p.counters.waits),
-            (5, 5, 0, waiting, waits),
-            "{kind:?}: {p:?}"
+            (p.capacity, p.in_use, p.idle, p.waiting, c.waits, c.timeouts),
+            (5, 5, 0, waiting, waits, timeouts),
+            "{file}: {p:?}"
         );
     }
 }
