@@ -22,6 +22,12 @@
 #   * The push applications' packages (tests/e2e_push*.rs) into $CACHE/push-apps: a Python venv
 #     (python3-venv) with psycopg[binary] and psycopg_pool from PyPI, and node-postgres (`pg`)
 #     from the npm registry (nodejs, npm).
+#   * The Go and Node test applications: tests/apps/go_sql built offline (GOPATH mode) with
+#     Debian's golang-go, golang-github-prometheus-client-golang-dev, golang-github-lib-pq-dev
+#     into $CACHE/apps/go_sql; tests/apps/node_otel's pinned npm packages (`npm ci` from its
+#     lockfile) into $CACHE/apps/node_otel. Each is redone only when its source/lockfile changes.
+#     A second virtualenv, $CACHE/venv-otel, holds tests/apps/sqlalchemy_otel/requirements.txt
+#     (SQLAlchemy, psycopg, OpenTelemetry SDK, instrumentation and Prometheus exporter).
 #   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
 #     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
 #     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
@@ -116,7 +122,7 @@ missing_packages() {
     have promtool || packages+=(prometheus)
     have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
-    if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
+    if ! { poolwatch_venv_ok && poolwatch_venv_ok venv-otel; } && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
     # tests/e2e_status_page.rs loads the status page in a real browser, headless.
     have chromium || packages+=(chromium)
     # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
@@ -127,11 +133,15 @@ missing_packages() {
     # runuser drops from root to the postgres user; flock serialises installs; unshare makes
     # the package test's throwaway root.
     have runuser && have flock && have unshare || packages+=(util-linux)
-    if [[ -n "$(npm_pg_missing)" ]] || ! poolwatch_push_apps_ok; then
-        have node && have npm || packages+=(nodejs npm)
+    if [[ -n "$(npm_pg_missing)" ]] || ! poolwatch_push_apps_ok || ! poolwatch_node_app_ok; then
+        have node || packages+=(nodejs)
+        have npm || packages+=(npm)
     fi
     if ! poolwatch_push_apps_ok && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
         packages+=(python3-venv)
+    fi
+    if ! poolwatch_go_app_ok; then
+        for p in "${POOLWATCH_GO_APP_PACKAGES[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
     fi
     if pgbouncer_build_missing; then
         for p in "${PGBOUNCER_BUILD_DEPS[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
@@ -287,16 +297,34 @@ install_cargo_deb() {
     poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
 }
 
+# $1: which virtualenv (`venv`, `venv-otel`; see scripts/lib/test-deps.sh).
 install_venv() {
-    poolwatch_venv_ok && return 0
-    ((check_only)) && die "the Python virtualenv $(poolwatch_venv) is missing or out of date (run without --check to make it)"
-    log "making the Python virtualenv $(poolwatch_venv)"
-    poolwatch_install_venv || die "making the Python virtualenv $(poolwatch_venv) failed (see above)"
+    poolwatch_venv_ok "$1" && return 0
+    ((check_only)) && die "the Python virtualenv $(poolwatch_venv "$1") is missing or out of date (run without --check to make it)"
+    log "making the Python virtualenv $(poolwatch_venv "$1")"
+    poolwatch_install_venv "$1" || die "making the Python virtualenv $(poolwatch_venv "$1") failed (see above)"
+}
+
+# The test applications that are built or installed into $CACHE/apps (tests/apps/go_sql and
+# tests/apps/node_otel; the Python ones are in the virtualenv).
+install_apps() {
+    if ! poolwatch_go_app_ok; then
+        ((check_only)) && die "the Go test application $(poolwatch_go_app) is missing or out of date (run without --check to build it)"
+        log "building the Go test application into $(poolwatch_go_app)"
+        poolwatch_build_go_app || die "building tests/apps/go_sql failed (see above)"
+    fi
+    if ! poolwatch_node_app_ok; then
+        ((check_only)) && die "the Node test application's packages in $(poolwatch_node_app_dir) are missing or out of date (run without --check to install them)"
+        log "npm ci of tests/apps/node_otel into $(poolwatch_node_app_dir)"
+        poolwatch_install_node_app || die "npm ci of tests/apps/node_otel failed (see above)"
+    fi
+    open_up "$CACHE/apps"
 }
 
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_push_apps_ok
+        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_venv_ok venv-otel && poolwatch_push_apps_ok &&
+        poolwatch_go_app_ok && poolwatch_node_app_ok
 }
 
 if everything_ok; then
@@ -314,6 +342,8 @@ install_npm_postgres
 install_pgbouncer
 install_push_apps
 install_cargo_deb
-install_venv
+install_venv venv
+install_venv venv-otel
+install_apps
 everything_ok || die "something is still missing (see above)"
 log "done: everything the tests need is in place ($CACHE)"

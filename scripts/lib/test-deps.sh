@@ -35,6 +35,16 @@ POOLWATCH_CARGO_DEB_VERSION=3.8.0
 # virtualenv made with the machine's python3 at $CACHE/venv. Its stamp file holds the
 # requirements it was made from: a changed pin makes it anew.
 POOLWATCH_PY_REQUIREMENTS=(tests/apps/python_pool/requirements.txt)
+# The OpenTelemetry applications' packages, in a second virtualenv at $CACHE/venv-otel (so that
+# neither list's change remakes the other's): `poolwatch_venv_ok venv-otel` and so on.
+POOLWATCH_PY_REQUIREMENTS_OTEL=(tests/apps/sqlalchemy_otel/requirements.txt)
+
+# The Go test application (tests/apps/go_sql): built offline in GOPATH mode from these Debian
+# packages (Go, client_golang, lib/pq as Debian 12 ships them) into $CACHE/apps/go_sql.
+POOLWATCH_GO_APP_PACKAGES=(golang-go golang-github-prometheus-client-golang-dev golang-github-lib-pq-dev)
+# The Node test application (tests/apps/node_otel): `npm ci` from its package-lock.json (exact
+# versions) into $CACHE/apps/node_otel; node and npm from Debian.
+POOLWATCH_NODE_APP=tests/apps/node_otel
 
 # The applications that push pool stats in tests/e2e_push*.rs (tests/apps/python_push,
 # tests/apps/node_push), into $CACHE/push-apps: a Python venv with psycopg and psycopg_pool
@@ -126,36 +136,116 @@ poolwatch_install_cargo_deb() {
     poolwatch_cargo_deb_ok
 }
 
-# The test applications' virtualenv (see POOLWATCH_PY_REQUIREMENTS).
+# A test applications' virtualenv: $1 is `venv` (default; POOLWATCH_PY_REQUIREMENTS) or
+# `venv-otel` (POOLWATCH_PY_REQUIREMENTS_OTEL). Every function below takes the same argument.
 poolwatch_venv() {
-    printf '%s\n' "$(poolwatch_cache_dir)/venv"
+    printf '%s\n' "$(poolwatch_cache_dir)/${1:-venv}"
+}
+
+# Its requirements files, one a line.
+poolwatch_venv_requirements() {
+    case "${1:-venv}" in
+    venv) printf '%s\n' "${POOLWATCH_PY_REQUIREMENTS[@]}" ;;
+    venv-otel) printf '%s\n' "${POOLWATCH_PY_REQUIREMENTS_OTEL[@]}" ;;
+    *) return 1 ;;
+    esac
 }
 
 # The requirements the virtualenv must be made from, concatenated.
 poolwatch_venv_wanted() {
     local root f
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-    for f in "${POOLWATCH_PY_REQUIREMENTS[@]}"; do cat "$root/$f"; done
+    for f in $(poolwatch_venv_requirements "${1:-venv}"); do cat "$root/$f"; done
 }
 
 # Whether the virtualenv is there, made from the current requirements.
 poolwatch_venv_ok() {
     local venv
-    venv="$(poolwatch_venv)"
+    venv="$(poolwatch_venv "${1:-venv}")"
     [[ -x "$venv/bin/python" && -f "$venv/.requirements" ]] &&
-        [[ "$(cat "$venv/.requirements")" == "$(poolwatch_venv_wanted)" ]]
+        [[ "$(cat "$venv/.requirements")" == "$(poolwatch_venv_wanted "${1:-venv}")" ]]
 }
 
 # Makes the virtualenv anew and installs the pinned requirements from PyPI. Fails with pip's
 # output when python3 has no venv module or an install fails.
 poolwatch_install_venv() {
-    poolwatch_venv_ok && return 0
+    poolwatch_venv_ok "${1:-venv}" && return 0
     local venv root f args=()
-    venv="$(poolwatch_venv)"
+    venv="$(poolwatch_venv "${1:-venv}")"
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-    for f in "${POOLWATCH_PY_REQUIREMENTS[@]}"; do args+=(-r "$root/$f"); done
+    for f in $(poolwatch_venv_requirements "${1:-venv}"); do args+=(-r "$root/$f"); done
     rm -rf "$venv"
     python3 -m venv "$venv" || return 1
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" </dev/null || return 1
-    poolwatch_venv_wanted >"$venv/.requirements"
+    poolwatch_venv_wanted "${1:-venv}" >"$venv/.requirements"
+}
+
+# The repository's root.
+poolwatch_repo_root() {
+    (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+}
+
+# The stamp of a cached test application: a hash of its sources ($@, relative to the root).
+poolwatch_app_stamp() {
+    local root
+    root="$(poolwatch_repo_root)"
+    (cd "$root" && sha256sum "$@")
+}
+
+# Whether the stamp file $1 exists and holds the stamp of the sources ${@:2}.
+poolwatch_stamp_matches() {
+    [[ -f "$1" && "$(cat "$1")" == "$(poolwatch_app_stamp "${@:2}")" ]]
+}
+
+# The Go test application's binary (tests/common/real_apps.rs runs the same path).
+poolwatch_go_app() {
+    printf '%s\n' "$(poolwatch_cache_dir)/apps/go_sql/go_sql"
+}
+
+# Whether that binary is there, built from the current tests/apps/go_sql/main.go.
+poolwatch_go_app_ok() {
+    local bin
+    bin="$(poolwatch_go_app)"
+    [[ -x "$bin" ]] && poolwatch_stamp_matches "$bin.stamp" tests/apps/go_sql/main.go
+}
+
+# Builds the Go test application offline (GOPATH mode, Debian's Go packages) into the cache.
+poolwatch_build_go_app() {
+    poolwatch_go_app_ok && return 0
+    local bin root dir
+    bin="$(poolwatch_go_app)"
+    root="$(poolwatch_repo_root)"
+    dir="$(dirname "$bin")"
+    mkdir -p "$dir"
+    (cd "$root/tests/apps/go_sql" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$dir/gocache" \
+        GOFLAGS= go build -o "$bin.new" main.go) || return 1
+    rm -rf "$dir/gocache"
+    mv -f "$bin.new" "$bin"
+    poolwatch_app_stamp tests/apps/go_sql/main.go >"$bin.stamp"
+}
+
+# Where the Node test application's packages are installed (its node_modules is there).
+poolwatch_node_app_dir() {
+    printf '%s\n' "$(poolwatch_cache_dir)/apps/node_otel"
+}
+
+# Whether they are installed from the current package-lock.json.
+poolwatch_node_app_ok() {
+    local dir
+    dir="$(poolwatch_node_app_dir)"
+    [[ -d "$dir/node_modules" ]] &&
+        poolwatch_stamp_matches "$dir/.stamp" "$POOLWATCH_NODE_APP/package-lock.json"
+}
+
+# Installs them with `npm ci` (exact versions from the lockfile) into the cache.
+poolwatch_install_node_app() {
+    poolwatch_node_app_ok && return 0
+    local dir root
+    dir="$(poolwatch_node_app_dir)"
+    root="$(poolwatch_repo_root)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$root/$POOLWATCH_NODE_APP/package.json" "$root/$POOLWATCH_NODE_APP/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error </dev/null) || return 1
+    poolwatch_app_stamp "$POOLWATCH_NODE_APP/package-lock.json" >"$dir/.stamp"
 }

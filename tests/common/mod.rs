@@ -8,6 +8,9 @@
 //! * [`apps`] — [`apps::PythonPoolApp`]: a real Python application with a psycopg_pool pool on a
 //!   [`PgCluster`], exporting it through prometheus_client; its clients hold, queue and time
 //!   out on command, and its metrics endpoint can turn hostile.
+//! * [`real_apps`] — [`real_apps::RealApp`]: real Go (`database/sql` + client_golang), Node
+//!   (`pg` + OpenTelemetry) and SQLAlchemy (+ OpenTelemetry) applications on a [`PgCluster`],
+//!   each exported by its own metrics library; requests hold and queue on command.
 //! * [`pg`] — [`PgCluster`]: a throwaway PostgreSQL cluster (own data dir, free port, private
 //!   socket dir, optional TLS with a throwaway CA), plus [`ConnectionHold`] to occupy slots.
 //! * [`pgbouncer`] — [`PgBouncer`]: a real PgBouncer in front of a [`PgCluster`] (own
@@ -48,6 +51,7 @@ pub mod pg;
 pub mod pgbouncer;
 pub mod poolwatch;
 pub mod push_apps;
+pub mod real_apps;
 pub mod receiver;
 pub mod scenario;
 
