@@ -516,6 +516,9 @@ fn group_keys(json: &str) -> Vec<String> {
         .as_array()
         .expect("groups")
         .iter()
+        // poolwatch's own sessions: the current SQL lists the asking session among them, the
+        // previous one left it out by pid; both are monitors, not load.
+        .filter(|g| g["app"] != "poolwatch")
         .map(|g| {
             format!(
                 "{} {} {} {} {} {}",
@@ -544,11 +547,14 @@ async fn explain(client: &tokio_postgres::Client, options: &str, sql: &str) -> (
 /// with `TIMING OFF`, and one text plan of the largest cluster. Returns the size of the
 /// query's answer (bytes of JSON) and the time to parse it into pools, per cluster.
 async fn explain_phase(sides: &mut [Side], runs: usize) -> Vec<(usize, Duration)> {
-    // Run as poolwatch's own role so the privileges match; this session excludes itself from
-    // the counts, exactly as the monitoring connection does.
+    // Run as poolwatch's own role and name, so the privileges match and the session is left
+    // out of the counts as a monitor, exactly as the monitoring connection is.
     let mut clients = Vec::new();
     for side in sides.iter() {
-        let url = side.pg.url_with_password("poolwatch", PASSWORD, "postgres");
+        let url = crate::common::pg::hold::with_application_name(
+            &side.pg.url_with_password("poolwatch", PASSWORD, "postgres"),
+            "poolwatch",
+        );
         clients.push(
             crate::common::pg::connect(&url)
                 .await
