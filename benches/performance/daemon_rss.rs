@@ -71,8 +71,8 @@ pub fn sum_samples(samples: &[Sample], name: &str) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .sum()
+        // A fold from +0.0: `sum()` of no samples is -0.0, printed as "-0".
+        .fold(0.0, |total, s| total + s.value)
 }
 
 /// Runs the benchmark and prints its results.
