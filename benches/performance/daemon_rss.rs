@@ -168,6 +168,20 @@ pub async fn run(plan: Plan) {
     let cpu = cpu_seconds(pid) - cpu_before;
     let after = daemon.metrics().await.expect("metrics");
     let polls = sum_samples(&after, "poolwatch_poll_duration_seconds_count") - polls_before;
+    let delta = |name: &str, prefix: &str| {
+        let of = |samples: &[Sample]| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.name == name)
+                .filter(|s| {
+                    s.labels
+                        .get("target")
+                        .is_some_and(|t| t.starts_with(prefix))
+                })
+                .fold(0.0, |total, s| total + s.value)
+        };
+        of(&after) - of(&before)
+    };
     let errors = sum_samples(&after, "poolwatch_poll_errors_total");
     let poll_time =
         (sum_samples(&after, "poolwatch_poll_duration_seconds_sum") - poll_seconds_before) / polls;
@@ -209,6 +223,14 @@ pub async fn run(plan: Plan) {
         polls / elapsed,
         all as f64 / plan.interval.as_secs_f64(),
         poll_time * 1e3
+    );
+    println!(
+        "- in the window, by target type: reports (poolwatch_target_reports_total) {:.0} PostgreSQL \
+         / {:.0} PgBouncer; polls counted by the histogram {:.0} / {:.0}",
+        delta("poolwatch_target_reports_total", "db"),
+        delta("poolwatch_target_reports_total", "bouncer"),
+        delta("poolwatch_poll_duration_seconds_count", "db"),
+        delta("poolwatch_poll_duration_seconds_count", "bouncer")
     );
     println!(
         "- CPU of the daemon over the window: {cpu:.2} s = {:.1}% of one core",
