@@ -1,17 +1,23 @@
-//! Benchmark 2: resident memory of `poolwatch run` watching 10 targets every 100 ms.
+//! Benchmark 2: resident memory of `poolwatch run` watching 10 PostgreSQL targets every 100 ms,
+//! and 10 PostgreSQL plus 10 PgBouncer targets (one PgBouncer in front of each cluster) every 1 s.
 
 use std::time::{Duration, Instant};
 
 use crate::clients::{self, PASSWORD};
 use crate::common::metrics::Sample;
+use crate::common::pgbouncer::{PgBouncer, PgBouncerOptions};
 use crate::common::{PgCluster, PgOptions, Poolwatch, Receiver};
 use crate::stats::Summary;
 
 /// Sizes of the run.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Targets (clusters).
+    /// PostgreSQL targets (clusters).
     pub targets: usize,
+    /// PgBouncer targets: one PgBouncer in front of each of the first `bouncers` clusters.
+    pub bouncers: usize,
+    /// Every target's interval.
+    pub interval: Duration,
     /// How long memory is sampled once every target is up.
     pub duration: Duration,
 }
@@ -45,7 +51,7 @@ pub(crate) fn read_mem(pid: u32) -> Option<Mem> {
 }
 
 /// User plus system CPU time of `pid` in seconds (`/proc/PID/stat` fields 14 and 15).
-pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(") ")
@@ -61,19 +67,21 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-fn sum_samples(samples: &[Sample], name: &str) -> f64 {
+pub fn sum_samples(samples: &[Sample], name: &str) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .sum()
+        // A fold from +0.0: `sum()` of no samples is -0.0, printed as "-0".
+        .fold(0.0, |total, s| total + s.value)
 }
 
 /// Runs the benchmark and prints its results.
 pub async fn run(plan: Plan) {
+    let ms = plan.interval.as_millis();
     println!(
-        "\n## 2. Resident memory of `poolwatch run` with {} targets at interval = \"100ms\"\n",
-        plan.targets
+        "\n## 2. Resident memory of `poolwatch run` with {} PostgreSQL and {} PgBouncer targets at \
+         interval = \"{ms}ms\"\n",
+        plan.targets, plan.bouncers
     );
     let started = Instant::now();
     let starts = (0..plan.targets).map(|_| PgCluster::start(PgOptions::default()));
@@ -87,9 +95,22 @@ pub async fn run(plan: Plan) {
                 .expect("5 idle clients"),
         );
     }
+    let mut bouncers = Vec::new();
+    let mut bouncer_clients = Vec::new();
+    for pg in clusters.iter().take(plan.bouncers) {
+        let options = PgBouncerOptions {
+            users: vec!["app".into()],
+            stats_users: vec!["poolwatch".into()],
+            ..PgBouncerOptions::default()
+        };
+        let bouncer = PgBouncer::start(pg, options).await;
+        bouncer_clients.push(bouncer.hold_clients("app", "postgres", 3));
+        bouncers.push(bouncer);
+    }
     println!(
-        "started {} clusters (5 idle clients each) in {:.1?}",
+        "started {} clusters (5 idle clients each) and {} PgBouncers (3 clients each) in {:.1?}",
         clusters.len(),
+        bouncers.len(),
         started.elapsed()
     );
     let receiver = Receiver::start().await;
@@ -98,10 +119,18 @@ pub async fn run(plan: Plan) {
         // sslmode left at its default ("prefer"): the TLS client set-up is part of the footprint.
         config.push_str(&format!(
             "[[targets]]\nname = \"db{i}\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"poolwatch\"\n\
-             password = \"{PASSWORD}\"\ninterval = \"100ms\"\n\n",
+             password = \"{PASSWORD}\"\ninterval = \"{ms}ms\"\n\n",
             pg.port()
         ));
     }
+    for (i, bouncer) in bouncers.iter().enumerate() {
+        config.push_str(&format!(
+            "[[targets]]\nname = \"bouncer{i}\"\ntype = \"pgbouncer\"\nhost = \"127.0.0.1\"\n\
+             port = {}\nuser = \"poolwatch\"\npassword = \"{PASSWORD}\"\ninterval = \"{ms}ms\"\n\n",
+            bouncer.port()
+        ));
+    }
+    let all = plan.targets + bouncers.len();
     config.push_str(&format!(
         "[[receivers]]\nname = \"oncall\"\nurl = \"{}\"\n",
         receiver.url("/hook")
@@ -111,7 +140,7 @@ pub async fn run(plan: Plan) {
     let at_listen = read_mem(pid).unwrap_or_default();
     let up = crate::common::poll_until(Duration::from_secs(30), || async {
         let samples = daemon.metrics().await.ok()?;
-        (sum_samples(&samples, "poolwatch_target_up") as usize == plan.targets).then_some(())
+        (sum_samples(&samples, "poolwatch_target_up") as usize == all).then_some(())
     })
     .await;
     assert!(up.is_some(), "not every target up\n{}", daemon.logs());
@@ -139,6 +168,20 @@ pub async fn run(plan: Plan) {
     let cpu = cpu_seconds(pid) - cpu_before;
     let after = daemon.metrics().await.expect("metrics");
     let polls = sum_samples(&after, "poolwatch_poll_duration_seconds_count") - polls_before;
+    let delta = |name: &str, prefix: &str| {
+        let of = |samples: &[Sample]| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.name == name)
+                .filter(|s| {
+                    s.labels
+                        .get("target")
+                        .is_some_and(|t| t.starts_with(prefix))
+                })
+                .fold(0.0, |total, s| total + s.value)
+        };
+        of(&after) - of(&before)
+    };
     let errors = sum_samples(&after, "poolwatch_poll_errors_total");
     let poll_time =
         (sum_samples(&after, "poolwatch_poll_duration_seconds_sum") - poll_seconds_before) / polls;
@@ -176,16 +219,26 @@ pub async fn run(plan: Plan) {
     );
     println!(
         "- {polls:.0} polls in {elapsed:.1} s ({:.1}/s, expected {}/s), {errors:.0} poll errors in total, \
-         mean poll duration in the window {:.3} ms (daemon's histogram: 10 polls due at once on 2 cores)",
+         mean poll duration in the window {:.3} ms (daemon's histogram)",
         polls / elapsed,
-        plan.targets * 10,
+        all as f64 / plan.interval.as_secs_f64(),
         poll_time * 1e3
+    );
+    println!(
+        "- in the window, by target type: reports (poolwatch_target_reports_total) {:.0} PostgreSQL \
+         / {:.0} PgBouncer; polls counted by the histogram {:.0} / {:.0}",
+        delta("poolwatch_target_reports_total", "db"),
+        delta("poolwatch_target_reports_total", "bouncer"),
+        delta("poolwatch_poll_duration_seconds_count", "db"),
+        delta("poolwatch_poll_duration_seconds_count", "bouncer")
     );
     println!(
         "- CPU of the daemon over the window: {cpu:.2} s = {:.1}% of one core",
         cpu / elapsed * 100.0
     );
     drop(daemon);
+    drop(bouncer_clients);
+    drop(bouncers);
     drop(holds);
     drop(clusters);
     println!("(section took {:.0?})", started.elapsed());

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo bench --bench performance                     # every section
-//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, predict, status, push
+//! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, spread,
+//!                                                     # metrics, pgbouncer, predict, status, push
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
 //! ```
 //!
@@ -15,11 +16,15 @@
 //!
 //! * [`poll_cost`] — one poll with 10 and 1,000 clients: client round trip, server time, protocol,
 //!   and the same-run gain over the previous poll.
-//! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms.
+//! * [`daemon_rss`] — resident memory of `poolwatch run` with 10 targets at 100 ms, and with 10
+//!   PostgreSQL plus 10 PgBouncer targets at 1 s.
 //! * [`detection`] — pool full → firing webhook received: `for` 0 s and 2 s at intervals of
 //!   250 ms and 1 s, then with the defaults only (interval and rules left out of the config).
 //! * [`push_rate`] — 1,000 pushes per second on `POST /api/v1/pools`: latency, CPU, memory.
 //! * [`full_pool`] — the stage of [`detection`]: a cluster an application fills up, the daemon.
+//! * [`spread`] — 50 targets at one interval: poll start offsets, poll duration vs 1 target.
+//! * [`metrics_cost`] — `/metrics` with 500 role pools: CPU per scrape, bytes plain and gzip.
+//! * [`bouncer`] — a PgBouncer poll with 10 and 500 pools: round trips, client time, sessions.
 //! * [`clients`] — many client sessions in a mix of states; roles the sections share.
 //! * [`evaluation`] — in-process, no server: `predict`, what `PoolExhaustionPredicted` adds to
 //!   evaluating a report with 500 pools; `status`, rendering `GET /` with 100 pools, and its
@@ -30,13 +35,16 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+mod bouncer;
 mod clients;
 mod daemon_rss;
 mod detection;
 mod evaluation;
 mod full_pool;
+mod metrics_cost;
 mod poll_cost;
 mod push_rate;
+mod spread;
 mod stats;
 mod wire;
 
@@ -138,9 +146,19 @@ fn main() {
             .await;
         }
         if wants("rss") {
+            let duration = Duration::from_secs(if quick { 8 } else { 20 });
             daemon_rss::run(daemon_rss::Plan {
                 targets: 10,
-                duration: Duration::from_secs(if quick { 8 } else { 20 }),
+                bouncers: 0,
+                interval: Duration::from_millis(100),
+                duration,
+            })
+            .await;
+            daemon_rss::run(daemon_rss::Plan {
+                targets: 10,
+                bouncers: 10,
+                interval: Duration::from_secs(1),
+                duration,
             })
             .await;
         }
@@ -157,6 +175,26 @@ fn main() {
             detection::run(detection::Plan {
                 runs: if quick { 5 } else { 20 },
                 default_for: !quick,
+            })
+            .await;
+        }
+        if wants("spread") {
+            spread::run(spread::Plan {
+                targets: 50,
+                duration: Duration::from_secs(if quick { 8 } else { 20 }),
+            })
+            .await;
+        }
+        if wants("metrics") {
+            metrics_cost::run(metrics_cost::Plan {
+                roles: 500,
+                window: Duration::from_secs(if quick { 8 } else { 20 }),
+            })
+            .await;
+        }
+        if wants("pgbouncer") {
+            bouncer::run(bouncer::Plan {
+                polls: if quick { 100 } else { 400 },
             })
             .await;
         }

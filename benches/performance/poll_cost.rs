@@ -118,7 +118,7 @@ struct Side {
 }
 
 /// A `TargetSettings` for `pg`, made the way the daemon makes them: from TOML.
-fn target_settings(name: &str, pg: &PgCluster, extra: &str) -> TargetSettings {
+pub fn target_settings(name: &str, pg: &PgCluster, extra: &str) -> TargetSettings {
     target_settings_at(name, pg.port(), extra)
 }
 
@@ -340,14 +340,19 @@ async fn timing_phase(sides: &mut [Side], polls: usize) {
 async fn comparison_phase(sides: &mut [Side], polls: usize) {
     let mut conns = Vec::new();
     for side in sides.iter() {
-        let url = side.pg.url_with_password("poolwatch", PASSWORD, "postgres");
+        // `application_name = poolwatch`, as poolwatch's sessions have always been named.
+        let url = crate::common::pg::hold::with_application_name(
+            &side.pg.url_with_password("poolwatch", PASSWORD, "postgres"),
+            "poolwatch",
+        );
         let previous = crate::common::pg::connect(&url)
             .await
             .expect("previous-poll session");
         conns.push((connect(&side.settings).await, previous));
     }
-    // Each session leaves only itself out: the other one is counted.
-    let expect = |side: &Side| side.clients as u64 + 1;
+    // Both answers are read by today's parser, which leaves every poolwatch session out (a
+    // slot taken, not load): each poll counts the clients only, not the other session.
+    let expect = |side: &Side| side.clients as u64;
     for _ in 0..WARM_UP {
         for (side, (current, previous)) in sides.iter().zip(&conns) {
             timed_poll(current, &side.settings, expect(side)).await;
@@ -478,11 +483,14 @@ const ROWS_PROBE: usize = 3;
 /// `src/source/postgres/query.rs`), kept as a reference: it reads the `pg_stat_activity` view,
 /// which joins `pg_database` and `pg_authid` for every backend, and groups on the names. Its
 /// answer has the same shape; [`explain_phase`] checks that its groups equal the current ones.
+/// It answers a constant `sees_all_sessions` (a key the current answer has since): a constant
+/// costs nothing and lets the same parser read both answers.
 const PREVIOUS_POLL_SQL: &str = r#"SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
   'max_connections', current_setting('max_connections')::int,
   'superuser_reserved', current_setting('superuser_reserved_connections')::int,
   'reserved', COALESCE(current_setting('reserved_connections', true), '0')::int,
+  'sees_all_sessions', true,
   'own_role', current_user,
   'own_db', current_database(),
   'groups', COALESCE((SELECT json_agg(g) FROM (
@@ -508,6 +516,9 @@ fn group_keys(json: &str) -> Vec<String> {
         .as_array()
         .expect("groups")
         .iter()
+        // poolwatch's own sessions: the current SQL lists the asking session among them, the
+        // previous one left it out by pid; both are monitors, not load.
+        .filter(|g| g["app"] != "poolwatch")
         .map(|g| {
             format!(
                 "{} {} {} {} {} {}",
@@ -536,11 +547,14 @@ async fn explain(client: &tokio_postgres::Client, options: &str, sql: &str) -> (
 /// with `TIMING OFF`, and one text plan of the largest cluster. Returns the size of the
 /// query's answer (bytes of JSON) and the time to parse it into pools, per cluster.
 async fn explain_phase(sides: &mut [Side], runs: usize) -> Vec<(usize, Duration)> {
-    // Run as poolwatch's own role so the privileges match; this session excludes itself from
-    // the counts, exactly as the monitoring connection does.
+    // Run as poolwatch's own role and name, so the privileges match and the session is left
+    // out of the counts as a monitor, exactly as the monitoring connection is.
     let mut clients = Vec::new();
     for side in sides.iter() {
-        let url = side.pg.url_with_password("poolwatch", PASSWORD, "postgres");
+        let url = crate::common::pg::hold::with_application_name(
+            &side.pg.url_with_password("poolwatch", PASSWORD, "postgres"),
+            "poolwatch",
+        );
         clients.push(
             crate::common::pg::connect(&url)
                 .await

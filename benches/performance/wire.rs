@@ -100,6 +100,8 @@ pub struct Flight {
     pub dir: Dir,
     /// Message types, e.g. `["B", "E", "S"]`; the untyped start-up message is `startup`.
     pub messages: Vec<String>,
+    /// Bytes in the flight.
+    pub bytes: usize,
 }
 
 impl Flight {
@@ -121,9 +123,11 @@ fn flights(record: &[(Dir, Vec<u8>)]) -> Vec<Flight> {
             out.push(Flight {
                 dir: *dir,
                 messages: Vec::new(),
+                bytes: 0,
             });
         }
         let flight = out.last_mut().expect("a flight");
+        flight.bytes += bytes.len();
         let buf = &mut pending[*dir as usize];
         buf.extend_from_slice(bytes);
         loop {
