@@ -107,12 +107,16 @@ async fn run_on<S: PollingSource>(
         }
         state.metrics.reported(&state.id.name);
         // After the first tick, the target's own phase within the interval.
-        let prev = if due == start {
-            start + phase(&state.id.name, cadence.interval)
+        due = if due == start {
+            first_phased_tick(
+                start,
+                phase(&state.id.name, cadence.interval),
+                Instant::now(),
+                cadence.interval,
+            )
         } else {
-            due
+            next_tick(due, Instant::now(), cadence.interval)
         };
-        due = next_tick(prev, Instant::now(), cadence.interval);
     }
 }
 
@@ -339,6 +343,22 @@ pub fn next_tick(prev: Instant, now: Instant, interval: Duration) -> Instant {
     }
     let behind = now.duration_since(next).as_nanos() / interval.as_nanos() + 1;
     next + interval * u32::try_from(behind).unwrap_or(u32::MAX)
+}
+
+/// The tick after the immediate first poll at `start`: `start + phase` itself when it is still
+/// ahead of `now` (no tick of the schedule is skipped), else the next one on that schedule.
+pub fn first_phased_tick(
+    start: Instant,
+    phase: Duration,
+    now: Instant,
+    interval: Duration,
+) -> Instant {
+    let first = start + phase;
+    if first > now {
+        first
+    } else {
+        next_tick(first, now, interval)
+    }
 }
 
 /// A fixed offset in `[0, interval)` derived from the target's name (FNV-1a, then the

@@ -162,9 +162,10 @@ async fn reports_are_exactly_one_interval_apart_whatever_each_poll_takes() {
     }
     assert!(got.len() >= 6, "{}", got.len());
     assert!(got.iter().all(|(_, rep)| rep.outcome.is_ok()));
-    // The first report comes at once; after it, the phase offset; then exact intervals.
+    // The first report comes at once; the next at the target's phase offset (below one
+    // interval: no tick of the schedule is skipped); then exact intervals.
     let gaps = gaps(&got);
-    assert!(gaps[0] >= MS(500) && gaps[0] < MS(1_000), "{gaps:?}");
+    assert!(gaps[0] < MS(500), "{gaps:?}");
     assert!(gaps[1..].iter().all(|g| *g == MS(500)), "{gaps:?}");
     let _ = r.stop.send(true);
 }
@@ -296,6 +297,29 @@ fn next_tick_keeps_the_schedule_and_skips_missed_ticks() {
             next_tick(t0 + MS(prev), t0 + MS(now), i),
             t0 + MS(want),
             "prev {prev}, now {now}"
+        );
+    }
+}
+
+#[test]
+fn the_first_phased_tick_is_not_skipped() {
+    let t0 = Instant::now();
+    let i = MS(100);
+    // (phase, now offset after the first poll, want tick offset)
+    let cases = [
+        (30, 5, 30),    // the phase is still ahead: that very tick
+        (30, 29, 30),   //
+        (30, 30, 130),  // reached while the first poll ran: the next one on the schedule
+        (30, 250, 330), // a slow first poll: missed ticks skipped, the phase kept
+        (0, 0, 100),    // phase 0: the first poll was that tick
+        (0, 5, 100),
+        (99, 1, 99),
+    ];
+    for (phase, now, want) in cases {
+        assert_eq!(
+            first_phased_tick(t0, MS(phase), t0 + MS(now), i),
+            t0 + MS(want),
+            "phase {phase}, now {now}"
         );
     }
 }
