@@ -47,6 +47,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
 pub mod errtext;
 pub mod exporter;
 pub mod fdlimit;

@@ -1,13 +1,15 @@
 //! The whole configuration: the file's top-level sections, each deserialized on its own and
 //! validated by the part of the program that owns it (`[http]` by [`crate::http`], targets by
 //! their sources, `[[rules]]` by [`crate::rules`], `[[receivers]]` by [`crate::notify`],
-//! `[alerting]` here), into one [`Config`]. Every problem of the file is listed at once, with
+//! `[route]` by [`crate::dispatch`], `[alerting]` here), into one [`Config`]. Every problem of the file is listed at once, with
 //! its location; nothing half-valid comes out, so a reload can swap configs atomically or keep
 //! the running one. Reading and locating is [`crate::config`]'s.
 
 use crate::config::document::{struct_fields, Document};
 use crate::config::files;
 use crate::config::values::{HumanDuration, Problem, Problems};
+use crate::dispatch::config::RouteConfig;
+use crate::dispatch::RouteTree;
 use crate::http::HttpConfig;
 use crate::notify::{self, ReceiverConfig, ReceiverSettings};
 use crate::rules::config::RuleConfig;
@@ -42,6 +44,10 @@ pub struct RawConfig {
     /// Webhook receivers that get firing and resolved notifications.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
+    /// The routing tree: which receiver gets which alerts, grouped how, sent when. Default: every
+    /// receiver gets every alert, one per notification, at once.
+    #[serde(default)]
+    pub route: Option<RouteConfig>,
 }
 
 /// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
@@ -74,7 +80,8 @@ pub struct AlertingConfig {
     /// Load the built-in rules (see README "Rules and their defaults"). Default `true`.
     #[serde(default = "default_true")]
     pub builtin_rules: bool,
-    /// While an alert keeps firing, notify again this often. Default `"4h"` (as Alertmanager).
+    /// While an alert keeps firing, notify again this often: the root route's default
+    /// `repeat_interval`. Default `"4h"` (as Alertmanager).
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
     /// On SIGTERM/SIGINT, how long queued notifications may take to flush before exit.
@@ -130,6 +137,8 @@ pub struct Config {
     pub rules: RuleSet,
     /// Receivers, with secrets resolved.
     pub receivers: Vec<ReceiverSettings>,
+    /// The routing tree (`[route]`, or the implicit one).
+    pub routes: RouteTree,
 }
 
 /// Reads and validates `path`: a regular file of at most
@@ -166,6 +175,8 @@ struct Sections {
     rules: Option<Vec<RuleConfig>>,
     /// Receivers are checked together (unique names): all or nothing.
     receivers: Option<Vec<ReceiverConfig>>,
+    /// `[route]`, if written; the outer `None` when it has problems.
+    route: Option<Option<RouteConfig>>,
 }
 
 impl Sections {
@@ -183,6 +194,7 @@ impl Sections {
                 .collect(),
             rules: doc.elements("rules", problems).into_iter().collect(),
             receivers: doc.elements("receivers", problems).into_iter().collect(),
+            route: doc.get_or_default("route", problems),
         }
     }
 }
@@ -204,6 +216,12 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
     let receivers = s
         .receivers
         .map(|r| notify::settings_from_config(&r, problems));
+    let routes = match (&s.route, &receivers, &s.alerting) {
+        (Some(route), Some(receivers), Some(a)) => {
+            crate::dispatch::config::build(route.as_ref(), receivers, a.repeat_interval.0, problems)
+        }
+        _ => None,
+    };
     let http = s.http?;
     Some(Config {
         path: doc.file().to_path_buf(),
@@ -215,6 +233,7 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         targets,
         rules: rules?,
         receivers: receivers?,
+        routes: routes?,
     })
 }
 

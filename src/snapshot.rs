@@ -12,15 +12,10 @@ use std::time::SystemTime;
 /// Polls every target concurrently, evaluates the rules once, prints a table (or JSON), and
 /// returns the exit code: 0 when every target answered, 1 otherwise.
 pub async fn run(config: Config, as_json: bool) -> i32 {
-    let Config {
-        targets,
-        rules,
-        alerting,
-        ..
-    } = config;
+    let Config { targets, rules, .. } = config;
     let reports: Vec<TargetReport> =
         futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
-    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let mut engine = Engine::new(rules);
     let store = Store::new(targets.iter().map(|t| t.name.as_str()));
     let now = SystemTime::now();
     for (t, r) in targets.iter().zip(&reports) {

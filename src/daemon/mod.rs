@@ -157,7 +157,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         ..
     } = config;
     store.set_windows(history.window.0, capacity_horizon(&rules));
-    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let mut engine = Engine::new(rules);
     if let Some(file) = &alerting.state_file {
         load_state(&mut engine, &store, file);
     }

@@ -94,9 +94,7 @@ impl Daemon {
         }
         // Alerts whose labels change move to their new label set, firing state and start time
         // kept: a label-only change must not read as "resolved" nor page again after `for`.
-        let notices = self
-            .engine
-            .set_rules(now, rules, alerting.repeat_interval.0, &target_labels);
+        let notices = self.engine.set_rules(now, rules, &target_labels);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);

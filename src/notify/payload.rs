@@ -90,45 +90,7 @@ pub fn render(notice: &Notice, receiver: &str, external_url: &str) -> serde_json
 
 /// Alertmanager's group key for a group of one alert under the root route.
 pub fn group_key(labels: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect();
-    format!("{{}}:{{{}}}", pairs.join(", "))
-}
-
-/// Go's `strconv.Quote`: a double-quoted string with Go escapes. Unprintable characters are
-/// approximated as control and non-ASCII space characters (Go consults full Unicode tables).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' => {
-                let n = c as u32;
-                if n < 0x1_0000 {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    format!("{{}}:{}", crate::dispatch::gofmt::label_set(labels))
 }
 
 /// Go's `regexp.QuoteMeta`, which Alertmanager applies to the receiver name.
