@@ -2,11 +2,14 @@
 //! the lifecycle — SIGTERM/SIGINT stop polling, flush notifications up to a deadline and exit 0;
 //! SIGHUP reloads, keeping the running configuration when the new one is invalid.
 //!
-//! One task (this loop) is the only writer of alert state and the store; sources only send
-//! reports, the notifier only receives notices, so nothing here waits on a receiver.
+//! One task (this loop) is the only writer of alert state, the dispatcher and the store; sources
+//! only send reports, the notifier only receives notifications and reports deliveries back, so
+//! nothing here waits on a receiver. After every report (and every second) the engine's alert
+//! set goes through the [`Dispatcher`]; its notifications go to the receivers.
 
 use crate::alert::{Board, Engine};
 use crate::config::values::Problem;
+use crate::dispatch::{Dispatcher, Outcome};
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::fdlimit;
 use crate::http::{self, AppState};
@@ -50,6 +53,8 @@ struct Daemon {
     exposition: Arc<Exposition>,
     /// All alert state; owned by this loop alone.
     engine: Engine,
+    /// Routes, groups and the notification log; owned by this loop alone.
+    dispatcher: Dispatcher,
     /// One notifier per receiver: a reload replaces only the receivers that changed, so an
     /// unchanged receiver that is down keeps what is queued for it.
     receivers: ReceiverSet,
@@ -154,20 +159,24 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         targets,
         rules,
         receivers,
+        routes,
         ..
     } = config;
     store.set_windows(history.window.0, capacity_horizon(&rules));
     let mut engine = Engine::new(rules);
+    let mut dispatcher = Dispatcher::new(routes);
     if let Some(file) = &alerting.state_file {
-        load_state(&mut engine, &store, file);
+        load_state(&mut engine, &mut dispatcher, &store, file);
     }
-    let receivers = ReceiverSet::start(receivers, external_url, notify_metrics);
+    let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
+    let receivers = ReceiverSet::start(receivers, external_url, notify_metrics, outcomes_tx);
     let mut d = Daemon {
         path,
         store,
         board,
         exposition,
         engine,
+        dispatcher,
         receivers,
         sources: BTreeMap::new(),
         labels: HashMap::new(),
@@ -209,6 +218,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     d.daemon_metrics.reload_ok.set(1);
     d.daemon_metrics.reload_time.set(unix_now());
     d.publish_alerts();
+    d.route_alerts();
     tracing::info!(targets = d.sources.len(), "poolwatch started");
 
     // A source task only ends when told to; one that ended by itself (a panic) is restarted,
@@ -219,6 +229,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     // without one, so they are saved every 30 seconds too.
     let mut periodic_save = tokio::time::interval(Duration::from_secs(30));
     periodic_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Groups are due at their own times (group_wait, group_interval, repeat_interval): looked
+    // at every second, and after every report.
+    let mut dispatch_tick = tokio::time::interval(Duration::from_secs(1));
+    dispatch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A reload reads files (config, secrets, certificates) off this loop: while it runs, reports
     // are still evaluated and SIGTERM still ends the daemon. A SIGHUP meanwhile reads again
     // once the running reload is applied, so the last file written is the one that counts.
@@ -229,6 +243,8 @@ async fn start(config: Config) -> anyhow::Result<i32> {
             Some(report) = rx.recv() => d.on_report(report),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
+            _ = dispatch_tick.tick() => { d.route_alerts(); }
+            Some(outcome) = outcomes.recv() => d.on_outcome(&outcome),
             _ = sighup.recv() => match reloading {
                 Some(_) => reload_again = true,
                 None => reloading = Some(read_config(&d.path)),
@@ -244,7 +260,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
         }
     }
-    d.shutdown().await;
+    d.shutdown(&mut outcomes).await;
     let _ = stop_http.send(true);
     let _ = http_task.await;
     tracing::info!("poolwatch stopped");
@@ -313,9 +329,13 @@ impl Daemon {
         self.publish_alerts();
     }
 
-    /// Hands notices to the notifier, logging each once, and saves alert state when it changed.
+    /// Logs each alert transition once, routes the alert set, and saves state when it changed.
     fn dispatch(&mut self, notices: Vec<Notice>) {
+        let sent = self.route_alerts();
         if notices.is_empty() {
+            if sent {
+                self.save_state();
+            }
             return;
         }
         for n in &notices {
@@ -330,9 +350,40 @@ impl Daemon {
                 summary = %n.annotations.get("summary").cloned().unwrap_or_default(),
                 "alert notice"
             );
-            self.receivers.notify(n);
         }
         self.save_state();
+    }
+
+    /// Hands the engine's alert set to the dispatcher and the notifications of due groups to
+    /// the receivers; every decision is counted, every notification logged. True when a
+    /// notification was handed over.
+    fn route_alerts(&mut self) -> bool {
+        let now = SystemTime::now();
+        let alerts = self.engine.alert_set(now);
+        self.dispatcher.ingest(&alerts, now);
+        let mut sent = false;
+        for d in self.dispatcher.flush(now) {
+            self.receivers.metrics().decided(&d.receiver, d.reason);
+            let Some(n) = d.notification else { continue };
+            tracing::info!(
+                receiver = %n.receiver, group_key = %n.group_key, id = %n.id,
+                reason = d.reason.as_str(), alerts = n.alerts.len(),
+                firing = n.firing.len(), resolved = n.resolved.len(),
+                "group notification"
+            );
+            self.receivers.notify(&n);
+            sent = true;
+        }
+        sent
+    }
+
+    /// Records a delivery (or a give-up) in the notification log, durably.
+    fn on_outcome(&mut self, o: &Outcome) {
+        tracing::debug!(receiver = %o.receiver, group_key = %o.group_key, id = %o.id, delivered = o.delivered, "notification outcome");
+        self.dispatcher.outcome(o);
+        if o.delivered {
+            self.save_state();
+        }
     }
 
     fn publish_alerts(&self) {
@@ -341,7 +392,7 @@ impl Daemon {
         self.board.set(alerts);
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, outcomes: &mut mpsc::UnboundedReceiver<Outcome>) {
         let names: Vec<String> = self.sources.keys().cloned().collect();
         for name in &names {
             if let Some(r) = self.sources.get(name) {
@@ -351,8 +402,14 @@ impl Daemon {
         for name in names {
             self.stop_source(&name).await;
         }
+        self.route_alerts();
         self.save_state();
         self.receivers.shutdown(self.flush_timeout).await;
+        // What was delivered while flushing is acknowledged: recorded before exit.
+        while let Ok(o) = outcomes.try_recv() {
+            self.dispatcher.outcome(&o);
+        }
+        self.save_state();
     }
 }
 

@@ -35,6 +35,7 @@ impl Daemon {
             targets,
             rules,
             receivers,
+            routes,
             external_url,
             http,
             ..
@@ -95,6 +96,7 @@ impl Daemon {
         // Alerts whose labels change move to their new label set, firing state and start time
         // kept: a label-only change must not read as "resolved" nor page again after `for`.
         let notices = self.engine.set_rules(now, rules, &target_labels);
+        self.dispatcher.set_routes(routes, now);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);

@@ -8,7 +8,9 @@
 //!   already handed over and not settled is not handed over again.
 //! * [`Dispatcher::outcome`]: an acknowledged notification is recorded in the log and the
 //!   resolved alerts it told about leave their group; a dropped one is not retried until the
-//!   group's state changes (or poolwatch restarts).
+//!   group's state changes (or poolwatch restarts). While a notification listing firing alerts
+//!   is in flight, a group whose alerts all resolved is notified (`resolved_in_flight`): the
+//!   resolution supersedes it in the receiver's queue.
 //!
 //! What survives a restart ([`SavedDispatch`]) is the log and the alerts groups hold; restored
 //! groups are due at once, so an unacknowledged state is sent again with the same id, and an
@@ -75,8 +77,9 @@ pub struct Dispatcher {
     routes: RouteTree,
     groups: BTreeMap<GroupId, Group>,
     log: NotificationLog,
-    /// Per group, the notification handed over and not yet settled (id, and what it tells).
-    offered: BTreeMap<GroupId, Notification>,
+    /// Per group, the last notification handed over and not acknowledged, and whether it is
+    /// still in flight (not given up).
+    offered: BTreeMap<GroupId, (Notification, bool)>,
 }
 
 impl Dispatcher {
@@ -183,6 +186,10 @@ impl Dispatcher {
             resolved: &resolved,
             repeat_interval: route.timing.repeat_interval,
             send_resolved: route.send_resolved,
+            firing_in_flight: self
+                .offered
+                .get(id)
+                .is_some_and(|(o, in_flight)| *in_flight && !o.firing.is_empty()),
         };
         let (notify, reason) = should_notify(state, entry, now);
         let mut decision = Decision {
@@ -197,6 +204,13 @@ impl Dispatcher {
             return Some(decision);
         }
         let resolved_ends = g.resolved_ends();
+        let mut alerts: Vec<Alert> = g
+            .alerts
+            .values()
+            .filter(|a| a.is_firing() || route.send_resolved)
+            .cloned()
+            .collect();
+        alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
         let repeat = (reason == Reason::Repeat).then_some((now, route.timing.repeat_interval));
         let n = Notification {
             receiver: id.0.clone(),
@@ -204,12 +218,7 @@ impl Dispatcher {
             id: notification_id(&id.0, &id.1, &firing, &resolved_ends, entry, repeat),
             reason,
             group_labels: g.labels.clone(),
-            alerts: g
-                .alerts
-                .values()
-                .filter(|a| a.is_firing() || route.send_resolved)
-                .cloned()
-                .collect(),
+            alerts,
             firing,
             resolved: resolved_ends,
         };
@@ -219,10 +228,10 @@ impl Dispatcher {
             g.drop_resolved();
             return Some(decision);
         }
-        if self.offered.get(id).is_some_and(|o| o.id == n.id) {
+        if self.offered.get(id).is_some_and(|(o, _)| o.id == n.id) {
             return None;
         }
-        self.offered.insert(id.clone(), n.clone());
+        self.offered.insert(id.clone(), (n.clone(), true));
         decision.notification = Some(n);
         Some(decision)
     }
@@ -230,10 +239,12 @@ impl Dispatcher {
     /// Records how a notification ended (see the module documentation).
     pub fn outcome(&mut self, o: &Outcome) {
         let id = (o.receiver.clone(), o.group_key.clone());
-        let Some(n) = self.offered.get(&id).filter(|n| n.id == o.id) else {
+        let Some((n, in_flight)) = self.offered.get_mut(&id).filter(|(n, _)| n.id == o.id) else {
             return;
         };
         if !o.delivered {
+            // Kept, so that the same notification is not handed over again.
+            *in_flight = false;
             return;
         }
         self.log.record(&id.0, &id.1, n.entry(o.at));

@@ -23,14 +23,22 @@ fn reasons(ds: &[Decision]) -> Vec<(bool, &'static str)> {
     ds.iter().map(|d| (d.notify, d.reason.as_str())).collect()
 }
 
-fn ack(d: &mut Dispatcher, n: &Notification, at: u64) {
+fn settle(d: &mut Dispatcher, n: &Notification, delivered: bool, at: u64) {
     d.outcome(&Outcome {
         receiver: n.receiver.clone(),
         group_key: n.group_key.clone(),
         id: n.id.clone(),
-        delivered: true,
+        delivered,
         at: t(at),
     });
+}
+
+fn ack(d: &mut Dispatcher, n: &Notification, at: u64) {
+    settle(d, n, true, at);
+}
+
+fn give_up(d: &mut Dispatcher, n: &Notification, at: u64) {
+    settle(d, n, false, at);
 }
 
 fn names(n: &Notification) -> Vec<(String, AlertState)> {
@@ -178,13 +186,7 @@ fn a_dropped_notification_waits_for_a_change() {
     let a = firing("A", &[("target", "db")], 0);
     d.ingest(std::slice::from_ref(&a), t(0));
     let n = sent(&d.flush(t(0)))[0].clone();
-    d.outcome(&Outcome {
-        receiver: "r".into(),
-        group_key: n.group_key.clone(),
-        id: n.id.clone(),
-        delivered: false,
-        at: t(1),
-    });
+    give_up(&mut d, &n, 1);
     assert!(d.flush(t(2)).is_empty());
     let b = firing("B", &[("target", "db")], 0);
     d.ingest(&[a, b], t(3));
@@ -311,4 +313,27 @@ fn pending_alerts_are_not_dispatched_and_drop_routes_send_nothing() {
     d.ingest(&[p, firing("A", &[], 0)], t(0));
     assert!(d.flush(t(0)).is_empty());
     assert_eq!(d.groups().count(), 0);
+}
+
+#[test]
+fn a_resolution_supersedes_a_firing_notification_still_in_flight() {
+    let mut d = by_target(0, 0, true);
+    let a = firing("A", &[("target", "db")], 0);
+    d.ingest(std::slice::from_ref(&a), t(0));
+    let f = sent(&d.flush(t(0)))[0].clone();
+    d.ingest(&[resolved(a.clone(), 5)], t(5));
+    let ds = d.flush(t(5));
+    assert_eq!(reasons(&ds), [(true, "resolved_in_flight")]);
+    let r = sent(&ds)[0].clone();
+    assert_ne!(r.id, f.id);
+    assert_eq!(names(&r), [("A".into(), AlertState::Resolved)]);
+    ack(&mut d, &r, 6);
+    assert_eq!(d.groups().count(), 0);
+    // Once the firing one was given up, nobody needs the resolution.
+    let mut d = by_target(0, 0, true);
+    d.ingest(std::slice::from_ref(&a), t(0));
+    let f = sent(&d.flush(t(0)))[0].clone();
+    give_up(&mut d, &f, 1);
+    d.ingest(&[resolved(a, 5)], t(5));
+    assert_eq!(reasons(&d.flush(t(5))), [(false, "never_fired")]);
 }

@@ -72,6 +72,9 @@ pub enum Reason {
     NewResolved,
     /// Every alert of the group resolved after the receiver was told some fired.
     AllResolved,
+    /// Every alert of the group resolved while a notification saying some fire is still being
+    /// delivered: the resolution supersedes it, so the receiver ends with the truth.
+    ResolvedInFlight,
     /// Unchanged, still firing, and `repeat_interval` passed since the last acknowledgement.
     Repeat,
     /// Unchanged since the last acknowledgement, repeat not due.
@@ -84,11 +87,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-initialised metric series.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::FirstNotification,
         Reason::NewFiring,
         Reason::NewResolved,
         Reason::AllResolved,
+        Reason::ResolvedInFlight,
         Reason::Repeat,
         Reason::UpToDate,
         Reason::NeverFired,
@@ -102,6 +106,7 @@ impl Reason {
             Reason::NewFiring => "new_firing",
             Reason::NewResolved => "new_resolved",
             Reason::AllResolved => "all_resolved",
+            Reason::ResolvedInFlight => "resolved_in_flight",
             Reason::Repeat => "repeat",
             Reason::UpToDate => "up_to_date",
             Reason::NeverFired => "never_fired",
@@ -121,20 +126,29 @@ pub struct GroupState<'a> {
     pub repeat_interval: Duration,
     /// The route's `send_resolved`.
     pub send_resolved: bool,
+    /// A notification of this group listing firing alerts was handed over and is not settled.
+    pub firing_in_flight: bool,
 }
 
 /// Whether the group's state is worth a notification at `now`, given what the receiver last
 /// acknowledged (`entry`), and why. Alertmanager's rules: a group never notified is notified
 /// when something fires; new firing alerts always notify; a group whose alerts all resolved
 /// notifies if the receiver was told some fired (whatever `send_resolved`: that clears the
-/// log); other resolutions notify only with `send_resolved`; otherwise only the repeat.
+/// log); other resolutions notify only with `send_resolved`; otherwise only the repeat. A
+/// group whose alerts all resolved before the receiver acknowledged any is notified only while
+/// a notification saying they fire is still on its way (it is superseded).
 pub fn should_notify(g: GroupState<'_>, entry: Option<&Entry>, now: SystemTime) -> (bool, Reason) {
     if g.firing.is_empty() && g.resolved.is_empty() {
         return (false, Reason::Empty);
     }
+    let never_fired = if g.firing_in_flight {
+        (true, Reason::ResolvedInFlight)
+    } else {
+        (false, Reason::NeverFired)
+    };
     let Some(e) = entry else {
         return if g.firing.is_empty() {
-            (false, Reason::NeverFired)
+            never_fired
         } else {
             (true, Reason::FirstNotification)
         };
@@ -144,7 +158,7 @@ pub fn should_notify(g: GroupState<'_>, entry: Option<&Entry>, now: SystemTime) 
     }
     if g.firing.is_empty() {
         return if e.firing.is_empty() {
-            (false, Reason::NeverFired)
+            never_fired
         } else {
             (true, Reason::AllResolved)
         };

@@ -15,11 +15,12 @@ fn entry(firing: &[&str], resolved: &[&str], at: u64) -> Entry {
 
 const HOUR: u64 = 3600;
 
-/// (name, firing, resolved, send_resolved, entry, now, want)
+/// (name, firing, resolved, send_resolved, firing in flight, entry, now, want)
 type Row = (
     &'static str,
     &'static [&'static str],
     &'static [&'static str],
+    bool,
     bool,
     Option<Entry>,
     u64,
@@ -31,35 +32,39 @@ fn decision_table() {
     use Reason::*;
     #[rustfmt::skip]
     let rows: Vec<Row> = vec![
-        ("empty group", &[], &[], true, None, 10, (false, Empty)),
-        ("empty group with an entry", &[], &[], true, Some(entry(&["a"], &[], 0)), 10, (false, Empty)),
-        ("first firing", &["a"], &[], true, None, 10, (true, FirstNotification)),
-        ("first, firing and resolved", &["a"], &["b"], true, None, 10, (true, FirstNotification)),
-        ("only resolved, never told", &[], &["a"], true, None, 10, (false, NeverFired)),
-        ("only resolved, entry without firing", &[], &["a"], true, Some(entry(&[], &["z"], 0)), 10, (false, NeverFired)),
-        ("same firing, repeat not due", &["a"], &[], true, Some(entry(&["a"], &[], 0)), 10, (false, UpToDate)),
-        ("same firing, repeat exactly due", &["a"], &[], true, Some(entry(&["a"], &[], 0)), HOUR, (true, Repeat)),
-        ("same firing, repeat overdue", &["a"], &[], true, Some(entry(&["a"], &[], 0)), 5 * HOUR, (true, Repeat)),
-        ("new firing alert", &["a", "b"], &[], true, Some(entry(&["a"], &[], 0)), 10, (true, NewFiring)),
-        ("replaced firing alert", &["b"], &[], true, Some(entry(&["a"], &[], 0)), 10, (true, NewFiring)),
-        ("one of two resolved, send_resolved", &["a"], &["b"], true, Some(entry(&["a", "b"], &[], 0)), 10, (true, NewResolved)),
-        ("one of two resolved, no send_resolved", &["a"], &["b"], false, Some(entry(&["a", "b"], &[], 0)), 10, (false, UpToDate)),
-        ("one of two resolved, no send_resolved, repeat due", &["a"], &["b"], false, Some(entry(&["a", "b"], &[], 0)), HOUR, (true, Repeat)),
-        ("resolution already told", &["a"], &["b"], true, Some(entry(&["a"], &["b"], 0)), 10, (false, UpToDate)),
-        ("all resolved", &[], &["a"], true, Some(entry(&["a"], &[], 0)), 10, (true, AllResolved)),
-        ("all resolved, no send_resolved still clears the log", &[], &["a"], false, Some(entry(&["a"], &[], 0)), 10, (true, AllResolved)),
-        ("fired again after a told resolution", &["a"], &[], true, Some(entry(&[], &["a"], 0)), 10, (true, NewFiring)),
-        ("fewer firing, nothing resolved held", &["a"], &[], true, Some(entry(&["a", "b"], &[], 0)), 10, (false, UpToDate)),
-        ("clock backwards: no repeat", &["a"], &[], true, Some(entry(&["a"], &[], 100)), 10, (false, UpToDate)),
+        ("empty group", &[], &[], true, false, None, 10, (false, Empty)),
+        ("empty group with an entry", &[], &[], true, false, Some(entry(&["a"], &[], 0)), 10, (false, Empty)),
+        ("first firing", &["a"], &[], true, false, None, 10, (true, FirstNotification)),
+        ("first, firing and resolved", &["a"], &["b"], true, false, None, 10, (true, FirstNotification)),
+        ("only resolved, never told", &[], &["a"], true, false, None, 10, (false, NeverFired)),
+        ("only resolved, entry without firing", &[], &["a"], true, false, Some(entry(&[], &["z"], 0)), 10, (false, NeverFired)),
+        ("same firing, repeat not due", &["a"], &[], true, false, Some(entry(&["a"], &[], 0)), 10, (false, UpToDate)),
+        ("same firing, repeat exactly due", &["a"], &[], true, false, Some(entry(&["a"], &[], 0)), HOUR, (true, Repeat)),
+        ("same firing, repeat overdue", &["a"], &[], true, false, Some(entry(&["a"], &[], 0)), 5 * HOUR, (true, Repeat)),
+        ("new firing alert", &["a", "b"], &[], true, false, Some(entry(&["a"], &[], 0)), 10, (true, NewFiring)),
+        ("replaced firing alert", &["b"], &[], true, false, Some(entry(&["a"], &[], 0)), 10, (true, NewFiring)),
+        ("one of two resolved, send_resolved", &["a"], &["b"], true, false, Some(entry(&["a", "b"], &[], 0)), 10, (true, NewResolved)),
+        ("one of two resolved, no send_resolved", &["a"], &["b"], false, false, Some(entry(&["a", "b"], &[], 0)), 10, (false, UpToDate)),
+        ("one of two resolved, no send_resolved, repeat due", &["a"], &["b"], false, false, Some(entry(&["a", "b"], &[], 0)), HOUR, (true, Repeat)),
+        ("resolution already told", &["a"], &["b"], true, false, Some(entry(&["a"], &["b"], 0)), 10, (false, UpToDate)),
+        ("all resolved", &[], &["a"], true, false, Some(entry(&["a"], &[], 0)), 10, (true, AllResolved)),
+        ("all resolved, no send_resolved still clears the log", &[], &["a"], false, false, Some(entry(&["a"], &[], 0)), 10, (true, AllResolved)),
+        ("fired again after a told resolution", &["a"], &[], true, false, Some(entry(&[], &["a"], 0)), 10, (true, NewFiring)),
+        ("fewer firing, nothing resolved held", &["a"], &[], true, false, Some(entry(&["a", "b"], &[], 0)), 10, (false, UpToDate)),
+        ("resolved while the firing notification is in flight", &[], &["a"], true, true, None, 10, (true, ResolvedInFlight)),
+        ("resolved in flight, entry without firing", &[], &["a"], true, true, Some(entry(&[], &["z"], 0)), 10, (true, ResolvedInFlight)),
+        ("in flight does not change a firing decision", &["a"], &[], true, true, Some(entry(&["a"], &[], 0)), 10, (false, UpToDate)),
+        ("clock backwards: no repeat", &["a"], &[], true, false, Some(entry(&["a"], &[], 100)), 10, (false, UpToDate)),
     ];
     assert!(rows.len() >= 20);
-    for (name, firing, resolved, send_resolved, e, now, want) in rows {
+    for (name, firing, resolved, send_resolved, in_flight, e, now, want) in rows {
         let (f, r) = (set(firing), set(resolved));
         let g = GroupState {
             firing: &f,
             resolved: &r,
             repeat_interval: Duration::from_secs(HOUR),
             send_resolved,
+            firing_in_flight: in_flight,
         };
         assert_eq!(should_notify(g, e.as_ref(), t(now)), want, "{name}");
     }

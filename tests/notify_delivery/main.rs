@@ -3,14 +3,15 @@
 //! assertion depends on how fast the machine is.
 
 use poolwatch::config::values::Secret;
-use poolwatch::model::Severity;
-use poolwatch::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
+use poolwatch::dispatch::{gofmt, Alert, AlertState, Notification, Outcome, Reason};
+use poolwatch::notice::fingerprint;
 use poolwatch::notify::{Notifier, NotifyMetrics, ReceiverSettings, USER_AGENT};
 use prometheus::{Registry, TextEncoder};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 mod hook;
@@ -30,33 +31,50 @@ async fn eventually(what: &str, ok: impl Fn() -> bool) {
     }
 }
 
-fn notice(alertname: &str, severity: Severity, status: NoticeStatus) -> Notice {
+/// One alert named `alertname` on orders-db.
+fn alert(alertname: &str, state: AlertState) -> Alert {
     let labels: BTreeMap<String, String> = [
         ("alertname", alertname),
-        ("severity", severity.as_str()),
+        ("severity", "critical"),
         ("target", "orders-db"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let starts_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    Notice {
-        status,
-        reason: match status {
-            NoticeStatus::Firing => NoticeReason::Fired,
-            NoticeStatus::Resolved => NoticeReason::Resolved,
-        },
-        severity,
+    Alert {
         fingerprint: fingerprint(&labels),
         labels,
         annotations: BTreeMap::from([("summary".to_string(), format!("{alertname} happened"))]),
+        state,
         starts_at,
-        ends_at: (status == NoticeStatus::Resolved).then_some(starts_at + Duration::from_secs(60)),
+        ends_at: (state == AlertState::Resolved).then_some(starts_at + Duration::from_secs(60)),
     }
 }
 
-fn firing(alertname: &str) -> Notice {
-    notice(alertname, Severity::Critical, NoticeStatus::Firing)
+/// A notification to `receiver` of the group of `alerts` (grouped by every label of the first).
+fn group(receiver: &str, alerts: Vec<Alert>) -> Notification {
+    let labels = alerts[0].labels.clone();
+    let states: Vec<String> = alerts.iter().map(|a| format!("{:?}", a.state)).collect();
+    Notification {
+        receiver: receiver.into(),
+        group_key: format!("{{}}:{}", gofmt::label_set(&labels)),
+        id: fingerprint(&BTreeMap::from([("states".to_string(), states.join(","))]))
+            + &alerts[0].fingerprint,
+        reason: Reason::FirstNotification,
+        group_labels: labels,
+        alerts,
+        firing: Default::default(),
+        resolved: Default::default(),
+    }
+}
+
+fn firing_to(receiver: &str, alertname: &str) -> Notification {
+    group(receiver, vec![alert(alertname, AlertState::Firing)])
+}
+
+fn firing(alertname: &str) -> Notification {
+    firing_to("ops", alertname)
 }
 
 /// Settings with millisecond backoffs so that retries are quick.
@@ -72,6 +90,8 @@ fn fast(name: &str, url: String) -> ReceiverSettings {
 struct Fixture {
     registry: Registry,
     metrics: NotifyMetrics,
+    outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
     logs: Arc<Mutex<Vec<u8>>>,
     _log_guard: tracing::subscriber::DefaultGuard,
 }
@@ -102,9 +122,12 @@ impl Fixture {
             .with_writer(move || writer.clone())
             .finish();
         let _log_guard = tracing::subscriber::set_default(subscriber);
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
         Fixture {
             registry,
             metrics,
+            outcomes: Mutex::new(outcomes),
+            outcomes_tx,
             logs,
             _log_guard,
         }
@@ -115,7 +138,16 @@ impl Fixture {
             receivers,
             "http://poolwatch.test:9671".into(),
             self.metrics.clone(),
+            self.outcomes_tx.clone(),
         )
+    }
+
+    /// The outcomes reported since the last call: (id, delivered).
+    fn outcomes(&self) -> Vec<(String, bool)> {
+        let mut rx = self.outcomes.lock().expect("lock");
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|o| (o.id, o.delivered))
+            .collect()
     }
 
     fn exposition(&self) -> String {
@@ -193,10 +225,12 @@ async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
         );
     }
 
-    notifier.notify(&firing("PoolExhausted"));
+    let n = firing("PoolExhausted");
+    notifier.notify(&n);
     let got = hook.wait_for_requests(1).await;
     let req = &got[0];
     assert_eq!(req.path, "/hooks/ops");
+    assert_eq!(req.headers["idempotency-key"], n.id.as_str());
     assert_eq!(req.headers["content-type"], "application/json");
     assert_eq!(req.headers["user-agent"], USER_AGENT);
     assert!(USER_AGENT.starts_with("poolwatch/"));
@@ -231,6 +265,7 @@ async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
     assert_eq!(fx.value(LATENCY, &[("receiver", "ops")]), Some(1.0));
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
     notifier.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(fx.outcomes(), [(n.id.clone(), true)]);
     promtool_check(&fx.exposition());
 }
 
@@ -277,7 +312,7 @@ fn the_notifier_can_be_shared_between_tasks() {
 }
 
 #[tokio::test]
-async fn server_errors_are_retried_and_delivery_stays_in_order() {
+async fn server_errors_are_retried_without_holding_up_other_groups() {
     let fx = Fixture::new();
     let hook = Hook::start(
         0,
@@ -290,12 +325,13 @@ async fn server_errors_are_retried_and_delivery_stays_in_order() {
     }
     let got = hook.wait_for_requests(6).await;
     let sent: Vec<String> = got.iter().map(Received::alertname).collect();
-    assert_eq!(sent, ["A", "A", "A", "A", "B", "C"]);
+    // A failed group goes to the back: the others are tried before it again.
+    assert_eq!(sent, ["A", "B", "C", "A", "B", "C"]);
     assert_eq!(hook.accepted(), ["A", "B", "C"]);
     fx.wait_value(DELIVERED, &[("receiver", "ops")], 3.0).await;
     assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(3.0));
     notifier.shutdown(Duration::from_secs(5)).await;
-    // Nothing else was sent: each notice was delivered exactly once.
+    // Nothing else was sent: each notification was delivered exactly once.
     assert_eq!(hook.received().len(), 6);
 }
 
@@ -335,7 +371,8 @@ async fn retry_after_is_honoured_and_capped_at_max_backoff() {
     let mut honoured = fast("polite", polite.url("/"));
     honoured.max_backoff = Duration::from_secs(30);
     let notifier = fx.start(vec![honoured, fast("capped", capped.url("/"))]);
-    notifier.notify(&firing("Slow"));
+    notifier.notify(&firing_to("polite", "Slow"));
+    notifier.notify(&firing_to("capped", "Slow"));
     let got = polite.wait_for_requests(2).await;
     // A lower bound only: the receiver asked for one second, our backoff alone is 5ms.
     assert!(
@@ -350,7 +387,7 @@ async fn retry_after_is_honoured_and_capped_at_max_backoff() {
 }
 
 #[tokio::test]
-async fn a_receiver_that_comes_back_gets_everything_in_order() {
+async fn a_receiver_that_comes_back_gets_each_group_s_current_state_once() {
     let fx = Fixture::new();
     let port = closed_port();
     let notifier = fx.start(vec![fast("ops", format!("http://127.0.0.1:{port}/"))]);
@@ -364,14 +401,31 @@ async fn a_receiver_that_comes_back_gets_everything_in_order() {
         fx.value(FAILURES, &retryable) >= Some(3.0)
     })
     .await;
+    // N1 resolves meanwhile: its newer state supersedes the firing one.
+    let n1_resolved = group("ops", vec![alert("N1", AlertState::Resolved)]);
+    notifier.notify(&n1_resolved);
+    fx.wait_value(DROPPED, &[("reason", "superseded")], 1.0)
+        .await;
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(5.0));
     let hook = Hook::start(port, vec![]).await;
     hook.wait_for_requests(5).await;
-    assert_eq!(hook.accepted(), names);
+    let mut accepted = hook.accepted();
+    accepted.sort();
+    assert_eq!(accepted, names);
+    let n1: Vec<Received> = hook
+        .received()
+        .into_iter()
+        .filter(|r| r.alertname() == "N1")
+        .collect();
+    assert_eq!(n1.len(), 1);
+    assert_eq!(n1[0].json["status"], "resolved");
+    assert_eq!(n1[0].headers["idempotency-key"], n1_resolved.id.as_str());
     fx.wait_value(DELIVERED, &[("receiver", "ops")], 5.0).await;
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
     notifier.shutdown(Duration::from_secs(5)).await;
     assert_eq!(hook.received().len(), 5);
+    let delivered = fx.outcomes().into_iter().filter(|(_, ok)| *ok).count();
+    assert_eq!(delivered, 5);
 }
 
 #[tokio::test]
@@ -396,7 +450,9 @@ async fn a_full_queue_drops_the_oldest_and_counts_it() {
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(3.0));
     let hook = Hook::start(port, vec![]).await;
     hook.wait_for_requests(3).await;
-    assert_eq!(hook.accepted(), ["N4", "N5", "N6"]);
+    let mut accepted = hook.accepted();
+    accepted.sort();
+    assert_eq!(accepted, ["N4", "N5", "N6"]);
     assert!(fx.logs().contains("reason=\"queue_full\""), "{}", fx.logs());
     notifier.shutdown(Duration::from_secs(5)).await;
 }
@@ -455,13 +511,14 @@ async fn shutdown_flushes_what_it_can_and_counts_the_rest() {
     let down = fast("down", format!("http://127.0.0.1:{}/", closed_port()));
     let notifier = fx.start(vec![up, down]);
     for name in ["S1", "S2", "S3"] {
-        notifier.notify(&firing(name));
+        notifier.notify(&firing_to("up", name));
+        notifier.notify(&firing_to("down", name));
     }
     let bounded = Duration::from_secs(20);
     let stopped =
         tokio::time::timeout(bounded, notifier.shutdown(Duration::from_millis(300))).await;
     assert!(stopped.is_ok(), "shutdown did not return");
-    // The live receiver got everything; the dead one's notices are counted, not lost silently.
+    // The live receiver got everything; the dead one's are counted, not lost silently.
     assert_eq!(hook.accepted(), ["S1", "S2", "S3"]);
     assert_eq!(fx.value(DELIVERED, &[("receiver", "up")]), Some(3.0));
     assert_eq!(
@@ -494,51 +551,35 @@ async fn dropping_a_notifier_without_shutdown_stops_its_workers_and_counts_the_l
 }
 
 #[tokio::test]
-async fn receivers_get_only_their_severities_and_resolved_if_asked() {
+async fn a_group_notification_keeps_its_id_across_retries_and_is_truncated_if_asked() {
     let fx = Fixture::new();
-    let hook = Hook::start(0, vec![]).await;
-    let mut pager = fast("pager", hook.url("/pager"));
-    pager.severities = vec![Severity::Critical];
-    pager.send_resolved = false;
-    let notifier = fx.start(vec![pager, fast("all", hook.url("/all"))]);
-    notifier.notify(&notice("Warn", Severity::Warning, NoticeStatus::Firing));
-    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Firing));
-    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Resolved));
-    // A sentinel: once the pager has it, it has had every earlier notice it was going to get.
-    notifier.notify(&notice(
-        "Sentinel",
-        Severity::Critical,
-        NoticeStatus::Firing,
-    ));
-    hook.wait_for_requests(6).await;
-    let seen = |path: &str| -> Vec<String> {
-        let got = hook.received();
-        let mine = got.iter().filter(|r| r.path == path);
-        mine.map(|r| {
-            format!(
-                "{} {}",
-                r.alertname(),
-                r.json["status"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-    };
-    assert_eq!(seen("/pager"), ["Crit firing", "Sentinel firing"]);
-    assert_eq!(
-        seen("/all"),
-        [
-            "Warn firing",
-            "Crit firing",
-            "Crit resolved",
-            "Sentinel firing"
-        ]
+    let hook = Hook::start(0, vec![Reply::status(503)]).await;
+    let mut settings = fast("ops", hook.url("/"));
+    settings.max_alerts = 2;
+    let notifier = fx.start(vec![settings]);
+    let n = group(
+        "ops",
+        vec![
+            alert("A", AlertState::Resolved),
+            alert("B", AlertState::Firing),
+            alert("C", AlertState::Firing),
+        ],
     );
-    let resolved = hook
-        .received()
-        .into_iter()
-        .find(|r| r.json["status"] == "resolved");
-    let resolved = resolved.expect("resolved notice");
-    assert_eq!(resolved.json["alerts"][0]["endsAt"], "2023-11-14T22:14:20Z");
+    notifier.notify(&n);
+    let got = hook.wait_for_requests(2).await;
+    for r in &got {
+        assert_eq!(r.headers["idempotency-key"], n.id.as_str());
+    }
+    let body = &got[1].json;
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["alerts"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["truncatedAlerts"], 1);
+    assert_eq!(body["alerts"][0]["status"], "resolved");
+    assert_eq!(body["alerts"][0]["endsAt"], "2023-11-14T22:14:20Z");
+    assert_eq!(body["commonLabels"]["target"], "orders-db");
+    assert!(body["commonLabels"].get("alertname").is_none(), "{body}");
+    assert_eq!(body["groupKey"], n.group_key.as_str());
+    fx.wait_value(DELIVERED, &[("receiver", "ops")], 1.0).await;
     notifier.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -560,7 +601,8 @@ async fn secrets_never_reach_logs_errors_or_metrics() {
         format!("http://u:{TOKEN}@127.0.0.1:{}/{TOKEN}", closed_port()),
     );
     let notifier = fx.start(vec![echoed, refused]);
-    notifier.notify(&firing("Leaky"));
+    notifier.notify(&firing_to("echoed", "Leaky"));
+    notifier.notify(&firing_to("refused", "Leaky"));
     let got = hook.wait_for_requests(2).await;
     // The receiver really did echo the secrets back...
     assert_eq!(got[0].headers["authorization"], format!("Bearer {TOKEN}"));
