@@ -13,6 +13,8 @@ Examples:
   poolwatch check-config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml --json | jq '.targets[].pools[]'
+  poolwatch silence add --matcher 'target=\"orders-db\"' --author ana --comment deploy --duration 2h
+  poolwatch silence list --url http://poolwatch-0:9671
 
 Signals (run): SIGHUP reloads the configuration (an invalid one is refused and the running one
 stays); SIGTERM/SIGINT stop polling, flush queued notifications and exit 0.
@@ -68,6 +70,20 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Add, list or expire silences of a running poolwatch (through its HTTP API).
+    Silence {
+        /// Base URL of the running poolwatch.
+        #[arg(
+            long,
+            env = "POOLWATCH_URL",
+            default_value = "http://127.0.0.1:9671",
+            global = true
+        )]
+        url: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::silence_client::Action,
     },
 }
 
@@ -146,6 +162,9 @@ pub fn main() -> i32 {
             runtime.block_on(crate::daemon::run(&config))
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::Silence { url, action } => {
+            runtime.block_on(crate::silence_client::run(&url, action))
+        }
         Command::Snapshot { config, json } => {
             init_logging(cli.log_format);
             match settings::load(&config) {

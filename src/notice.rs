@@ -1,6 +1,7 @@
-//! What the alert engine hands to the notifier: one alert's firing or resolved notice, already
-//! labelled and annotated. The notifier turns notices into receiver payloads; it never looks at
-//! pools or rules.
+//! What the alert engine reports of one alert's transition (fired, resolved, replaced, removed),
+//! already labelled and annotated: the daemon logs it (`alert notice`), and the engine keeps the
+//! resolved ones in its published alert set. What receivers get is decided by the dispatcher
+//! ([`crate::dispatch`]) from that set, not from notices.
 
 use crate::model::Severity;
 use serde::Serialize;

@@ -9,6 +9,7 @@ use crate::config::document::{struct_fields, Document};
 use crate::config::files;
 use crate::config::values::{HumanDuration, Problem, Problems};
 use crate::dispatch::config::RouteConfig;
+use crate::dispatch::inhibit::{InhibitConfig, InhibitRule};
 use crate::dispatch::RouteTree;
 use crate::http::HttpConfig;
 use crate::notify::{self, ReceiverConfig, ReceiverSettings};
@@ -48,6 +49,9 @@ pub struct RawConfig {
     /// receiver gets every alert, one per notification, at once.
     #[serde(default)]
     pub route: Option<RouteConfig>,
+    /// Inhibition rules: firing alerts that mute others (Alertmanager's keys).
+    #[serde(default)]
+    pub inhibit_rules: Vec<InhibitConfig>,
 }
 
 /// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
@@ -139,6 +143,8 @@ pub struct Config {
     pub receivers: Vec<ReceiverSettings>,
     /// The routing tree (`[route]`, or the implicit one).
     pub routes: RouteTree,
+    /// Inhibition rules (the built-in one first with `builtin_rules`).
+    pub inhibit_rules: Vec<InhibitRule>,
 }
 
 /// Reads and validates `path`: a regular file of at most
@@ -177,6 +183,8 @@ struct Sections {
     receivers: Option<Vec<ReceiverConfig>>,
     /// `[route]`, if written; the outer `None` when it has problems.
     route: Option<Option<RouteConfig>>,
+    /// `[[inhibit_rules]]`, checked together.
+    inhibit_rules: Option<Vec<InhibitConfig>>,
 }
 
 impl Sections {
@@ -195,6 +203,10 @@ impl Sections {
             rules: doc.elements("rules", problems).into_iter().collect(),
             receivers: doc.elements("receivers", problems).into_iter().collect(),
             route: doc.get_or_default("route", problems),
+            inhibit_rules: doc
+                .elements("inhibit_rules", problems)
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -213,6 +225,9 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
             .unwrap_or(true),
     };
     let rules = s.rules.map(|r| RuleSet::build(&r, builtin, problems));
+    let inhibit_rules = s
+        .inhibit_rules
+        .map(|r| crate::dispatch::inhibit::build(&r, builtin, problems));
     let receivers = s
         .receivers
         .map(|r| notify::settings_from_config(&r, problems));
@@ -234,6 +249,7 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         rules: rules?,
         receivers: receivers?,
         routes: routes?,
+        inhibit_rules: inhibit_rules?,
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::poolwatch::run_cli;
 use common::scenario::{
     expect_metric, header, idle_in_transaction_rule, monitored_cluster, receiver, target, WAIT,
 };
@@ -82,6 +83,38 @@ async fn wait_state(file: &Path, what: &str, ok: impl Fn(&Value) -> bool) {
     assert!(saved.is_some(), "{what}: {}", state(file));
 }
 
+/// Poolwatch watching `pg` with rules `IdleTxA` and `IdleTxB` (both fire on one idle
+/// transaction), receiver `oncall` at `hook`, and `extra` config; returns once the target is up.
+async fn two_rules(pg: &common::PgCluster, hook: &Receiver, extra: &str) -> Poolwatch {
+    let config = [
+        header("builtin_rules = false"),
+        target("db", pg.port(), ""),
+        idle_in_transaction_rule("IdleTxA", 1),
+        idle_in_transaction_rule("IdleTxB", 1),
+        receiver("oncall", &hook.url("/hook"), ""),
+        extra.to_string(),
+    ]
+    .concat();
+    let pw = Poolwatch::start(&config).await;
+    expect_metric(&pw, "poolwatch_target_up", &[("target", "db")], 1.0).await;
+    pw
+}
+
+/// One target on `pg`, the `IdleTx` rule, `hook` as receiver `oncall`, the state in `file`,
+/// and `alerting` lines.
+fn with_state_file(pg: &common::PgCluster, hook: &Receiver, file: &Path, alerting: &str) -> String {
+    [
+        header(&format!(
+            "builtin_rules = false\nstate_file = \"{}\"\n{alerting}",
+            file.display()
+        )),
+        target("db", pg.port(), ""),
+        idle_in_transaction_rule("IdleTx", 1),
+        receiver("oncall", &hook.url("/hook"), ""),
+    ]
+    .concat()
+}
+
 /// Entries of the notification log in the state file.
 fn log_entries(st: &Value) -> usize {
     st["dispatch"]["log"]["entries"].as_object().map_or(0, |r| {
@@ -96,19 +129,13 @@ fn log_entries(st: &Value) -> usize {
 async fn a_group_s_alerts_arrive_in_one_notification() {
     let pg = monitored_cluster().await;
     let hook = Receiver::start().await;
-    let config = [
-        header("builtin_rules = false"),
-        target("db", pg.port(), ""),
-        idle_in_transaction_rule("IdleTxA", 1),
-        idle_in_transaction_rule("IdleTxB", 1),
-        receiver("oncall", &hook.url("/hook"), ""),
+    let _pw = two_rules(
+        &pg,
+        &hook,
         "[route]\nreceiver = \"oncall\"\ngroup_by = [\"target\"]\ngroup_wait = \"1s\"\n\
-         group_interval = \"1s\"\n"
-            .to_string(),
-    ]
-    .concat();
-    let pw = Poolwatch::start(&config).await;
-    expect_metric(&pw, "poolwatch_target_up", &[("target", "db")], 1.0).await;
+         group_interval = \"1s\"\n",
+    )
+    .await;
     let tx = pg.open("postgres", "postgres").await.expect("connect");
     tx.client.batch_execute("BEGIN").await.expect("BEGIN");
     expect_accepted_groups(&hook, &["firing IdleTxA,IdleTxB"]).await;
@@ -140,16 +167,7 @@ async fn restarts_neither_resend_what_was_acknowledged_nor_forget_what_was_not()
     let hook = Receiver::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("state.json");
-    let config = [
-        header(&format!(
-            "builtin_rules = false\nshutdown_flush_timeout = \"200ms\"\nstate_file = \"{}\"",
-            file.display()
-        )),
-        target("db", pg.port(), ""),
-        idle_in_transaction_rule("IdleTx", 1),
-        receiver("oncall", &hook.url("/hook"), ""),
-    ]
-    .concat();
+    let config = with_state_file(&pg, &hook, &file, "shutdown_flush_timeout = \"200ms\"");
     let tx = pg.open("postgres", "postgres").await.expect("connect");
 
     // Fires while the receiver refuses; SIGTERM before any acknowledgement.
@@ -212,7 +230,12 @@ async fn restarts_neither_resend_what_was_acknowledged_nor_forget_what_was_not()
     hook.set_status(200);
     let fourth = Poolwatch::start(&config).await;
     expect_accepted_groups(&hook, &["firing IdleTx", "resolved IdleTx"]).await;
-    wait_state(&file, "log cleared", |st| log_entries(st) == 0).await;
+    wait_state(&file, "resolution acknowledged", |st| {
+        st["dispatch"]["alerts"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
     // Nothing more: the resolution was acknowledged once.
     let first_poll = fourth
         .wait_for_metric(
@@ -223,6 +246,136 @@ async fn restarts_neither_resend_what_was_acknowledged_nor_forget_what_was_not()
         )
         .await;
     assert!(first_poll.is_ok());
+    expect_accepted_groups(&hook, &["firing IdleTx", "resolved IdleTx"]).await;
+    tx.close().await;
+}
+
+#[tokio::test]
+async fn an_inhibited_alert_is_listed_but_not_sent() {
+    let pg = monitored_cluster().await;
+    let hook = Receiver::start().await;
+    let pw = two_rules(
+        &pg,
+        &hook,
+        "[[inhibit_rules]]\nsource_matchers = ['alertname=\"IdleTxA\"']\n\
+         target_matchers = ['alertname=\"IdleTxB\"']\nequal = [\"target\"]\n",
+    )
+    .await;
+    let tx = pg.open("postgres", "postgres").await.expect("connect");
+    tx.client.batch_execute("BEGIN").await.expect("BEGIN");
+    expect_accepted_groups(&hook, &["firing IdleTxA"]).await;
+    let (_, body) = pw.get("/api/v1/alerts").await;
+    let json: Value = serde_json::from_str(&body).expect("JSON");
+    let alerts = json["data"]["alerts"].as_array().expect("alerts").clone();
+    let by_name = |n: &str| {
+        alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == n)
+            .cloned()
+    };
+    let a = by_name("IdleTxA").expect("IdleTxA listed");
+    let b = by_name("IdleTxB").expect("IdleTxB listed");
+    assert_eq!(b["state"], "firing", "{body}");
+    assert_eq!(
+        b["inhibitedBy"],
+        serde_json::json!([a["fingerprint"]]),
+        "{body}"
+    );
+    assert!(a.get("inhibitedBy").is_none(), "{body}");
+    wait_up_to_date(&pw, 2.0).await;
+    tx.client.batch_execute("COMMIT").await.expect("COMMIT");
+    expect_accepted_groups(&hook, &["firing IdleTxA", "resolved IdleTxA"]).await;
+    tx.close().await;
+}
+
+/// Runs `poolwatch silence ARGS --url` against `pw`; returns its standard output.
+async fn silence(pw: &Poolwatch, args: &[&str]) -> String {
+    let url = pw.url("");
+    let mut all = vec!["silence"];
+    all.extend_from_slice(args);
+    all.extend(["--url", url.as_str()]);
+    let out = run_cli(&all).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{all:?}: {stdout}{stderr}");
+    stdout
+}
+
+#[tokio::test]
+async fn a_silence_mutes_until_expired_and_survives_a_restart() {
+    let pg = monitored_cluster().await;
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("state.json");
+    let config = with_state_file(&pg, &hook, &file, "");
+    let mut first = Poolwatch::start(&config).await;
+    let id = silence(
+        &first,
+        &[
+            "add",
+            "--matcher",
+            "alertname=\"IdleTx\"",
+            "--author",
+            "ana",
+            "--comment",
+            "planned maintenance",
+            "--duration",
+            "1h",
+        ],
+    )
+    .await
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    wait_state(&file, "silence saved", |st| {
+        st["silences"]["list"]
+            .as_object()
+            .is_some_and(|l| l.contains_key(&id))
+    })
+    .await;
+    first.sigterm();
+    assert_eq!(first.wait_exit(WAIT).await.code(), Some(0));
+
+    // Restored with the state file: it still mutes.
+    let pw = Poolwatch::start(&config).await;
+    let listed = silence(&pw, &["list"]).await;
+    assert!(
+        listed.starts_with(&id)
+            && listed.contains("active")
+            && listed.contains("planned maintenance"),
+        "{listed}"
+    );
+    let tx = pg.open("postgres", "postgres").await.expect("connect");
+    tx.client.batch_execute("BEGIN").await.expect("BEGIN");
+    pw.wait_for_metric(
+        "poolwatch_notification_decisions_total",
+        &[("receiver", "oncall"), ("reason", "empty")],
+        |v| v >= 2.0,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_, body) = pw.get("/api/v1/alerts").await;
+    let json: Value = serde_json::from_str(&body).expect("JSON");
+    let alert = &json["data"]["alerts"][0];
+    assert_eq!(alert["state"], "firing", "{body}");
+    assert_eq!(alert["silencedBy"], serde_json::json!([id]), "{body}");
+    assert!(hook.requests().is_empty(), "sent while silenced");
+
+    // Expired: the firing alert is sent.
+    assert_eq!(
+        silence(&pw, &["expire", &id]).await.trim(),
+        format!("expired {id}")
+    );
+    expect_accepted_groups(&hook, &["firing IdleTx"]).await;
+    assert!(silence(&pw, &["list"]).await.contains("expired"));
+    let out = run_cli(&["silence", "expire", &id, "--url", &pw.url("")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+    tx.client.batch_execute("COMMIT").await.expect("COMMIT");
     expect_accepted_groups(&hook, &["firing IdleTx", "resolved IdleTx"]).await;
     tx.close().await;
 }

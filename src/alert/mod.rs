@@ -1,5 +1,6 @@
 //! Alerting: the pure state machine ([`state`]) and the [`Engine`] that owns every alert
-//! instance, evaluates the rules against each [`TargetReport`] and returns the notices to send.
+//! instance, evaluates the rules against each [`TargetReport`], returns the transitions
+//! (notices) and publishes the current alert set for the dispatcher.
 //!
 //! # Layout
 //!

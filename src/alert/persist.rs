@@ -25,6 +25,9 @@ pub struct PersistedState {
     /// The dispatcher's notification log and the alerts its groups hold; set by the daemon.
     #[serde(default)]
     pub dispatch: crate::dispatch::SavedDispatch,
+    /// The silences; set by the daemon.
+    #[serde(default)]
+    pub silences: crate::dispatch::silence::Silences,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,7 @@ impl Engine {
             capacity,
             resolved: self.resolved.values().cloned().collect(),
             dispatch: Default::default(),
+            silences: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::alert::{Board, Engine};
 use crate::config::values::Problem;
+use crate::dispatch::silence::SilenceStore;
 use crate::dispatch::{Dispatcher, Outcome};
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::fdlimit;
@@ -55,6 +56,10 @@ struct Daemon {
     engine: Engine,
     /// Routes, groups and the notification log; owned by this loop alone.
     dispatcher: Dispatcher,
+    /// The silences, changed by the HTTP API; applied and saved here.
+    silences: Arc<SilenceStore>,
+    /// The version of `silences` the dispatcher has.
+    silences_seen: u64,
     /// One notifier per receiver: a reload replaces only the receivers that changed, so an
     /// unchanged receiver that is down keeps what is queued for it.
     receivers: ReceiverSet,
@@ -142,7 +147,9 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     }
     let (stop_http, http_stop_rx) = watch::channel(false);
     let board = Arc::new(Board::default());
+    let silences = Arc::new(SilenceStore::default());
     let app = Arc::new(AppState {
+        silences: silences.clone(),
         store: store.clone(),
         alerts: board.clone(),
         exposition: exposition.clone(),
@@ -160,13 +167,15 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         rules,
         receivers,
         routes,
+        inhibit_rules,
         ..
     } = config;
     store.set_windows(history.window.0, capacity_horizon(&rules));
     let mut engine = Engine::new(rules);
     let mut dispatcher = Dispatcher::new(routes);
+    dispatcher.set_inhibit_rules(inhibit_rules);
     if let Some(file) = &alerting.state_file {
-        load_state(&mut engine, &mut dispatcher, &store, file);
+        load_state(&mut engine, &mut dispatcher, &silences, &store, file);
     }
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     let receivers = ReceiverSet::start(receivers, external_url, notify_metrics, outcomes_tx);
@@ -177,6 +186,8 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         exposition,
         engine,
         dispatcher,
+        silences,
+        silences_seen: u64::MAX,
         receivers,
         sources: BTreeMap::new(),
         labels: HashMap::new(),
@@ -359,6 +370,12 @@ impl Daemon {
     /// notification was handed over.
     fn route_alerts(&mut self) -> bool {
         let now = SystemTime::now();
+        let (silences, version) = self.silences.get();
+        let silences_changed = version != self.silences_seen;
+        if silences_changed {
+            self.dispatcher.set_silences(silences);
+            self.silences_seen = version;
+        }
         let alerts = self.engine.alert_set(now);
         self.dispatcher.ingest(&alerts, now);
         let mut sent = false;
@@ -374,6 +391,10 @@ impl Daemon {
             self.receivers.notify(&n);
             sent = true;
         }
+        if silences_changed {
+            self.publish_alerts();
+            self.save_state();
+        }
         sent
     }
 
@@ -387,7 +408,12 @@ impl Daemon {
     }
 
     fn publish_alerts(&self) {
-        let alerts = self.engine.alerts();
+        let mut alerts = self.engine.alerts();
+        let (muted, silenced) = (self.dispatcher.muted(), self.dispatcher.silenced());
+        for a in &mut alerts {
+            a.inhibited_by = muted.get(&a.fingerprint).into_iter().cloned().collect();
+            a.silenced_by = silenced.get(&a.fingerprint).cloned().unwrap_or_default();
+        }
         self.exposition.set_alerts(&alerts);
         self.board.set(alerts);
     }

@@ -36,6 +36,7 @@ impl Daemon {
             rules,
             receivers,
             routes,
+            inhibit_rules,
             external_url,
             http,
             ..
@@ -97,6 +98,7 @@ impl Daemon {
         // kept: a label-only change must not read as "resolved" nor page again after `for`.
         let notices = self.engine.set_rules(now, rules, &target_labels);
         self.dispatcher.set_routes(routes, now);
+        self.dispatcher.set_inhibit_rules(inhibit_rules);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);

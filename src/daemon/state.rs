@@ -8,6 +8,7 @@
 use super::Daemon;
 use crate::alert::Engine;
 use crate::config::files::{read_limited, MAX_STATE_BYTES};
+use crate::dispatch::silence::SilenceStore;
 use crate::dispatch::Dispatcher;
 use crate::store::Store;
 use std::path::Path;
@@ -17,6 +18,7 @@ impl Daemon {
         let Some(file) = &self.state_file else { return };
         let mut state = self.engine.export_state(self.store.export_capacity());
         state.dispatch = self.dispatcher.export();
+        state.silences = self.silences.get().0;
         let result = serde_json::to_vec(&state)
             .map_err(|e| e.to_string())
             .and_then(|bytes| write_atomically(file, &bytes).map_err(|e| e.to_string()));
@@ -29,6 +31,7 @@ impl Daemon {
 pub(super) fn load_state(
     engine: &mut Engine,
     dispatcher: &mut Dispatcher,
+    silences: &SilenceStore,
     store: &Store,
     file: &Path,
 ) {
@@ -36,9 +39,11 @@ pub(super) fn load_state(
         Ok(bytes) => match serde_json::from_slice::<crate::alert::PersistedState>(&bytes) {
             Ok(mut state) => {
                 let dispatch = std::mem::take(&mut state.dispatch);
+                let saved_silences = std::mem::take(&mut state.silences);
                 if let Some(capacity) = engine.import_state(state) {
                     store.import_capacity(capacity);
                     dispatcher.import(dispatch, std::time::SystemTime::now());
+                    silences.update(|s| *s = saved_silences);
                     tracing::info!(file = %file.display(), "alert state restored");
                 } else {
                     tracing::warn!(file = %file.display(), "alert state file is from another poolwatch version; starting fresh");

@@ -17,9 +17,11 @@
 //! acknowledged one waits for its repeat.
 
 use super::group::Group;
+use super::inhibit::{inhibited, InhibitRule};
 use super::nflog::{should_notify, GroupState, NotificationLog, Reason};
 use super::notification::{notification_id, Notification};
 use super::route::RouteTree;
+use super::silence::Silences;
 use super::{gofmt, Alert, AlertState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +82,14 @@ pub struct Dispatcher {
     /// Per group, the last notification handed over and not acknowledged, and whether it is
     /// still in flight (not given up).
     offered: BTreeMap<GroupId, (Notification, bool)>,
+    /// Inhibition rules.
+    inhibit: Vec<InhibitRule>,
+    /// Firing alerts muted at the last ingest, each with the fingerprint of what mutes it.
+    muted: BTreeMap<String, String>,
+    /// The silences in force.
+    silences: Silences,
+    /// Firing alerts silenced at the last ingest, with the silences' ids.
+    silenced: BTreeMap<String, Vec<String>>,
 }
 
 impl Dispatcher {
@@ -90,7 +100,31 @@ impl Dispatcher {
             groups: BTreeMap::new(),
             log: NotificationLog::default(),
             offered: BTreeMap::new(),
+            inhibit: Vec::new(),
+            muted: BTreeMap::new(),
+            silences: Silences::default(),
+            silenced: BTreeMap::new(),
         }
+    }
+
+    /// Replaces the silences (they apply from the next ingest).
+    pub fn set_silences(&mut self, silences: Silences) {
+        self.silences = silences;
+    }
+
+    /// The firing alerts muted by silences, with the silences' ids.
+    pub fn silenced(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.silenced
+    }
+
+    /// Replaces the inhibition rules (they apply from the next ingest).
+    pub fn set_inhibit_rules(&mut self, rules: Vec<InhibitRule>) {
+        self.inhibit = rules;
+    }
+
+    /// The firing alerts muted by inhibition, each with the fingerprint of an alert muting it.
+    pub fn muted(&self) -> &BTreeMap<String, String> {
+        &self.muted
     }
 
     /// The groups, by receiver and key.
@@ -104,8 +138,11 @@ impl Dispatcher {
     }
 
     /// Takes in the current alert set (see the module documentation). A firing alert a group
-    /// holds that the set no longer has is taken as resolved now.
+    /// holds that the set no longer has is taken as resolved now. Muted (inhibited) firing
+    /// alerts are held but left out of notifications.
     pub fn ingest(&mut self, alerts: &[Alert], now: SystemTime) {
+        self.muted = inhibited(alerts, &self.inhibit);
+        self.silenced = self.silences.silenced(alerts, now);
         for a in alerts.iter().filter(|a| a.state != AlertState::Pending) {
             self.insert(a, now);
         }
@@ -179,7 +216,10 @@ impl Dispatcher {
         let g = self.groups.get_mut(id)?;
         let route = &self.routes.nodes().get(g.route)?.route;
         g.next_flush = now + route.timing.group_interval;
-        let (firing, resolved) = (g.firing(), g.resolved());
+        let (muted, silenced) = (&self.muted, &self.silenced);
+        let mut firing = g.firing();
+        firing.retain(|fp| !muted.contains_key(fp) && !silenced.contains_key(fp));
+        let resolved = g.resolved();
         let entry = self.log.get(&id.0, &id.1);
         let state = GroupState {
             firing: &firing,
@@ -207,7 +247,7 @@ impl Dispatcher {
         let mut alerts: Vec<Alert> = g
             .alerts
             .values()
-            .filter(|a| a.is_firing() || route.send_resolved)
+            .filter(|a| firing.contains(&a.fingerprint) || (!a.is_firing() && route.send_resolved))
             .cloned()
             .collect();
         alerts.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -337,3 +337,55 @@ fn a_resolution_supersedes_a_firing_notification_still_in_flight() {
     d.ingest(&[resolved(a, 5)], t(5));
     assert_eq!(reasons(&d.flush(t(5))), [(false, "never_fired")]);
 }
+
+#[test]
+fn inhibited_alerts_are_left_out_until_their_source_resolves() {
+    use crate::dispatch::inhibit::InhibitRule;
+    let mut d = by_target(0, 0, true);
+    d.set_inhibit_rules(vec![InhibitRule::builtin()]);
+    let down = firing("TargetDown", &[("target", "db")], 0);
+    let util = firing("PoolUtilizationHigh", &[("target", "db")], 0);
+    d.ingest(&[down.clone(), util.clone()], t(0));
+    assert_eq!(d.muted().get(&util.fingerprint), Some(&down.fingerprint));
+    let n = sent(&d.flush(t(0)))[0].clone();
+    assert_eq!(names(&n), [("TargetDown".into(), AlertState::Firing)]);
+    ack(&mut d, &n, 1);
+    // The target is back, the pool still full: now it is told.
+    d.ingest(&[resolved(down, 10), util.clone()], t(10));
+    assert!(d.muted().is_empty());
+    let ds = d.flush(t(10));
+    assert_eq!(reasons(&ds), [(true, "new_firing")]);
+    assert_eq!(
+        names(sent(&ds)[0]),
+        [
+            ("PoolUtilizationHigh".into(), AlertState::Firing),
+            ("TargetDown".into(), AlertState::Resolved)
+        ]
+    );
+}
+
+#[test]
+fn silenced_alerts_are_left_out_while_the_silence_lasts() {
+    use crate::dispatch::silence::{NewSilence, Silences};
+    let mut d = by_target(0, 0, true);
+    let a = firing("A", &[("target", "db")], 0);
+    let mut s = Silences::default();
+    let sil = s
+        .add(
+            NewSilence {
+                matchers: vec![r#"alertname="A""#.into()],
+                created_by: "ana".into(),
+                comment: "deploy".into(),
+                duration: "10s".into(),
+            },
+            t(0),
+        )
+        .unwrap();
+    d.set_silences(s);
+    d.ingest(std::slice::from_ref(&a), t(0));
+    assert_eq!(d.silenced().get(&a.fingerprint), Some(&vec![sil.id]));
+    assert_eq!(reasons(&d.flush(t(0))), [(false, "empty")]);
+    d.ingest(std::slice::from_ref(&a), t(10));
+    assert!(d.silenced().is_empty());
+    assert_eq!(reasons(&d.flush(t(10))), [(true, "first_notification")]);
+}

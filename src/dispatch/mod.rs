@@ -10,6 +10,8 @@
 //!   without `[route]`, a tree that gives every receiver every alert, one per notification.
 //! * [`nflog`] — the notification log and [`should_notify`], the pure dedup decision.
 //! * [`group`] — one aggregation group: the alerts it holds and when it flushes next.
+//! * [`inhibit`] — `[[inhibit_rules]]` and the built-in one: which firing alerts are muted.
+//! * [`silence`] — silences (matchers, author, comment, end): more muted alerts.
 //! * [`notification`] — [`Notification`]: a group's state as sent, with its stable id.
 //! * [`dispatcher`] — [`Dispatcher`]: alert set in, notifications out, acknowledgements in.
 //! * [`gofmt`] — label sets and matchers printed as Alertmanager prints them (group keys).
@@ -21,9 +23,11 @@ pub mod config;
 pub mod dispatcher;
 pub mod gofmt;
 pub mod group;
+pub mod inhibit;
 pub mod nflog;
 pub mod notification;
 pub mod route;
+pub mod silence;
 
 pub use dispatcher::{Dispatcher, Outcome, SavedDispatch};
 pub use nflog::{should_notify, Reason};

@@ -28,6 +28,7 @@ pub mod exposition;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod silences;
 pub mod slots;
 
 pub use config::{HttpConfig, Limits};
@@ -54,6 +55,8 @@ pub struct AppState {
     pub exposition: Arc<crate::exporter::Exposition>,
     /// Process-lifetime metric families.
     pub registry: Registry,
+    /// Silences, created and expired through `/api/v1/silences`.
+    pub silences: Arc<crate::dispatch::silence::SilenceStore>,
 }
 
 /// A response with `status`, `content_type` and `body`.

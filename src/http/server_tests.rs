@@ -41,6 +41,7 @@ async fn run(server: Server, registry: Registry) -> Running {
         alerts: Arc::default(),
         exposition: Arc::default(),
         registry: registry.clone(),
+        silences: Arc::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(server.serve(listener, state, stop_rx));
