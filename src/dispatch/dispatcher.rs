@@ -48,6 +48,19 @@ pub struct Outcome {
     pub at: SystemTime,
 }
 
+impl Outcome {
+    /// How `n` ended: `delivered` or given up, at `at`.
+    pub fn of(n: &Notification, delivered: bool, at: SystemTime) -> Outcome {
+        Outcome {
+            receiver: n.receiver.clone(),
+            group_key: n.group_key.clone(),
+            id: n.id.clone(),
+            delivered,
+            at,
+        }
+    }
+}
+
 /// One flush decision about one group, for logs and metrics.
 #[derive(Debug, Clone)]
 pub struct Decision {

@@ -24,13 +24,7 @@ fn reasons(ds: &[Decision]) -> Vec<(bool, &'static str)> {
 }
 
 fn settle(d: &mut Dispatcher, n: &Notification, delivered: bool, at: u64) {
-    d.outcome(&Outcome {
-        receiver: n.receiver.clone(),
-        group_key: n.group_key.clone(),
-        id: n.id.clone(),
-        delivered,
-        at: t(at),
-    });
+    d.outcome(&Outcome::of(n, delivered, t(at)));
 }
 
 fn ack(d: &mut Dispatcher, n: &Notification, at: u64) {

@@ -70,6 +70,8 @@ pub struct Notifier {
     workers: Vec<(String, JoinHandle<()>)>,
     /// `Some(deadline)` once shutdown is requested; dropping it stops the workers at once.
     stop: watch::Sender<Option<Instant>>,
+    /// Where notifications dropped for a full queue are reported.
+    outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
 /// The notifier's side of one receiver: where to queue its notifications.
@@ -141,6 +143,7 @@ impl Notifier {
             receivers: handles,
             workers,
             stop,
+            outcomes,
         }
     }
 
@@ -155,6 +158,14 @@ impl Notifier {
         receiver.recorder.enqueued(&item);
         for (why, old) in out {
             receiver.recorder.dropped_one(why, &old);
+            if why == metrics::DropReason::QueueFull {
+                // Given up: the dispatcher may hand the group's state over again once it
+                // changes. (A superseded one needs no report: its successor is on its way.)
+                let now = std::time::SystemTime::now();
+                let _ = self
+                    .outcomes
+                    .send(Outcome::of(&old.notification, false, now));
+            }
         }
     }
 

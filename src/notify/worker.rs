@@ -168,15 +168,12 @@ impl Worker {
 
     /// Tells the dispatcher how `item` ended.
     fn report(&self, item: &Item, delivered: bool) {
-        let n = &item.notification;
         // The dispatcher is gone only at shutdown, when nothing is listening any more.
-        let _ = self.outcomes.send(Outcome {
-            receiver: n.receiver.clone(),
-            group_key: n.group_key.clone(),
-            id: n.id.clone(),
+        let _ = self.outcomes.send(Outcome::of(
+            &item.notification,
             delivered,
-            at: SystemTime::now(),
-        });
+            SystemTime::now(),
+        ));
     }
 
     /// One attempt on `item`, settled with the queue, logged, counted and reported.
@@ -259,6 +256,9 @@ impl Worker {
                 self.recorder
                     .retryable_failure(item, attempts, &message, None);
                 self.recorder.dropped_one(why, item);
+                if why == DropReason::QueueFull {
+                    self.report(item, false);
+                }
                 Turn::Backoff { retry_after }
             }
         }

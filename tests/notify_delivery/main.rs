@@ -454,6 +454,10 @@ async fn a_full_queue_drops_the_oldest_and_counts_it() {
     accepted.sort();
     assert_eq!(accepted, ["N4", "N5", "N6"]);
     assert!(fx.logs().contains("reason=\"queue_full\""), "{}", fx.logs());
+    // The dispatcher hears of each: given up, not delivered.
+    let outcomes = fx.outcomes();
+    let given_up = outcomes.iter().filter(|(_, ok)| !ok).count();
+    assert_eq!(given_up, 3, "{outcomes:?}");
     notifier.shutdown(Duration::from_secs(5)).await;
 }
 
