@@ -383,3 +383,58 @@ fn silenced_alerts_are_left_out_while_the_silence_lasts() {
     assert!(d.silenced().is_empty());
     assert_eq!(reasons(&d.flush(t(10))), [(true, "first_notification")]);
 }
+
+/// Prints the cost of dispatching 1,000 firing alerts in 50 groups to 3 receivers (no
+/// assertion on time): `cargo test --release --lib dispatch_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dispatch_cost() {
+    use std::time::Instant;
+    let routes: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|r| {
+            let mut x = route(r, &[], true, vec![]);
+            x.group_by = GroupBy::Labels(vec!["target".into()]);
+            x
+        })
+        .collect();
+    let mut root = route("a", &[], false, routes);
+    root.receiver = None;
+    let mut d = Dispatcher::new(RouteTree::new(root));
+    let alerts: Vec<Alert> = (0..1000)
+        .map(|i| {
+            let (target, pool) = (format!("db{}", i % 50), format!("p{i}"));
+            firing("PoolNearFull", &[("target", &target), ("pool", &pool)], 0)
+        })
+        .collect();
+    let start = Instant::now();
+    d.ingest(&alerts, t(0));
+    let ingest = start.elapsed();
+    let ds = d.flush(t(0));
+    let took = start.elapsed();
+    println!("ingest {ingest:?}");
+    let ns = sent(&ds);
+    let start = Instant::now();
+    let bodies: usize = ns
+        .iter()
+        .map(|n| {
+            crate::notify::payload::render(n, &n.receiver, "http://poolwatch:9671", 0)
+                .expect("render")
+                .len()
+        })
+        .sum();
+    let render = start.elapsed();
+    for n in ns.iter().map(|n| (*n).clone()).collect::<Vec<_>>() {
+        ack(&mut d, &n, 1);
+    }
+    let start = Instant::now();
+    let json = serde_json::to_vec(&d.export()).unwrap();
+    let export = start.elapsed();
+    println!(
+        "1000 alerts, {} notifications: ingest+flush {took:?} ({:?}/notification), render {render:?} ({} bytes), state {} bytes serialised in {export:?}",
+        ns.len(),
+        took / ns.len() as u32,
+        bodies,
+        json.len()
+    );
+}

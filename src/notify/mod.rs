@@ -33,7 +33,7 @@
 mod config;
 mod deliver;
 mod metrics;
-mod payload;
+pub(crate) mod payload;
 mod probe;
 mod queue;
 mod retry;
