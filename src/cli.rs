@@ -15,6 +15,8 @@ Examples:
   poolwatch snapshot --config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml --json | jq '.targets[].pools[]'
   poolwatch budget --config poolwatch.toml --propose checkout=20x6
+  poolwatch silence add --matcher 'target=\"orders-db\"' --author ana --comment deploy --duration 2h
+  poolwatch silence list --url http://poolwatch-0:9671
 
 Signals (run): SIGHUP reloads the configuration (an invalid one is refused and the running one
 stays); SIGTERM/SIGINT stop polling, flush queued notifications and exit 0.
@@ -85,6 +87,20 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Add, list or expire silences of a running poolwatch (through its HTTP API).
+    Silence {
+        /// Base URL of the running poolwatch.
+        #[arg(
+            long,
+            env = "POOLWATCH_URL",
+            default_value = "http://127.0.0.1:9671",
+            global = true
+        )]
+        url: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::silence_client::Action,
     },
 }
 
@@ -163,6 +179,9 @@ pub fn main() -> i32 {
             runtime.block_on(crate::daemon::run(&config))
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::Silence { url, action } => {
+            runtime.block_on(crate::silence_client::run(&url, action))
+        }
         Command::Snapshot { config, json } => {
             init_logging(cli.log_format);
             with_config(&config, |c| runtime.block_on(crate::snapshot::run(c, json)))

@@ -9,7 +9,13 @@
 //! (postgres, pgbouncer,       │              │          └──▶ exporter (/metrics, per report)
 //!  app_metrics, push;         │              ▼
 //!  one poll loop)             │              │
-//!                             └──▶ alert::Engine (rules + pure state machine) ──Notice──▶ notify
+//!                             └──▶ alert::Engine (rules + pure state machine)
+//!                                        │ alert set (pending, firing, resolved)
+//!                                        ▼
+//!                                  dispatch::Dispatcher (routes, groups, notification log)
+//!                                        │ Notification ▲ Outcome (delivered or given up)
+//!                                        ▼              │
+//!                                  notify (one queue + worker per receiver)
 //! ```
 //!
 //! * [`model`] — the uniform pool model: [`model::PoolSnapshot`] (capacity, in use, idle,
@@ -28,10 +34,14 @@
 //! * [`rules`] — rule definitions and their `[[rules]]` schema (built-ins merged with the
 //!   config), matchers, templates, and evaluation of a rule against a pool.
 //! * [`alert`] — the pure alert state machine (`inactive → pending → firing → resolved`) and the
-//!   engine that keys alerts by rule and pool, reads the store, and emits notices.
-//! * [`notice`] — what the alert engine hands to the notifier, and alert fingerprints.
-//! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue and worker each,
-//!   Alertmanager v4 payloads, retries, a reachability probe.
+//!   engine that keys alerts by rule and pool, reads the store, reports transitions and
+//!   publishes the current alert set.
+//! * [`notice`] — one alert transition as the engine reports it (logged), and fingerprints.
+//! * [`dispatch`] — Alertmanager-shaped dispatch, pure: `[route]` tree, aggregation groups, the
+//!   notification log and `should_notify`, group notifications with stable ids.
+//! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue (newest state
+//!   per group) and worker each, grouped Alertmanager v4 payloads, retries, a reachability
+//!   probe, delivery outcomes back to the dispatcher.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
 //!   `/api/v1/alerts`, `/api/v1/pools` (GET: every pool with its link and budget; POST: pushed
@@ -50,6 +60,7 @@
 //!   state file, lifecycle.
 //! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, `budget`, logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
+//! * [`silence_client`] — `poolwatch silence add|list|expire`: a client of `/api/v1/silences`.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.
 //! * [`errtext`] — error text with its causes, for logs and alert text.
 
@@ -60,6 +71,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
 pub mod errtext;
 pub mod exporter;
 pub mod fdlimit;
@@ -70,6 +82,7 @@ pub mod notice;
 pub mod notify;
 pub mod rules;
 pub mod settings;
+pub mod silence_client;
 pub mod snapshot;
 pub mod source;
 pub mod store;

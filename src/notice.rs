@@ -1,6 +1,7 @@
-//! What the alert engine hands to the notifier: one alert's firing or resolved notice, already
-//! labelled and annotated. The notifier turns notices into receiver payloads; it never looks at
-//! pools or rules.
+//! What the alert engine reports of one alert's transition (fired, resolved, replaced, removed),
+//! already labelled and annotated: the daemon logs it (`alert notice`), and the engine keeps the
+//! resolved ones in its published alert set. What receivers get is decided by the dispatcher
+//! ([`crate::dispatch`]) from that set, not from notices.
 
 use crate::model::Severity;
 use serde::Serialize;
@@ -33,8 +34,6 @@ impl NoticeStatus {
 pub enum NoticeReason {
     /// The alert just went from pending (or inactive, with `for = 0`) to firing.
     Fired,
-    /// Still firing and `repeat_interval` has passed since the last notice.
-    Repeat,
     /// The alert just resolved: its condition stopped holding.
     Resolved,
     /// A configuration change gave the alert new labels (a target's or its rule's `labels`): the
@@ -52,7 +51,7 @@ impl NoticeReason {
     /// The status a notice sent for this reason has.
     pub fn status(self) -> NoticeStatus {
         match self {
-            NoticeReason::Fired | NoticeReason::Repeat => NoticeStatus::Firing,
+            NoticeReason::Fired => NoticeStatus::Firing,
             NoticeReason::Resolved | NoticeReason::Replaced | NoticeReason::Removed => {
                 NoticeStatus::Resolved
             }
@@ -63,7 +62,6 @@ impl NoticeReason {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeReason::Fired => "fired",
-            NoticeReason::Repeat => "repeat",
             NoticeReason::Resolved => "resolved",
             NoticeReason::Replaced => "replaced",
             NoticeReason::Removed => "removed",
@@ -97,22 +95,47 @@ pub struct Notice {
 /// FNV-1a 64-bit fingerprint of a label set, rendered as 16 lowercase hex digits. Stable across
 /// restarts and versions: it depends only on the sorted label names and values.
 pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut h = Fnv::new();
+    for (k, v) in labels {
+        h.part(k.as_bytes());
+        h.part(v.as_bytes());
+    }
+    h.hex()
+}
+
+/// FNV-1a 64-bit hashing of a sequence of byte strings, each followed by a `0xff` separator
+/// (so that `("ab","c")` and `("a","bc")` differ). Stable across versions: fingerprints and
+/// notification ids are built with it.
+#[derive(Debug, Clone)]
+pub struct Fnv(u64);
+
+impl Fnv {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    for (k, v) in labels {
-        feed(k.as_bytes());
-        feed(&[0xff]);
-        feed(v.as_bytes());
-        feed(&[0xff]);
+
+    /// An empty hash.
+    pub fn new() -> Fnv {
+        Fnv(Self::OFFSET)
     }
-    format!("{h:016x}")
+
+    /// Feeds one part and its separator.
+    pub fn part(&mut self, bytes: &[u8]) {
+        for b in bytes.iter().chain(&[0xff]) {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    /// The hash as 16 lowercase hex digits.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv::new()
+    }
 }
 
 #[cfg(test)]

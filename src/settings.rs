@@ -1,13 +1,16 @@
 //! The whole configuration: the file's top-level sections, each deserialized on its own and
 //! validated by the part of the program that owns it (`[http]` by [`crate::http`], targets by
 //! their sources, `[[rules]]` by [`crate::rules`], `[[receivers]]` by [`crate::notify`],
-//! `[alerting]` here), into one [`Config`]. Every problem of the file is listed at once, with
+//! `[route]` by [`crate::dispatch`], `[alerting]` here), into one [`Config`]. Every problem of the file is listed at once, with
 //! its location; nothing half-valid comes out, so a reload can swap configs atomically or keep
 //! the running one. Reading and locating is [`crate::config`]'s.
 
 use crate::config::document::{struct_fields, Document};
 use crate::config::files;
 use crate::config::values::{HumanDuration, Problem, Problems};
+use crate::dispatch::config::RouteConfig;
+use crate::dispatch::inhibit::{InhibitConfig, InhibitRule};
+use crate::dispatch::RouteTree;
 use crate::http::HttpConfig;
 use crate::notify::{self, ReceiverConfig, ReceiverSettings};
 use crate::rules::config::RuleConfig;
@@ -45,6 +48,13 @@ pub struct RawConfig {
     /// Which server each application (or PgBouncer) draws on ([`crate::link`]).
     #[serde(default)]
     pub links: Vec<crate::link::LinkConfig>,
+    /// The routing tree: which receiver gets which alerts, grouped how, sent when. Default: every
+    /// receiver gets every alert, one per notification, at once.
+    #[serde(default)]
+    pub route: Option<RouteConfig>,
+    /// Inhibition rules: firing alerts that mute others (Alertmanager's keys).
+    #[serde(default)]
+    pub inhibit_rules: Vec<InhibitConfig>,
 }
 
 /// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
@@ -77,7 +87,8 @@ pub struct AlertingConfig {
     /// Load the built-in rules (see README "Rules and their defaults"). Default `true`.
     #[serde(default = "default_true")]
     pub builtin_rules: bool,
-    /// While an alert keeps firing, notify again this often. Default `"4h"` (as Alertmanager).
+    /// While an alert keeps firing, notify again this often: the root route's default
+    /// `repeat_interval`. Default `"4h"` (as Alertmanager).
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
     /// On SIGTERM/SIGINT, how long queued notifications may take to flush before exit.
@@ -135,6 +146,10 @@ pub struct Config {
     pub receivers: Vec<ReceiverSettings>,
     /// Links from applications and PgBouncers to the servers they draw on.
     pub links: Vec<crate::link::Link>,
+    /// The routing tree (`[route]`, or the implicit one).
+    pub routes: RouteTree,
+    /// Inhibition rules (the built-in one first with `builtin_rules`).
+    pub inhibit_rules: Vec<InhibitRule>,
 }
 
 /// Reads and validates `path`: a regular file of at most
@@ -173,6 +188,10 @@ struct Sections {
     receivers: Option<Vec<ReceiverConfig>>,
     /// Each link on its own, by index (checked against the targets).
     links: Vec<Option<crate::link::LinkConfig>>,
+    /// `[route]`, if written; the outer `None` when it has problems.
+    route: Option<Option<RouteConfig>>,
+    /// `[[inhibit_rules]]`, checked together.
+    inhibit_rules: Option<Vec<InhibitConfig>>,
 }
 
 impl Sections {
@@ -191,6 +210,11 @@ impl Sections {
             rules: doc.elements("rules", problems).into_iter().collect(),
             receivers: doc.elements("receivers", problems).into_iter().collect(),
             links: doc.elements("links", problems),
+            route: doc.get_or_default("route", problems),
+            inhibit_rules: doc
+                .elements("inhibit_rules", problems)
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -217,9 +241,18 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
             .unwrap_or(true),
     };
     let rules = s.rules.map(|r| RuleSet::build(&r, builtin, problems));
+    let inhibit_rules = s
+        .inhibit_rules
+        .map(|r| crate::dispatch::inhibit::build(&r, builtin, problems));
     let receivers = s
         .receivers
         .map(|r| notify::settings_from_config(&r, problems));
+    let routes = match (&s.route, &receivers, &s.alerting) {
+        (Some(route), Some(receivers), Some(a)) => {
+            crate::dispatch::config::build(route.as_ref(), receivers, a.repeat_interval.0, problems)
+        }
+        _ => None,
+    };
     let http = s.http?;
     Some(Config {
         path: doc.file().to_path_buf(),
@@ -232,6 +265,8 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
         rules: rules?,
         receivers: receivers?,
         links,
+        routes: routes?,
+        inhibit_rules: inhibit_rules?,
     })
 }
 

@@ -16,7 +16,6 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
     let Config {
         targets,
         rules,
-        alerting,
         links,
         ..
     } = config;
@@ -31,7 +30,7 @@ pub async fn run(config: Config, as_json: bool) -> i32 {
     let mut reports: Vec<TargetReport> =
         futures_util::future::join_all(targets.iter().map(|t| t.poll_once())).await;
     crate::budget::annotate::annotate_all(&mut reports, &links);
-    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let mut engine = Engine::new(rules);
     let store = Store::new(targets.iter().map(|t| t.name.as_str()));
     let now = SystemTime::now();
     for (t, r) in targets.iter().zip(&reports) {

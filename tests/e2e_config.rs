@@ -61,7 +61,7 @@ fn cases() -> Vec<Case> {
              `connect_timeout`, `statement_timeout` (did you mean `interval`?)"),
         case("unknown section", "[alertin]\n[[targets]]\nname = \"db\"\n", Some((1, 2)),
             "alertin: unknown field `alertin`, expected one of `http`, `alerting`, `history`, \
-             `targets`, `rules`, `receivers`, `links` (did you mean `alerting`?)"),
+             `targets`, `rules`, `receivers`, `links`, `route`, `inhibit_rules` (did you mean `alerting`?)"),
         case("duration without unit", "[[targets]]\nname = \"db\"\ninterval = \"15\"\n",
             Some((3, 12)),
             "targets[0].interval: duration \"15\" has no unit: write e.g. \"15s\" or \"15ms\""),

@@ -99,8 +99,8 @@ pub fn run_predict(plan: &Plan) {
     let (store, last) = filled_store(POOLS);
     let labels = BTreeMap::new();
     let now = last.at;
-    let mut with = Engine::new(rules(true), Duration::from_secs(3600));
-    let mut without = Engine::new(rules(false), Duration::from_secs(3600));
+    let mut with = Engine::new(rules(true));
+    let mut without = Engine::new(rules(false));
     let (mut t_with, mut t_without, mut t_predict) = (Vec::new(), Vec::new(), Vec::new());
     let refs: Vec<PoolRef> = (0..POOLS)
         .map(|i| PoolRef::new(TARGET, "role", &format!("role_{i}")))
@@ -149,7 +149,7 @@ pub fn run_status(plan: &Plan) {
     const POOLS: usize = 100;
     println!("\n## Status page: {POOLS} pools with {HISTORY} s of history each\n");
     let (store, last) = filled_store(POOLS);
-    let mut engine = Engine::new(rules(true), Duration::from_secs(3600));
+    let mut engine = Engine::new(rules(true));
     engine.observe(last.at, &last, &BTreeMap::new(), &store.view());
     let alerts = engine.alerts();
     let mut times = Vec::new();

@@ -1,5 +1,6 @@
 //! Alerting: the pure state machine ([`state`]) and the [`Engine`] that owns every alert
-//! instance, evaluates the rules against each [`TargetReport`] and returns the notices to send.
+//! instance, evaluates the rules against each [`TargetReport`], returns the transitions
+//! (notices) and publishes the current alert set for the dispatcher.
 //!
 //! # Layout
 //!
@@ -9,19 +10,24 @@
 //!   a configuration change applied to the alert state, without a false "resolved".
 //! * [`view`] — [`AlertView`], the `/api/v1/alerts` entry.
 //! * [`persist`] — [`PersistedState`], so that a restart neither forgets nor re-pages.
+//! * `published` — [`Engine::alert_set`]: the current alerts for the dispatcher (pending,
+//!   firing, and resolved ones kept for [`RESOLVED_RETENTION`]).
 //!
 //! The engine reads no clock and does no I/O: time is an argument, so tests drive `for = "5m"`
 //! by hand. What it needs to know beyond a report — the last pools a target showed, its last
 //! error, capacity history — it reads from the [`crate::store`], which the daemon updates with
 //! each report before the engine sees it. An alert instance is keyed by its label set (`alertname`, `severity`, `target`,
 //! `kind`, `pool`, the rule's and the target's labels); each severity of a rule is its own
-//! instance, like two Prometheus rules. Only pending and firing instances are kept. A reload
+//! instance, like two Prometheus rules. Only pending and firing instances are kept, plus the
+//! resolved alerts of the last [`RESOLVED_RETENTION`]. Repeating notifications is the
+//! dispatcher's job ([`crate::dispatch`]), not the engine's. A reload
 //! that changes an alert's labels moves it to its new label set with its state and start time.
 //!
 //! [`TargetReport`]: crate::model::TargetReport
 
 mod observe;
 pub mod persist;
+mod published;
 mod reconfigure;
 pub mod state;
 pub mod view;
@@ -33,9 +39,10 @@ use serde::{Deserialize, Serialize};
 use state::State;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use persist::PersistedState;
+pub use published::RESOLVED_RETENTION;
 pub use view::{AlertView, Board};
 
 /// A label set; the key of an alert instance.
@@ -66,8 +73,6 @@ struct Instance {
     state: State,
     /// The last evaluated value.
     value: f64,
-    /// When a notice was last sent, for `repeat_interval`.
-    last_notified: Option<SystemTime>,
     /// `summary` and `description` rendered at the last evaluation that could see the pool.
     annotations: Labels,
     /// For target conditions: the poll error that made the alert active, so that its resolved
@@ -96,19 +101,19 @@ impl Instance {
 pub struct Engine {
     /// Shared so that evaluation can walk the rules while mutating instances.
     rules: Arc<RuleSet>,
-    /// How often a still-firing alert is notified again; zero turns repeats off.
-    repeat_interval: Duration,
     /// Pending and firing instances by label set; sorted, so views are stable.
     instances: BTreeMap<Labels, Instance>,
+    /// Alerts that resolved in the last [`RESOLVED_RETENTION`], by label set.
+    resolved: BTreeMap<Labels, crate::dispatch::Alert>,
 }
 
 impl Engine {
     /// An engine with no alert state.
-    pub fn new(rules: RuleSet, repeat_interval: Duration) -> Engine {
+    pub fn new(rules: RuleSet) -> Engine {
         Engine {
             rules: Arc::new(rules),
-            repeat_interval,
             instances: BTreeMap::new(),
+            resolved: BTreeMap::new(),
         }
     }
 

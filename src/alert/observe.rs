@@ -56,7 +56,6 @@ impl Engine {
     /// * A failed poll makes `target_saturated` (SQLSTATE 53300) or `target_down` (any other
     ///   error) active, and **freezes** the target's pool alerts: poolwatch cannot see the pools,
     ///   which does not mean they recovered.
-    /// * Still-firing alerts are notified again once `repeat_interval` has passed.
     ///
     /// `target_labels` are the target's extra labels: on every alert, and visible to matchers.
     /// `store` must already hold the report ([`crate::store::Store::apply`]).
@@ -117,7 +116,7 @@ impl Engine {
         for labels in stale {
             self.step_stale(labels, &mut round);
         }
-        self.repeat(now, target, &mut round.out);
+        self.remember(&round.out);
         round.out
     }
 
@@ -205,7 +204,6 @@ impl Engine {
                 rule_labels: rule.labels.clone(),
                 state: State::Inactive,
                 value: obs.value,
-                last_notified: None,
                 annotations: Labels::new(),
                 cause: None,
             });
@@ -219,7 +217,6 @@ impl Engine {
         };
         refresh(i, rule, round.store, now, Text::Active, active_at);
         if transition == Some(Transition::Fired) {
-            i.last_notified = Some(now);
             round
                 .out
                 .push(notice(&labels, i, NoticeReason::Fired, active_at, now));
@@ -273,28 +270,6 @@ impl Engine {
                 }
                 None => removed_notice(labels, &i, Removed::Rule, active_at, now),
             });
-        }
-    }
-
-    /// Notifies again every firing alert of `target` whose last notice is `repeat_interval` old.
-    fn repeat(&mut self, now: SystemTime, target: &str, out: &mut Vec<Notice>) {
-        if self.repeat_interval.is_zero() {
-            return;
-        }
-        for (labels, i) in self
-            .instances
-            .iter_mut()
-            .filter(|(_, i)| i.target == target)
-        {
-            let State::Firing { active_at, .. } = i.state else {
-                continue;
-            };
-            if i.last_notified
-                .is_none_or(|t| elapsed(t, now) >= self.repeat_interval)
-            {
-                i.last_notified = Some(now);
-                out.push(notice(labels, i, NoticeReason::Repeat, active_at, now));
-            }
         }
     }
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const STATE_VERSION: u32 = 1;
 
 /// What the state file holds: the engine's alert state — every pending and firing instance
-/// (with `activeAt` and when it was last notified) — and the store's capacity history (a drop
-/// made while poolwatch restarts must still be seen).
+/// (with `activeAt`) and the recently resolved alerts —, the store's capacity history (a drop
+/// made while poolwatch restarts must still be seen), and the dispatcher's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersistedState {
     /// [`STATE_VERSION`] when written.
@@ -19,6 +19,15 @@ pub struct PersistedState {
     /// The store's capacity history ([`crate::store::Store::export_capacity`]).
     #[serde(default)]
     pub capacity: Vec<SavedCapacity>,
+    /// Alerts resolved within [`super::RESOLVED_RETENTION`].
+    #[serde(default)]
+    resolved: Vec<crate::dispatch::Alert>,
+    /// The dispatcher's notification log and the alerts its groups hold; set by the daemon.
+    #[serde(default)]
+    pub dispatch: crate::dispatch::SavedDispatch,
+    /// The silences; set by the daemon.
+    #[serde(default)]
+    pub silences: crate::dispatch::silence::Silences,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,12 +57,15 @@ impl Engine {
                 })
                 .collect(),
             capacity,
+            resolved: self.resolved.values().cloned().collect(),
+            dispatch: Default::default(),
+            silences: Default::default(),
         }
     }
 
     /// Restores saved alert state, replacing the engine's own; call it before the first
     /// [`Engine::observe`]. A restored firing alert that still holds is not announced again
-    /// (only repeated when `repeat_interval` is due); one that no longer holds resolves at its
+    /// (the dispatcher's notification log decides about repeats); one that no longer holds resolves at its
     /// target's next observation, and one whose rule is gone resolves then too. Returns the
     /// capacity history for the store, or `None` (restoring nothing) when the state has another
     /// [`STATE_VERSION`].
@@ -62,6 +74,11 @@ impl Engine {
             return None;
         }
         self.instances = st.alerts.into_iter().map(|a| (a.labels, a.alert)).collect();
+        self.resolved = st
+            .resolved
+            .into_iter()
+            .map(|a| (a.labels.clone(), a))
+            .collect();
         Some(st.capacity)
     }
 }

@@ -16,7 +16,7 @@ use crate::notice::{fingerprint, Notice, NoticeReason};
 use crate::rules::{RuleSet, RESERVED_LABELS};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// What a configuration change removed from under an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +67,9 @@ impl Engine {
         &mut self,
         now: SystemTime,
         rules: RuleSet,
-        repeat_interval: Duration,
         target_labels: &BTreeMap<String, Labels>,
     ) -> Vec<Notice> {
         self.rules = Arc::new(rules);
-        self.repeat_interval = repeat_interval;
         self.reconcile(now, target_labels)
     }
 
@@ -103,6 +101,7 @@ impl Engine {
         for (old, new) in moves {
             self.relabel(now, old, new, &mut out);
         }
+        self.remember(&out);
         out
     }
 
@@ -115,7 +114,9 @@ impl Engine {
             .filter(|(_, i)| i.target == target)
             .map(|(l, _)| (l.clone(), Removed::Target))
             .collect();
-        self.retire(now, gone)
+        let out = self.retire(now, gone);
+        self.remember(&out);
+        out
     }
 
     /// What the rules in force no longer have for instance `i`, if anything.
@@ -198,7 +199,6 @@ impl Engine {
         );
         if !keep_occupant {
             if was_firing && !occupant_firing {
-                moved.last_notified = Some(now);
                 out.push(notice(&new, &moved, NoticeReason::Fired, active_at, now));
             }
             self.instances.insert(new, moved);

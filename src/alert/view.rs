@@ -34,6 +34,13 @@ pub struct AlertView {
     pub fingerprint: String,
     /// The alert's severity.
     pub severity: Severity,
+    /// Fingerprints of the firing alerts that mute this one (inhibition); it is left out of
+    /// notifications meanwhile. Absent when not muted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inhibited_by: Vec<String>,
+    /// Ids of the active silences that mute this alert. Absent when not silenced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub silenced_by: Vec<String>,
 }
 
 fn optional_rfc3339<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -84,6 +91,8 @@ pub(super) fn view(labels: &Labels, i: &Instance) -> Option<AlertView> {
         value: go_float(i.value),
         fingerprint: fingerprint(labels),
         severity: i.severity,
+        inhibited_by: Vec::new(),
+        silenced_by: Vec::new(),
     })
 }
 

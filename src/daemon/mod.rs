@@ -3,11 +3,15 @@
 //! SIGHUP reloads, keeping the running configuration when the new one is invalid. An application
 //! that pushes without a target of its own may be given one (`adopt.rs`).
 //!
-//! One task (this loop) is the only writer of alert state and the store; sources only send
-//! reports, the notifier only receives notices, so nothing here waits on a receiver.
+//! One task (this loop) is the only writer of alert state, the dispatcher and the store; sources
+//! only send reports, the notifier only receives notifications and reports deliveries back, so
+//! nothing here waits on a receiver. After every report (and every second) the engine's alert
+//! set goes through the [`Dispatcher`]; its notifications go to the receivers.
 
 use crate::alert::{Board, Engine};
 use crate::config::values::Problem;
+use crate::dispatch::silence::SilenceStore;
+use crate::dispatch::{Dispatcher, Outcome};
 use crate::exporter::{DaemonMetrics, Exposition};
 use crate::fdlimit;
 use crate::http::{self, AppState};
@@ -53,6 +57,12 @@ struct Daemon {
     exposition: Arc<Exposition>,
     /// All alert state; owned by this loop alone.
     engine: Engine,
+    /// Routes, groups and the notification log; owned by this loop alone.
+    dispatcher: Dispatcher,
+    /// The silences, changed by the HTTP API; applied and saved here.
+    silences: Arc<SilenceStore>,
+    /// The version of `silences` the dispatcher has.
+    silences_seen: u64,
     /// One notifier per receiver: a reload replaces only the receivers that changed, so an
     /// unchanged receiver that is down keeps what is queued for it.
     receivers: ReceiverSet,
@@ -150,7 +160,9 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     }
     let (stop_http, http_stop_rx) = watch::channel(false);
     let board = Arc::new(Board::default());
+    let silences = Arc::new(SilenceStore::default());
     let app = Arc::new(AppState {
+        silences: silences.clone(),
         store: store.clone(),
         alerts: board.clone(),
         exposition: exposition.clone(),
@@ -169,23 +181,31 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         rules,
         receivers,
         links,
+        routes,
+        inhibit_rules,
         ..
     } = config;
     store.set_windows(
         sample_window(history.window.0, &rules),
         capacity_horizon(&rules),
     );
-    let mut engine = Engine::new(rules, alerting.repeat_interval.0);
+    let mut engine = Engine::new(rules);
+    let mut dispatcher = Dispatcher::new(routes);
+    dispatcher.set_inhibit_rules(inhibit_rules);
     if let Some(file) = &alerting.state_file {
-        load_state(&mut engine, &store, file);
+        load_state(&mut engine, &mut dispatcher, &silences, &store, file);
     }
-    let receivers = ReceiverSet::start(receivers, external_url, notify_metrics);
+    let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
+    let receivers = ReceiverSet::start(receivers, external_url, notify_metrics, outcomes_tx);
     let mut d = Daemon {
         path,
         store,
         board,
         exposition,
         engine,
+        dispatcher,
+        silences,
+        silences_seen: u64::MAX,
         receivers,
         sources: BTreeMap::new(),
         labels: HashMap::new(),
@@ -229,6 +249,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     d.daemon_metrics.reload_ok.set(1);
     d.daemon_metrics.reload_time.set(unix_now());
     d.publish_alerts();
+    d.route_alerts();
     tracing::info!(targets = d.sources.len(), "poolwatch started");
 
     // A source task only ends when told to; one that ended by itself (a panic) is restarted,
@@ -239,6 +260,10 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     // without one, so they are saved every 30 seconds too.
     let mut periodic_save = tokio::time::interval(Duration::from_secs(30));
     periodic_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Groups are due at their own times (group_wait, group_interval, repeat_interval): looked
+    // at every second, and after every report.
+    let mut dispatch_tick = tokio::time::interval(Duration::from_secs(1));
+    dispatch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A reload reads files (config, secrets, certificates) off this loop: while it runs, reports
     // are still evaluated and SIGTERM still ends the daemon. A SIGHUP meanwhile reads again
     // once the running reload is applied, so the last file written is the one that counts.
@@ -250,6 +275,8 @@ async fn start(config: Config) -> anyhow::Result<i32> {
             Some(application) = adopted.recv() => d.adopt(application),
             _ = watchdog.tick() => d.restart_dead_sources(),
             _ = periodic_save.tick() => d.save_state(),
+            _ = dispatch_tick.tick() => { d.route_alerts(); }
+            Some(outcome) = outcomes.recv() => d.on_outcome(&outcome),
             _ = sighup.recv() => match reloading {
                 Some(_) => reload_again = true,
                 None => reloading = Some(read_config(&d.path)),
@@ -265,7 +292,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
         }
     }
-    d.shutdown().await;
+    d.shutdown(&mut outcomes).await;
     let _ = stop_http.send(true);
     let _ = http_task.await;
     tracing::info!("poolwatch stopped");
@@ -350,9 +377,13 @@ impl Daemon {
         self.publish_alerts();
     }
 
-    /// Hands notices to the notifier, logging each once, and saves alert state when it changed.
+    /// Logs each alert transition once, routes the alert set, and saves state when it changed.
     fn dispatch(&mut self, notices: Vec<Notice>) {
+        let sent = self.route_alerts();
         if notices.is_empty() {
+            if sent {
+                self.save_state();
+            }
             return;
         }
         for n in &notices {
@@ -367,18 +398,64 @@ impl Daemon {
                 summary = %n.annotations.get("summary").cloned().unwrap_or_default(),
                 "alert notice"
             );
-            self.receivers.notify(n);
         }
         self.save_state();
     }
 
+    /// Hands the engine's alert set to the dispatcher and the notifications of due groups to
+    /// the receivers; every decision is counted, every notification logged. True when a
+    /// notification was handed over.
+    fn route_alerts(&mut self) -> bool {
+        let now = SystemTime::now();
+        let (silences, version) = self.silences.get();
+        let silences_changed = version != self.silences_seen;
+        if silences_changed {
+            self.dispatcher.set_silences(silences);
+            self.silences_seen = version;
+        }
+        let alerts = self.engine.alert_set(now);
+        self.dispatcher.ingest(&alerts, now);
+        let mut sent = false;
+        for d in self.dispatcher.flush(now) {
+            self.receivers.metrics().decided(&d.receiver, d.reason);
+            let Some(n) = d.notification else { continue };
+            tracing::info!(
+                receiver = %n.receiver, group_key = %n.group_key, id = %n.id,
+                reason = d.reason.as_str(), alerts = n.alerts.len(),
+                firing = n.firing.len(), resolved = n.resolved.len(),
+                "group notification"
+            );
+            self.receivers.notify(&n);
+            sent = true;
+        }
+        if silences_changed {
+            self.publish_alerts();
+            self.save_state();
+        }
+        sent
+    }
+
+    /// Records a delivery (or a give-up) in the notification log, durably.
+    fn on_outcome(&mut self, o: &Outcome) {
+        tracing::debug!(receiver = %o.receiver, group_key = %o.group_key, id = %o.id, delivered = o.delivered, "notification outcome");
+        self.dispatcher.outcome(o);
+        if o.delivered {
+            self.save_state();
+        }
+    }
+
     fn publish_alerts(&self) {
-        let alerts = self.engine.alerts();
+        let mut alerts = self.engine.alerts();
+        let (muted, silenced) = (self.dispatcher.muted(), self.dispatcher.silenced());
+        for a in &mut alerts {
+            a.inhibited_by = muted.get(&a.fingerprint).into_iter().cloned().collect();
+            a.silenced_by = silenced.get(&a.fingerprint).cloned().unwrap_or_default();
+        }
         self.exposition.set_alerts(&alerts);
         self.board.set(alerts);
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, outcomes: &mut mpsc::UnboundedReceiver<Outcome>) {
         let names: Vec<String> = self.sources.keys().cloned().collect();
         for name in &names {
             if let Some(r) = self.sources.get(name) {
@@ -388,8 +465,14 @@ impl Daemon {
         for name in names {
             self.stop_source(&name).await;
         }
+        self.route_alerts();
         self.save_state();
         self.receivers.shutdown(self.flush_timeout).await;
+        // What was delivered while flushing is acknowledged: recorded before exit.
+        while let Ok(o) = outcomes.try_recv() {
+            self.dispatcher.outcome(&o);
+        }
+        self.save_state();
     }
 }
 

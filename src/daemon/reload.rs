@@ -39,6 +39,8 @@ impl Daemon {
             mut targets,
             rules,
             receivers,
+            routes,
+            inhibit_rules,
             external_url,
             http,
             links,
@@ -111,9 +113,9 @@ impl Daemon {
         }
         // Alerts whose labels change move to their new label set, firing state and start time
         // kept: a label-only change must not read as "resolved" nor page again after `for`.
-        let notices = self
-            .engine
-            .set_rules(now, rules, alerting.repeat_interval.0, &target_labels);
+        let notices = self.engine.set_rules(now, rules, &target_labels);
+        self.dispatcher.set_routes(routes, now);
+        self.dispatcher.set_inhibit_rules(inhibit_rules);
         let restarted_receivers =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod push;
 pub mod routes;
 pub mod server;
+pub mod silences;
 pub mod slots;
 pub mod status;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Where `POST /api/v1/pools` stores what applications push.
     pub pushed: Arc<crate::source::push::Registry>,
+    /// Silences, created and expired through `/api/v1/silences`.
+    pub silences: Arc<crate::dispatch::silence::SilenceStore>,
 }
 
 /// A response with `status`, `content_type` and `body`.

@@ -45,6 +45,7 @@ async fn start() -> Running {
         exposition: Arc::default(),
         registry: prom.clone(),
         pushed: pushed.clone(),
+        silences: Arc::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!(

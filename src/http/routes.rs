@@ -1,7 +1,7 @@
 //! The one table of method and path to handler.
 
 use super::api::{self, json};
-use super::{exposition, push, respond, status, AppState, RequestBody};
+use super::{exposition, push, respond, silences, status, AppState, RequestBody};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,6 +25,12 @@ pub async fn handle(req: Request<RequestBody>, state: &AppState) -> Response<Ful
         ("/api/v1/pools", _) if method == Method::POST => push::post(req, state).await,
         ("/api/v1/pools", true) => pools(state),
         ("/api/v1/pools", false) => api::method_not_allowed("GET, HEAD, POST"),
+        ("/api/v1/silences", true) => silences::list(state),
+        ("/api/v1/silences", false) if method == Method::POST => silences::add(req, state).await,
+        ("/api/v1/silences", false) => api::method_not_allowed("GET, HEAD, POST"),
+        (p, false) if method == Method::DELETE && p.starts_with(silences::ONE) => {
+            silences::expire(p, state)
+        }
         ("/metrics" | "/healthz" | "/readyz" | "/api/v1/alerts" | "/", false) => {
             api::method_not_allowed("GET, HEAD")
         }

@@ -42,6 +42,7 @@ async fn run(server: Server, registry: Registry) -> Running {
         exposition: Arc::default(),
         registry: registry.clone(),
         pushed: Arc::new(crate::source::push::Registry::new(&registry).expect("push metrics")),
+        silences: Arc::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(server.serve(listener, state, stop_rx));

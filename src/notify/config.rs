@@ -27,16 +27,20 @@ pub struct ReceiverConfig {
     /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
-    /// Severities this receiver gets. Default: all.
+    /// Severities this receiver gets, a matcher on every route to it. Default: all.
     #[serde(default = "default_severities")]
     pub severities: Vec<Severity>,
-    /// Also notify when an alert resolves. Default `true`.
+    /// Also notify when an alert resolves, unless a route says otherwise. Default `true`.
     #[serde(default = "default_true")]
     pub send_resolved: bool,
-    /// Notifications held while the receiver is failing; beyond it the oldest is dropped (and
-    /// counted). Default 1000.
+    /// Notifications held while the receiver is failing (one per group at most); beyond it the
+    /// oldest is dropped (and counted). Default 1000.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// At most this many alerts per payload, the rest counted in `truncatedAlerts`. Default 0:
+    /// all.
+    #[serde(default)]
+    pub max_alerts: usize,
     /// Give up on one notification after retrying it this long (counted as dropped).
     /// Default `"1h"`.
     #[serde(default = "default_max_retry_age")]
@@ -87,10 +91,13 @@ pub struct ReceiverSettings {
     pub timeout: Duration,
     /// Extra request headers; the values are secrets (e.g. `Authorization`) and never logged.
     pub headers: Vec<(HeaderName, Secret)>,
-    /// Severities this receiver gets; notices of other severities are not queued for it.
+    /// Severities this receiver gets: a matcher on every route to it.
     pub severities: Vec<Severity>,
-    /// Whether resolved notices are sent too.
+    /// Whether resolved alerts are sent too, where a route does not say.
     pub send_resolved: bool,
+    /// At most this many alerts per payload (0: all); the rest are counted in
+    /// `truncatedAlerts`.
+    pub max_alerts: usize,
     /// How many notifications are held while the receiver fails; beyond it the oldest is
     /// dropped, so that memory stays bounded and the newest news survives.
     pub queue_capacity: usize,
@@ -114,6 +121,7 @@ impl ReceiverSettings {
             headers: Vec::new(),
             severities: Severity::ALL.to_vec(),
             send_resolved: true,
+            max_alerts: 0,
             queue_capacity: 1000,
             max_retry_age: Duration::from_secs(3600),
             initial_backoff: Duration::from_millis(500),
@@ -123,11 +131,12 @@ impl ReceiverSettings {
 }
 
 /// Headers poolwatch sets itself; a configured value would break the request or lie about it.
-const RESERVED_HEADERS: [&str; 4] = [
+const RESERVED_HEADERS: [&str; 5] = [
     "content-type",
     "content-length",
     "host",
     "transfer-encoding",
+    super::deliver::IDEMPOTENCY_KEY,
 ];
 
 /// Resolves and validates `[[receivers]]`. Every problem is recorded in `problems` at its key
@@ -179,6 +188,7 @@ pub fn settings_from_config(
                 headers,
                 severities,
                 send_resolved: cfg.send_resolved,
+                max_alerts: cfg.max_alerts,
                 queue_capacity: cfg.queue_capacity,
                 max_retry_age: cfg.max_retry_age.0,
                 initial_backoff: cfg.initial_backoff.0,

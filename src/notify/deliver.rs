@@ -12,6 +12,9 @@ use std::time::Duration;
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("poolwatch/", env!("CARGO_PKG_VERSION"));
 
+/// The header carrying the notification id, the same across retries and restarts.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// How much of an error response's body goes into the error text.
 const BODY_EXCERPT_BYTES: usize = 256;
 
@@ -93,12 +96,21 @@ impl Endpoint {
         })
     }
 
-    /// Posts `body` once, within the per-attempt timeout. Returns the response status on 2xx.
-    pub(crate) async fn attempt(&self, body: Vec<u8>) -> Result<StatusCode, AttemptError> {
+    /// Posts `body` once, within the per-attempt timeout, with the notification's `id` as
+    /// `Idempotency-Key`. Returns the response status on 2xx.
+    pub(crate) async fn attempt(
+        &self,
+        body: Vec<u8>,
+        id: &str,
+    ) -> Result<StatusCode, AttemptError> {
+        let mut headers = self.headers.clone();
+        if let Ok(v) = HeaderValue::from_str(id) {
+            headers.insert(IDEMPOTENCY_KEY, v);
+        }
         let sent = self
             .client
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(headers)
             .timeout(self.timeout)
             .body(body)
             .send()

@@ -48,7 +48,7 @@ async fn network_error_is_retryable_and_redacted() {
     settings.timeout = Duration::from_secs(5);
     let endpoint = Endpoint::new(&settings).expect("endpoint");
     let err = endpoint
-        .attempt(b"{}".to_vec())
+        .attempt(b"{}".to_vec(), "id")
         .await
         .expect_err("port is closed");
     let AttemptError::Retryable {

@@ -20,15 +20,18 @@ pub enum DropReason {
     PermanentError,
     /// The notifier was shut down before it could be delivered.
     Shutdown,
+    /// A newer notification of the same group replaced it before it was delivered.
+    Superseded,
 }
 
 impl DropReason {
     /// Every reason, for pre-initialised series.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::Expired,
         DropReason::PermanentError,
         DropReason::Shutdown,
+        DropReason::Superseded,
     ];
 
     /// The label value.
@@ -38,6 +41,7 @@ impl DropReason {
             DropReason::Expired => "expired",
             DropReason::PermanentError => "permanent_error",
             DropReason::Shutdown => "shutdown",
+            DropReason::Superseded => "superseded",
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct NotifyMetrics {
     delivery_seconds: HistogramVec,
     /// `poolwatch_receiver_reachable{receiver}`, set by the reachability probe.
     reachable: IntGaugeVec,
+    /// `poolwatch_notification_decisions_total{receiver,reason}`, counted by the daemon.
+    decisions: IntCounterVec,
 }
 
 impl NotifyMetrics {
@@ -89,7 +95,7 @@ impl NotifyMetrics {
         let dropped = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notifications_dropped_total",
-                "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown).",
+                "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown, superseded).",
             ),
             &["receiver", "reason"],
         )?;
@@ -115,6 +121,14 @@ impl NotifyMetrics {
             ),
             &["receiver"],
         )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "poolwatch_notification_decisions_total",
+                "Group flushes checked against the notification log, by receiver and the decision's reason (first_notification, new_firing, new_resolved, all_resolved, repeat notify; up_to_date, never_fired, empty do not).",
+            ),
+            &["receiver", "reason"],
+        )?;
+        registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
@@ -128,7 +142,15 @@ impl NotifyMetrics {
             queue_length,
             delivery_seconds,
             reachable,
+            decisions,
         })
+    }
+
+    /// Counts one flush decision of `receiver`'s group, by its reason.
+    pub fn decided(&self, receiver: &str, reason: crate::dispatch::Reason) {
+        self.decisions
+            .with_label_values(&[receiver, reason.as_str()])
+            .inc();
     }
 
     /// The reachability gauge of `receiver`.
@@ -149,6 +171,9 @@ impl NotifyMetrics {
     pub(crate) fn recorder(&self, receiver: &str) -> Recorder {
         let dropped =
             DropReason::ALL.map(|r| self.dropped.with_label_values(&[receiver, r.as_str()]));
+        for r in crate::dispatch::Reason::ALL {
+            self.decisions.with_label_values(&[receiver, r.as_str()]);
+        }
         Recorder {
             receiver: Arc::from(receiver),
             delivered: self.delivered.with_label_values(&[receiver]),
@@ -193,7 +218,7 @@ pub(crate) struct Recorder {
     /// Failures of class `permanent`.
     permanent: IntCounter,
     /// Drops, in the order of [`DropReason::ALL`].
-    dropped: [IntCounter; 4],
+    dropped: [IntCounter; 5],
     /// Shared by every queue of this receiver name: while an old notifier drains after a
     /// reload, both add their own length, so the gauge is the total held.
     pub(crate) queue_length: IntGauge,
@@ -207,12 +232,12 @@ impl Recorder {
         &self.receiver
     }
 
-    /// A notice was queued for this receiver.
+    /// A notification was queued for this receiver.
     pub(crate) fn enqueued(&self, item: &Item) {
         tracing::debug!(
                 target: TARGET,
-            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-            fingerprint = %item.notice.fingerprint, "notification queued"
+            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            id = %item.notification.id, "notification queued"
         );
     }
 
@@ -223,8 +248,8 @@ impl Recorder {
         self.delivery_seconds.observe(latency.as_secs_f64());
         tracing::info!(
                 target: TARGET,
-            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-            fingerprint = %item.notice.fingerprint, attempts, latency = ?latency,
+            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            id = %item.notification.id, attempts, latency = ?latency,
             "notification delivered"
         );
     }
@@ -242,14 +267,14 @@ impl Recorder {
         match retry_in {
             Some(retry_in) => tracing::warn!(
                 target: TARGET,
-                receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-                fingerprint = %item.notice.fingerprint, attempts, error, retry_in = ?retry_in,
+                receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+                id = %item.notification.id, attempts, error, retry_in = ?retry_in,
                 "notification delivery failed, will retry"
             ),
             None => tracing::warn!(
                 target: TARGET,
-                receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-                fingerprint = %item.notice.fingerprint, attempts, error,
+                receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+                id = %item.notification.id, attempts, error,
                 "notification delivery failed"
             ),
         }
@@ -262,8 +287,8 @@ impl Recorder {
         self.dropped(DropReason::PermanentError).inc();
         tracing::error!(
                 target: TARGET,
-            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-            fingerprint = %item.notice.fingerprint, attempts, error,
+            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            id = %item.notification.id, attempts, error,
             reason = DropReason::PermanentError.as_str(),
             "notification dropped: the receiver rejected it and retrying cannot help"
         );
@@ -274,8 +299,8 @@ impl Recorder {
         self.dropped(reason).inc();
         tracing::warn!(
                 target: TARGET,
-            receiver = %self.receiver, alertname = item.alertname(), status = item.status(),
-            fingerprint = %item.notice.fingerprint, reason = reason.as_str(),
+            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            id = %item.notification.id, reason = reason.as_str(),
             age = ?item.enqueued.elapsed(), "notification dropped"
         );
     }
@@ -300,6 +325,7 @@ impl Recorder {
             DropReason::Expired => 1,
             DropReason::PermanentError => 2,
             DropReason::Shutdown => 3,
+            DropReason::Superseded => 4,
         };
         &self.dropped[index]
     }

@@ -1,14 +1,17 @@
-//! The notifier: delivers [`Notice`]s to webhook receivers in Alertmanager's format.
+//! The notifier: delivers group [`Notification`]s from the dispatcher to webhook receivers in
+//! Alertmanager's format, and reports each delivery back ([`Outcome`]).
 //!
 //! # Layout
 //!
 //! * `config` — `[[receivers]]` resolved and validated: [`settings_from_config`] gives
 //!   [`ReceiverSettings`].
-//! * `payload` — the Alertmanager webhook body (version 4), one notice per payload.
-//! * `queue` — one bounded FIFO per receiver, drop-oldest when full, never blocking.
+//! * `payload` — the Alertmanager webhook body (version 4), one group notification per payload.
+//! * `queue` — one bounded queue per receiver: one notification per group (a newer one
+//!   supersedes), failed ones go to the back, drop-oldest when full, never blocking.
 //! * `deliver` — one HTTP attempt, classified retryable or permanent, errors redacted.
 //! * `retry` — capped exponential backoff with jitter, honouring `Retry-After` (pure).
-//! * `worker` — one task per receiver: in-order delivery, head-of-line retry, shutdown flush.
+//! * `worker` — one task per receiver: delivery, retry with backoff, outcome reports, shutdown
+//!   flush.
 //! * `metrics` — [`NotifyMetrics`], and the one place that logs and counts each event.
 //! * `probe` — the reachability probe of each receiver: at start, then every 30 s; a TCP
 //!   connection (and TLS handshake), nothing posted; `poolwatch_receiver_reachable`.
@@ -16,18 +19,21 @@
 //!
 //! # Guarantees and bounds
 //!
-//! [`Notifier::notify`] never blocks or awaits: polling never waits on a receiver. Each receiver
-//! gets its notices in order; while it fails, the head is retried and the rest wait, so a
-//! receiver that is down for minutes gets every notice once it is back, within two documented
-//! bounds: `queue_capacity` (beyond it the oldest is dropped, reason `queue_full`) and
-//! `max_retry_age` (a notice queued longer is dropped, reason `expired`). Delivery is at least
-//! once: a receiver that times out after accepting a request gets it again. URLs and header
-//! values are secrets: they never appear in logs, errors or metrics; log lines name the receiver.
+//! [`Notifier::notify`] never blocks or awaits: polling never waits on a receiver. A receiver
+//! holds at most one notification per group, the newest (an older one still waiting is dropped,
+//! reason `superseded`): a receiver that is down for minutes gets each group's current state
+//! once it is back, not a backlog. A failed attempt sends its notification to the back of the
+//! queue, so one group's retries hold up no other group beyond one backoff. Bounds:
+//! `queue_capacity` (beyond it the oldest is dropped, reason `queue_full`) and `max_retry_age`
+//! (a notification queued longer is dropped, reason `expired`). Delivery is at least once with a
+//! stable id (`Idempotency-Key`): a receiver that times out after accepting a request gets it
+//! again, with the same id. URLs and header values are secrets: they never appear in logs,
+//! errors or metrics; log lines name the receiver.
 
 mod config;
 mod deliver;
 mod metrics;
-mod payload;
+pub(crate) mod payload;
 mod probe;
 mod queue;
 mod retry;
@@ -35,17 +41,16 @@ mod set;
 mod worker;
 
 pub use config::{settings_from_config, ReceiverConfig, ReceiverSettings};
-pub use deliver::USER_AGENT;
+pub use deliver::{IDEMPOTENCY_KEY, USER_AGENT};
 pub use metrics::NotifyMetrics;
 pub use set::ReceiverSet;
 
-use crate::model::Severity;
-use crate::notice::{Notice, NoticeStatus};
-use metrics::{DropReason, Recorder};
+use crate::dispatch::{Notification, Outcome};
+use metrics::Recorder;
 use queue::Queue;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use worker::{Stop, Worker};
@@ -53,7 +58,7 @@ use worker::{Stop, Worker};
 /// The smallest retry delay used, whatever the settings say.
 const MIN_BACKOFF: Duration = Duration::from_millis(1);
 
-/// Delivers notices to a fixed set of receivers, each through its own queue and worker task.
+/// Delivers notifications to a fixed set of receivers, each through its own queue and worker task.
 ///
 /// A configuration reload starts a new `Notifier` and shuts the old one down in the background,
 /// so that the old queues still drain. Dropping a `Notifier` without [`Notifier::shutdown`]
@@ -65,33 +70,25 @@ pub struct Notifier {
     workers: Vec<(String, JoinHandle<()>)>,
     /// `Some(deadline)` once shutdown is requested; dropping it stops the workers at once.
     stop: watch::Sender<Option<Instant>>,
+    /// Where notifications dropped for a full queue are reported.
+    outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
-/// The notifier's side of one receiver: what it wants and where to queue it.
+/// The notifier's side of one receiver: where to queue its notifications.
 struct Receiver {
-    /// For [`Notifier::receiver_names`].
+    /// The receiver's name: notifications for it are queued here.
     name: String,
-    /// Filter: only these severities are queued.
-    severities: Vec<Severity>,
-    /// Filter: resolved notices are queued only if set.
-    send_resolved: bool,
     /// Shared with the worker, which drains it.
     queue: Arc<Queue>,
-    /// Logs and counts `queue_full` drops, which happen on this side.
+    /// Logs and counts `queue_full` and `superseded` drops, which happen on this side.
     recorder: Recorder,
-}
-
-impl Receiver {
-    fn wants(&self, notice: &Notice) -> bool {
-        self.severities.contains(&notice.severity)
-            && (notice.status == NoticeStatus::Firing || self.send_resolved)
-    }
 }
 
 impl Notifier {
     /// Starts one worker per receiver. `external_url` is this poolwatch's base URL, used for
-    /// `externalURL` and `generatorURL` in payloads. Every receiver's metric series are created
-    /// here, at 0.
+    /// `externalURL` and `generatorURL` in payloads. Every delivery, and every notification
+    /// given up, is reported on `outcomes`. Every receiver's metric series are created here,
+    /// at 0.
     ///
     /// # Panics
     ///
@@ -100,6 +97,7 @@ impl Notifier {
         receivers: Vec<ReceiverSettings>,
         external_url: String,
         metrics: NotifyMetrics,
+        outcomes: mpsc::UnboundedSender<Outcome>,
     ) -> Notifier {
         let (stop, stop_rx) = watch::channel(None);
         let external_url: Arc<str> = Arc::from(external_url);
@@ -130,13 +128,13 @@ impl Notifier {
                 },
                 max_retry_age: settings.max_retry_age,
                 external_url: Arc::clone(&external_url),
+                max_alerts: settings.max_alerts,
+                outcomes: outcomes.clone(),
             };
             let handle = tokio::spawn(worker.run(Stop::new(stop_rx.clone())));
             workers.push((settings.name.clone(), handle));
             handles.push(Receiver {
                 name: settings.name,
-                severities: settings.severities,
-                send_resolved: settings.send_resolved,
                 queue,
                 recorder,
             });
@@ -145,27 +143,33 @@ impl Notifier {
             receivers: handles,
             workers,
             stop,
+            outcomes,
         }
     }
 
-    /// Queues `notice` for every receiver that wants it: its severity is among the receiver's
-    /// `severities`, and a resolved notice only where `send_resolved`. Never blocks or awaits;
-    /// a full queue drops its oldest notice (counted `queue_full`).
-    pub fn notify(&self, notice: &Notice) {
-        let mut shared: Option<Arc<Notice>> = None;
-        for receiver in self.receivers.iter().filter(|r| r.wants(notice)) {
-            let notice = Arc::clone(shared.get_or_insert_with(|| Arc::new(notice.clone())));
-            let (item, evicted) = receiver.queue.push(notice);
-            receiver.recorder.enqueued(&item);
-            if let Some(evicted) = evicted {
-                receiver
-                    .recorder
-                    .dropped_one(DropReason::QueueFull, &evicted);
+    /// Queues `n` for its receiver (none if this notifier does not have it). Never blocks or
+    /// awaits; it supersedes a waiting notification of the same group (counted `superseded`),
+    /// and a full queue drops its oldest (counted `queue_full`).
+    pub fn notify(&self, n: &Notification) {
+        let Some(receiver) = self.receivers.iter().find(|r| r.name == n.receiver) else {
+            return;
+        };
+        let (item, out) = receiver.queue.push(Arc::new(n.clone()));
+        receiver.recorder.enqueued(&item);
+        for (why, old) in out {
+            receiver.recorder.dropped_one(why, &old);
+            if why == metrics::DropReason::QueueFull {
+                // Given up: the dispatcher may hand the group's state over again once it
+                // changes. (A superseded one needs no report: its successor is on its way.)
+                let now = std::time::SystemTime::now();
+                let _ = self
+                    .outcomes
+                    .send(Outcome::of(&old.notification, false, now));
             }
         }
     }
 
-    /// Stops accepting notices and lets the workers deliver what they hold until `deadline`
+    /// Stops accepting notifications and lets the workers deliver what they hold until `deadline`
     /// from now; what is left then is counted dropped (`shutdown`) and logged. Returns when every
     /// worker has stopped, which is by the deadline (plus the time to cancel an attempt).
     pub async fn shutdown(self, deadline: Duration) {

@@ -1,10 +1,10 @@
 //! The Alertmanager webhook payload, version 4, byte for byte as Alertmanager's
 //! `notify/webhook` sends it, so that every receiver built for Alertmanager works unchanged.
 //!
-//! One notice is one payload: the group is that one alert, as if Alertmanager routed with
-//! `group_by: ['...']` from its root route. Hence `groupLabels`, `commonLabels` are the alert's
-//! labels, `commonAnnotations` its annotations, and `groupKey` is `{}:{label="value", ...}`
-//! (root route key `{}`, then the group's label set as Prometheus prints it).
+//! One payload is one group notification ([`Notification`]): the group's alerts (at most the
+//! receiver's `max_alerts`, the rest counted in `truncatedAlerts`), its `groupLabels`, the
+//! labels and annotations all its alerts share (`commonLabels`, `commonAnnotations`), and its
+//! `groupKey` (route key, `:`, group labels, as Alertmanager prints them).
 //!
 //! Details copied from Alertmanager so that byte-level consumers see no difference: field
 //! order (the embedded `template.Data` first, then `version`, `groupKey`, `truncatedAlerts`),
@@ -12,7 +12,7 @@
 //! times in Go's RFC 3339 with trimmed nanoseconds, `<`, `>` and `&` escaped as Go's JSON
 //! encoder does, and a trailing newline.
 
-use crate::notice::{Notice, NoticeStatus};
+use crate::dispatch::{AlertState, Notification};
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::collections::BTreeMap;
@@ -28,14 +28,14 @@ pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 struct Message<'a> {
     receiver: String,
     status: &'static str,
-    alerts: [Alert<'a>; 1],
+    alerts: Vec<Alert<'a>>,
     group_labels: &'a BTreeMap<String, String>,
-    common_labels: &'a BTreeMap<String, String>,
-    common_annotations: &'a BTreeMap<String, String>,
+    common_labels: BTreeMap<String, String>,
+    common_annotations: BTreeMap<String, String>,
     #[serde(rename = "externalURL")]
     external_url: &'a str,
     version: &'static str,
-    group_key: String,
+    group_key: &'a str,
     truncated_alerts: u64,
 }
 
@@ -53,82 +53,62 @@ struct Alert<'a> {
     fingerprint: &'a str,
 }
 
-/// Renders the webhook body of `notice` for `receiver`. `external_url` is the base URL of this
-/// poolwatch; `generatorURL` points at its `/api/v1/alerts`.
-pub fn render(notice: &Notice, receiver: &str, external_url: &str) -> serde_json::Result<Vec<u8>> {
-    let ends_at = match (notice.status, notice.ends_at) {
-        (NoticeStatus::Resolved, Some(t)) => go_time(t),
-        // Alertmanager hides the end of an alert that has not ended yet.
-        _ => GO_ZERO_TIME.to_string(),
+/// `firing` or `resolved`.
+fn status(state: AlertState) -> &'static str {
+    match state {
+        AlertState::Resolved => "resolved",
+        AlertState::Firing | AlertState::Pending => "firing",
+    }
+}
+
+/// Renders the webhook body of `n` for `receiver`, with at most `max_alerts` alerts (0: all).
+/// `external_url` is the base URL of this poolwatch; `generatorURL` points at its
+/// `/api/v1/alerts`.
+pub fn render(
+    n: &Notification,
+    receiver: &str,
+    external_url: &str,
+    max_alerts: usize,
+) -> serde_json::Result<Vec<u8>> {
+    let generator_url = format!("{}/api/v1/alerts", external_url.trim_end_matches('/'));
+    let keep = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
     };
+    let alerts = n.alerts[..keep]
+        .iter()
+        .map(|a| Alert {
+            status: status(a.state),
+            labels: &a.labels,
+            annotations: &a.annotations,
+            starts_at: go_time(a.starts_at),
+            // Alertmanager hides the end of an alert that has not ended yet.
+            ends_at: match (a.state, a.ends_at) {
+                (AlertState::Resolved, Some(t)) => go_time(t),
+                _ => GO_ZERO_TIME.to_string(),
+            },
+            generator_url: generator_url.clone(),
+            fingerprint: &a.fingerprint,
+        })
+        .collect();
     let message = Message {
         receiver: quote_meta(receiver),
-        status: notice.status.as_str(),
-        alerts: [Alert {
-            status: notice.status.as_str(),
-            labels: &notice.labels,
-            annotations: &notice.annotations,
-            starts_at: go_time(notice.starts_at),
-            ends_at,
-            generator_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
-            fingerprint: &notice.fingerprint,
-        }],
-        group_labels: &notice.labels,
-        common_labels: &notice.labels,
-        common_annotations: &notice.annotations,
+        status: status(n.status()),
+        alerts,
+        group_labels: &n.group_labels,
+        common_labels: n.common_labels(),
+        common_annotations: n.common_annotations(),
         external_url,
         version: "4",
-        group_key: group_key(&notice.labels),
-        truncated_alerts: 0,
+        group_key: &n.group_key,
+        truncated_alerts: (n.alerts.len() - keep) as u64,
     };
     let mut out = Vec::with_capacity(1024);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, GoJsonFormatter);
     message.serialize(&mut ser)?;
     out.push(b'\n');
     Ok(out)
-}
-
-/// Alertmanager's group key for a group of one alert under the root route.
-pub fn group_key(labels: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect();
-    format!("{{}}:{{{}}}", pairs.join(", "))
-}
-
-/// Go's `strconv.Quote`: a double-quoted string with Go escapes. Unprintable characters are
-/// approximated as control and non-ASCII space characters (Go consults full Unicode tables).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' => {
-                let n = c as u32;
-                if n < 0x1_0000 {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `regexp.QuoteMeta`, which Alertmanager applies to the receiver name.

@@ -1,6 +1,6 @@
 use super::*;
-use crate::model::Severity;
-use crate::notice::{fingerprint, NoticeReason};
+use crate::dispatch::{Alert as Al, Reason};
+use crate::notice::fingerprint;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -13,30 +13,43 @@ fn at(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
-fn notice(status: NoticeStatus) -> Notice {
+fn alert(pool: &str, state: AlertState) -> Al {
     let labels = map(&[
         ("alertname", "PoolNearFull"),
-        ("pool", "server"),
+        ("pool", pool),
         ("severity", "critical"),
         ("target", "orders-db"),
     ]);
-    Notice {
-        status,
-        reason: NoticeReason::Fired,
-        severity: Severity::Critical,
+    Al {
         fingerprint: fingerprint(&labels),
         labels,
         annotations: map(&[
             ("description", "in_use > 95% & waiting <3>"),
             ("summary", "orders-db: 97/97 in use"),
         ]),
+        state,
         starts_at: at(1_700_000_000_120),
-        ends_at: (status == NoticeStatus::Resolved).then(|| at(1_700_000_300_000)),
+        ends_at: (state == AlertState::Resolved).then(|| at(1_700_000_300_000)),
     }
 }
 
-fn render_str(n: &Notice, receiver: &str) -> String {
-    let bytes = render(n, receiver, "http://poolwatch.example:9671/").expect("render");
+/// A group of one alert under a route grouping by every label.
+fn notice(state: AlertState) -> Notification {
+    let a = alert("server", state);
+    Notification {
+        receiver: "ops".into(),
+        group_key: format!("{{}}:{}", crate::dispatch::gofmt::label_set(&a.labels)),
+        id: "0123456789abcdef".into(),
+        reason: Reason::FirstNotification,
+        group_labels: a.labels.clone(),
+        alerts: vec![a],
+        firing: Default::default(),
+        resolved: Default::default(),
+    }
+}
+
+fn render_str(n: &Notification, receiver: &str) -> String {
+    let bytes = render(n, receiver, "http://poolwatch.example:9671/", 0).expect("render");
     String::from_utf8(bytes).expect("utf-8")
 }
 
@@ -58,16 +71,16 @@ fn firing_payload_golden() {
         r#""truncatedAlerts":0}"#,
         "\n"
     );
-    let n = notice(NoticeStatus::Firing);
+    let n = notice(AlertState::Firing);
     assert_eq!(
         render_str(&n, "ops.pager"),
-        want.replace("FP", &n.fingerprint)
+        want.replace("FP", &n.alerts[0].fingerprint)
     );
 }
 
 #[test]
 fn resolved_payload_has_end_time_and_parses_back() {
-    let n = notice(NoticeStatus::Resolved);
+    let n = notice(AlertState::Resolved);
     let v: serde_json::Value = serde_json::from_str(&render_str(&n, "ops")).expect("json");
     assert_eq!(v["status"], "resolved");
     assert_eq!(v["receiver"], "ops");
@@ -81,13 +94,46 @@ fn resolved_payload_has_end_time_and_parses_back() {
 }
 
 #[test]
-fn group_key_quotes_like_go() {
-    let labels = map(&[("a", "x\"y\\z"), ("b", "tab\there\u{1}"), ("c", "é\u{a0}")]);
+fn a_group_carries_its_alerts_common_labels_and_truncation() {
+    let mut n = notice(AlertState::Firing);
+    n.group_labels = map(&[("target", "orders-db")]);
+    n.group_key = r#"{}:{target="orders-db"}"#.into();
+    n.alerts = vec![
+        alert("app", AlertState::Resolved),
+        alert("server", AlertState::Firing),
+        alert("web", AlertState::Firing),
+    ];
+    n.alerts[2]
+        .annotations
+        .insert("summary".into(), "orders-db web".into());
+    let v: serde_json::Value = serde_json::from_str(&render_str(&n, "ops")).expect("json");
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["groupKey"], r#"{}:{target="orders-db"}"#);
+    assert_eq!(v["groupLabels"], serde_json::json!({"target": "orders-db"}));
     assert_eq!(
-        group_key(&labels),
-        r#"{}:{a="x\"y\\z", b="tab\there\x01", c="é\u00a0"}"#
+        v["commonLabels"],
+        serde_json::json!({"alertname": "PoolNearFull", "severity": "critical", "target": "orders-db"})
     );
-    assert_eq!(group_key(&BTreeMap::new()), "{}:{}");
+    assert_eq!(
+        v["commonAnnotations"],
+        serde_json::json!({"description": "in_use > 95% & waiting <3>"})
+    );
+    let states: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["resolved", "firing", "firing"]);
+    assert_eq!(v["truncatedAlerts"], 0);
+    let cut = render(&n, "ops", "http://x", 2).expect("render");
+    let v: serde_json::Value = serde_json::from_slice(&cut).expect("json");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["truncatedAlerts"], 1);
+    // Every alert resolved: the group is resolved.
+    n.alerts = vec![alert("app", AlertState::Resolved)];
+    let v: serde_json::Value = serde_json::from_str(&render_str(&n, "ops")).expect("json");
+    assert_eq!(v["status"], "resolved");
 }
 
 #[test]

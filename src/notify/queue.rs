@@ -1,11 +1,17 @@
-//! One receiver's bounded queue: FIFO, drop-oldest when full, never blocking the producer.
+//! One receiver's bounded queue of group notifications, never blocking the producer.
 //!
-//! The head stays in the queue while the worker delivers it (head-of-line retry), so the
-//! capacity bounds everything held. If the queue overflows while the head is in the middle of an
-//! HTTP attempt, the head is still the one evicted; its fate is settled by that attempt: delivered
-//! if the receiver accepted it, dropped (`queue_full`) otherwise.
+//! * At most one notification per group: a newer one **supersedes** an older one still waiting
+//!   (the receiver gets the group's current state, not a backlog).
+//! * A retryable failure moves the notification to the back, so that other groups are tried
+//!   before it again: nothing waits behind another group's retries.
+//! * When full, the oldest notification (first queued) is dropped.
+//!
+//! The notification being attempted stays in the queue, so the capacity bounds everything held.
+//! If it is superseded or evicted during its HTTP attempt, its fate is settled by that attempt:
+//! delivered if the receiver accepted it, dropped otherwise.
 
-use crate::notice::Notice;
+use super::metrics::DropReason;
+use crate::dispatch::Notification;
 use prometheus::IntGauge;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,52 +19,52 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// A queued notice.
+/// A queued notification.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    /// Position in the queue's history, to recognise the head after the lock was released.
+    /// Position in the queue's history: the oldest has the lowest.
     pub(crate) seq: u64,
-    /// The notice, shared by every receiver it was queued for.
-    pub(crate) notice: Arc<Notice>,
+    /// The notification.
+    pub(crate) notification: Arc<Notification>,
     /// When it was queued: the start of `max_retry_age` and of the delivery latency.
     pub(crate) enqueued: Instant,
 }
 
 impl Item {
-    /// The `alertname` label, for log lines.
-    pub(crate) fn alertname(&self) -> &str {
-        self.notice
-            .labels
-            .get("alertname")
-            .map_or("", String::as_str)
+    /// The group key, for log lines.
+    pub(crate) fn group_key(&self) -> &str {
+        &self.notification.group_key
     }
 
     /// `firing` or `resolved`, for log lines.
     pub(crate) fn status(&self) -> &'static str {
-        self.notice.status.as_str()
+        match self.notification.status() {
+            crate::dispatch::AlertState::Resolved => "resolved",
+            _ => "firing",
+        }
     }
 }
 
-/// How an attempt on the head ended, as far as the queue is concerned.
+/// How an attempt ended, as far as the queue is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AttemptEnd {
-    /// The item was still the head; it was removed if the attempt settled it.
-    Head,
-    /// The queue overflowed during the attempt and evicted the item; it is gone either way.
-    Evicted,
+    /// The item was still queued; it was removed if the attempt settled it, else moved back.
+    Queued,
+    /// The item was superseded or evicted during the attempt (for this reason); gone either way.
+    Removed(DropReason),
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     items: VecDeque<Item>,
     next_seq: u64,
-    /// The head's `seq` while an HTTP attempt on it is in flight.
+    /// The `seq` of the item in an HTTP attempt.
     attempting: Option<u64>,
-    /// The in-flight head was evicted by an overflow.
-    evicted_attempt: bool,
+    /// Why the item in the attempt was taken out meanwhile.
+    removed_attempt: Option<DropReason>,
 }
 
-/// A bounded FIFO of notices for one receiver.
+/// A bounded queue of notifications for one receiver.
 #[derive(Debug)]
 pub(crate) struct Queue {
     inner: Mutex<Inner>,
@@ -70,7 +76,7 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// An empty queue holding at most `capacity` (at least 1) notices.
+    /// An empty queue holding at most `capacity` (at least 1) notifications.
     pub(crate) fn new(capacity: usize, length: IntGauge) -> Self {
         Queue {
             inner: Mutex::new(Inner::default()),
@@ -85,25 +91,55 @@ impl Queue {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `notice` and wakes the worker. Returns the new item and, when the queue was full,
-    /// the evicted oldest item, unless that one is in an attempt (see [`AttemptEnd::Evicted`]).
-    /// Never blocks beyond a short critical section.
-    pub(crate) fn push(&self, notice: Arc<Notice>) -> (Item, Option<Item>) {
+    /// Takes out the item at `index`, flagging it when it is in an attempt (its attempt
+    /// settles it); returns it otherwise.
+    fn take(&self, inner: &mut Inner, index: usize, why: DropReason) -> Option<Item> {
+        let item = inner.items.remove(index)?;
+        self.length.dec();
+        if inner.attempting == Some(item.seq) {
+            inner.removed_attempt = Some(why);
+            return None;
+        }
+        Some(item)
+    }
+
+    /// Queues `notification` (unless it is already queued) and wakes the worker. Returns its
+    /// item and what it pushed out:
+    /// the older notification of the same group (superseded), the oldest one when full
+    /// (queue full); not one in an attempt, which its attempt reports.
+    pub(crate) fn push(&self, notification: Arc<Notification>) -> (Item, Vec<(DropReason, Item)>) {
         let mut inner = self.lock();
-        let mut evicted = None;
+        let mut out = Vec::new();
+        let queued = inner
+            .items
+            .iter()
+            .find(|i| i.notification.id == notification.id);
+        if let Some(item) = queued {
+            // Handed over again (after a reload): already here.
+            return (item.clone(), out);
+        }
+        let same = inner
+            .items
+            .iter()
+            .position(|i| i.notification.group_key == notification.group_key);
+        if let Some(index) = same {
+            out.extend(
+                self.take(&mut inner, index, DropReason::Superseded)
+                    .map(|i| (DropReason::Superseded, i)),
+            );
+        }
         if inner.items.len() >= self.capacity {
-            if let Some(oldest) = inner.items.pop_front() {
-                self.length.dec();
-                if inner.attempting == Some(oldest.seq) {
-                    inner.evicted_attempt = true;
-                } else {
-                    evicted = Some(oldest);
-                }
+            let oldest = (0..inner.items.len()).min_by_key(|&i| inner.items[i].seq);
+            if let Some(index) = oldest {
+                out.extend(
+                    self.take(&mut inner, index, DropReason::QueueFull)
+                        .map(|i| (DropReason::QueueFull, i)),
+                );
             }
         }
         let item = Item {
             seq: inner.next_seq,
-            notice,
+            notification,
             enqueued: Instant::now(),
         };
         inner.next_seq += 1;
@@ -111,10 +147,10 @@ impl Queue {
         self.length.inc();
         drop(inner);
         self.wake.notify_one();
-        (item, evicted)
+        (item, out)
     }
 
-    /// The oldest item, if any.
+    /// The item to attempt next, if any.
     pub(crate) fn front(&self) -> Option<Item> {
         self.lock().items.front().cloned()
     }
@@ -124,42 +160,48 @@ impl Queue {
         self.wake.notified()
     }
 
-    /// Marks the head `seq` as in an attempt; false if it is no longer the head.
+    /// Marks item `seq` as in an attempt; false if it is no longer queued.
     pub(crate) fn begin_attempt(&self, seq: u64) -> bool {
         let mut inner = self.lock();
-        if inner.items.front().map(|i| i.seq) != Some(seq) {
+        if !inner.items.iter().any(|i| i.seq == seq) {
             return false;
         }
         inner.attempting = Some(seq);
-        inner.evicted_attempt = false;
+        inner.removed_attempt = None;
         true
     }
 
-    /// Ends the attempt on `seq`; with `settled` the item is removed (delivered or refused).
+    /// Ends the attempt on `seq`: with `settled` the item is removed (delivered or refused),
+    /// otherwise it goes to the back of the queue.
     pub(crate) fn end_attempt(&self, seq: u64, settled: bool) -> AttemptEnd {
         let mut inner = self.lock();
         inner.attempting = None;
-        if std::mem::take(&mut inner.evicted_attempt) {
-            return AttemptEnd::Evicted;
+        if let Some(why) = inner.removed_attempt.take() {
+            return AttemptEnd::Removed(why);
         }
-        if settled {
-            Self::pop_if_head(&mut inner, seq, &self.length);
+        if let Some(index) = inner.items.iter().position(|i| i.seq == seq) {
+            if let Some(item) = inner.items.remove(index) {
+                if settled {
+                    self.length.dec();
+                } else {
+                    inner.items.push_back(item);
+                }
+            }
         }
-        AttemptEnd::Head
+        AttemptEnd::Queued
     }
 
-    /// Removes the head if it is `seq` (an expired item); false if it was already gone.
-    pub(crate) fn remove_head(&self, seq: u64) -> bool {
-        Self::pop_if_head(&mut self.lock(), seq, &self.length)
-    }
-
-    fn pop_if_head(inner: &mut Inner, seq: u64, length: &IntGauge) -> bool {
-        if inner.items.front().map(|i| i.seq) == Some(seq) {
-            inner.items.pop_front();
-            length.dec();
-            return true;
+    /// Removes item `seq` (an expired or refused one); false if it was already gone.
+    pub(crate) fn remove(&self, seq: u64) -> bool {
+        let mut inner = self.lock();
+        match inner.items.iter().position(|i| i.seq == seq) {
+            Some(index) => {
+                inner.items.remove(index);
+                self.length.dec();
+                true
+            }
+            None => false,
         }
-        false
     }
 
     /// Empties the queue (at shutdown) and returns how many items it held.
@@ -182,26 +224,29 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Severity;
-    use crate::notice::{NoticeReason, NoticeStatus};
-    use std::collections::BTreeMap;
-    use std::time::SystemTime;
+    use crate::dispatch::fixtures::firing;
+    use crate::dispatch::Reason;
 
-    fn notice(n: u32) -> Arc<Notice> {
-        Arc::new(Notice {
-            status: NoticeStatus::Firing,
-            reason: NoticeReason::Fired,
-            severity: Severity::Warning,
-            labels: BTreeMap::from([("alertname".to_string(), format!("A{n}"))]),
-            annotations: BTreeMap::new(),
-            starts_at: SystemTime::UNIX_EPOCH,
-            ends_at: None,
-            fingerprint: format!("{n:016x}"),
+    /// A notification of group `group` whose one alert is named `name`.
+    fn note(group: &str, name: &str) -> Arc<Notification> {
+        Arc::new(Notification {
+            receiver: "r".into(),
+            group_key: group.into(),
+            id: format!("{group}-{name}"),
+            reason: Reason::FirstNotification,
+            group_labels: Default::default(),
+            alerts: vec![firing(name, &[], 0)],
+            firing: Default::default(),
+            resolved: Default::default(),
         })
     }
 
-    fn head_name(q: &Queue) -> Option<String> {
-        q.front().map(|i| i.alertname().to_string())
+    fn ids(q: &Queue) -> Vec<String> {
+        q.lock()
+            .items
+            .iter()
+            .map(|i| i.notification.id.clone())
+            .collect()
     }
 
     fn queue(capacity: usize) -> (Queue, IntGauge) {
@@ -209,60 +254,83 @@ mod tests {
         (Queue::new(capacity, gauge.clone()), gauge)
     }
 
+    fn pushed_out(out: Vec<(DropReason, Item)>) -> Vec<(DropReason, String)> {
+        out.into_iter()
+            .map(|(r, i)| (r, i.notification.id.clone()))
+            .collect()
+    }
+
     #[test]
-    fn fifo_and_drop_oldest_when_full() {
+    fn a_newer_state_supersedes_and_a_full_queue_drops_the_oldest() {
         let (q, gauge) = queue(2);
-        assert!(q.push(notice(1)).1.is_none());
-        assert!(q.push(notice(2)).1.is_none());
-        let (item, evicted) = q.push(notice(3));
-        assert_eq!(
-            evicted.map(|e| e.alertname().to_string()).as_deref(),
-            Some("A1")
-        );
-        assert_eq!(item.alertname(), "A3");
+        assert!(q.push(note("g1", "A")).1.is_empty());
+        assert!(q.push(note("g2", "A")).1.is_empty());
+        let (_, out) = q.push(note("g1", "B"));
+        assert_eq!(pushed_out(out), [(DropReason::Superseded, "g1-A".into())]);
+        assert_eq!(ids(&q), ["g2-A", "g1-B"]);
+        // The same notification again changes nothing.
+        assert!(q.push(note("g1", "B")).1.is_empty());
+        assert_eq!(ids(&q), ["g2-A", "g1-B"]);
+        let (_, out) = q.push(note("g3", "A"));
+        assert_eq!(pushed_out(out), [(DropReason::QueueFull, "g2-A".into())]);
         assert_eq!((q.len(), gauge.get()), (2, 2));
-        let head = q.front().expect("head");
-        assert_eq!(head.alertname(), "A2");
-        assert!(q.begin_attempt(head.seq));
-        assert_eq!(q.end_attempt(head.seq, true), AttemptEnd::Head);
-        assert_eq!(head_name(&q).as_deref(), Some("A3"));
-        assert_eq!(gauge.get(), 1);
     }
 
     #[test]
-    fn overflow_during_an_attempt_evicts_the_head_but_leaves_it_to_the_attempt() {
+    fn a_failed_attempt_goes_to_the_back_and_a_settled_one_leaves() {
+        let (q, gauge) = queue(5);
+        for g in ["g1", "g2", "g3"] {
+            q.push(note(g, "A"));
+        }
+        let head = q.front().expect("head");
+        assert!(q.begin_attempt(head.seq));
+        assert_eq!(q.end_attempt(head.seq, false), AttemptEnd::Queued);
+        assert_eq!(ids(&q), ["g2-A", "g3-A", "g1-A"]);
+        let head = q.front().expect("head");
+        assert!(q.begin_attempt(head.seq));
+        assert_eq!(q.end_attempt(head.seq, true), AttemptEnd::Queued);
+        assert_eq!(ids(&q), ["g3-A", "g1-A"]);
+        assert_eq!(gauge.get(), 2);
+        // The oldest is the first queued, wherever retries moved it.
+        let (q, _) = queue(2);
+        q.push(note("g1", "A"));
+        q.push(note("g2", "A"));
+        let head = q.front().expect("head");
+        q.begin_attempt(head.seq);
+        q.end_attempt(head.seq, false);
+        let (_, out) = q.push(note("g3", "A"));
+        assert_eq!(pushed_out(out), [(DropReason::QueueFull, "g1-A".into())]);
+    }
+
+    #[test]
+    fn what_is_pushed_out_mid_attempt_is_left_to_the_attempt() {
         let (q, gauge) = queue(1);
-        q.push(notice(1));
+        q.push(note("g1", "A"));
         let head = q.front().expect("head");
         assert!(q.begin_attempt(head.seq));
-        // Evicted, but not reported now: the attempt in flight decides delivered or dropped.
-        assert!(q.push(notice(2)).1.is_none());
+        assert!(q.push(note("g1", "B")).1.is_empty());
         assert_eq!(gauge.get(), 1);
-        assert_eq!(q.end_attempt(head.seq, true), AttemptEnd::Evicted);
-        assert_eq!(head_name(&q).as_deref(), Some("A2"));
-        assert_eq!(gauge.get(), 1);
-        // An item that is not the head cannot start an attempt.
+        assert_eq!(
+            q.end_attempt(head.seq, true),
+            AttemptEnd::Removed(DropReason::Superseded)
+        );
+        assert_eq!(ids(&q), ["g1-B"]);
+        let head = q.front().expect("head");
+        assert!(q.begin_attempt(head.seq));
+        assert!(q.push(note("g2", "A")).1.is_empty());
+        assert_eq!(
+            q.end_attempt(head.seq, false),
+            AttemptEnd::Removed(DropReason::QueueFull)
+        );
         assert!(!q.begin_attempt(head.seq));
-    }
-
-    #[test]
-    fn unsettled_attempt_keeps_the_head_and_overflow_outside_attempts_is_reported() {
-        let (q, _) = queue(1);
-        q.push(notice(1));
-        let head = q.front().expect("head");
-        assert!(q.begin_attempt(head.seq));
-        assert_eq!(q.end_attempt(head.seq, false), AttemptEnd::Head);
-        assert_eq!(q.front().map(|i| i.seq), Some(head.seq));
-        // Backing off between attempts: an overflow evicts and reports the head at once.
-        assert_eq!(q.push(notice(2)).1.map(|i| i.seq), Some(head.seq));
-        assert!(!q.remove_head(head.seq));
+        assert!(!q.remove(head.seq));
     }
 
     #[test]
     fn take_all_empties_and_resets_the_gauge() {
         let (q, gauge) = queue(10);
-        for n in 0..4 {
-            q.push(notice(n));
+        for g in ["a", "b", "c", "d"] {
+            q.push(note(g, "A"));
         }
         assert_eq!(q.take_all(), 4);
         assert_eq!((q.len(), gauge.get()), (0, 0));

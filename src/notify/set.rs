@@ -5,8 +5,9 @@
 
 use super::probe::{self, Probe};
 use super::{Notifier, NotifyMetrics, ReceiverSettings};
-use crate::notice::Notice;
+use crate::dispatch::{Notification, Outcome};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// One receiver: its settings, its notifier, and its reachability probe (stopped on drop).
 struct Lane {
@@ -17,11 +18,17 @@ struct Lane {
 
 impl Lane {
     /// Starts the notifier and the probe of one receiver; returns at once.
-    fn start(settings: ReceiverSettings, external_url: &str, metrics: &NotifyMetrics) -> Lane {
+    fn start(
+        settings: ReceiverSettings,
+        external_url: &str,
+        metrics: &NotifyMetrics,
+        outcomes: &mpsc::UnboundedSender<Outcome>,
+    ) -> Lane {
         let notifier = Notifier::start(
             vec![settings.clone()],
             external_url.to_string(),
             metrics.clone(),
+            outcomes.clone(),
         );
         let probe = probe::start(&settings, metrics.reachable(&settings.name));
         Lane {
@@ -40,31 +47,41 @@ pub struct ReceiverSet {
     external_url: String,
     /// Shared by every lane; created once per process.
     metrics: NotifyMetrics,
+    /// Where every lane reports deliveries.
+    outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
 impl ReceiverSet {
-    /// Starts one notifier and one reachability probe per receiver; returns at once.
+    /// Starts one notifier and one reachability probe per receiver; returns at once. Deliveries
+    /// are reported on `outcomes`.
     pub fn start(
         receivers: Vec<ReceiverSettings>,
         external_url: String,
         metrics: NotifyMetrics,
+        outcomes: mpsc::UnboundedSender<Outcome>,
     ) -> Self {
         let lanes = receivers
             .into_iter()
-            .map(|r| Lane::start(r, &external_url, &metrics))
+            .map(|r| Lane::start(r, &external_url, &metrics, &outcomes))
             .collect();
         ReceiverSet {
             lanes,
             external_url,
             metrics,
+            outcomes,
         }
     }
 
-    /// Queues `notice` for every receiver that wants it; never blocks.
-    pub fn notify(&self, notice: &Notice) {
-        for lane in &self.lanes {
-            lane.notifier.notify(notice);
+    /// Queues `n` for its receiver; never blocks.
+    pub fn notify(&self, n: &Notification) {
+        if let Some(lane) = self.lanes.iter().find(|l| l.settings.name == n.receiver) {
+            lane.notifier.notify(n);
         }
+    }
+
+    /// The notifier metrics, to count dispatch decisions with.
+    pub fn metrics(&self) -> &NotifyMetrics {
+        &self.metrics
     }
 
     /// Applies a reloaded receiver list: unchanged receivers keep their notifier (and probe);
@@ -86,7 +103,7 @@ impl ReceiverSet {
                 .map(|i| old.remove(i));
             let lane = kept.unwrap_or_else(|| {
                 started += 1;
-                Lane::start(settings, &external_url, &self.metrics)
+                Lane::start(settings, &external_url, &self.metrics, &self.outcomes)
             });
             self.lanes.push(lane);
         }
@@ -101,10 +118,11 @@ impl ReceiverSet {
         started
     }
 
-    /// Stops every notifier, letting each deliver what it holds until `deadline`.
-    pub async fn shutdown(self, deadline: Duration) {
+    /// Stops every notifier, letting each deliver what it holds until `deadline`; the set is
+    /// empty afterwards.
+    pub async fn shutdown(&mut self, deadline: Duration) {
         futures_util::future::join_all(
-            self.lanes
+            std::mem::take(&mut self.lanes)
                 .into_iter()
                 .map(|lane| lane.notifier.shutdown(deadline)),
         )

@@ -1,14 +1,17 @@
-//! One receiver's worker: delivers its queue in order, retrying the head with backoff until it
-//! is delivered, refused, expired or evicted, and at shutdown flushes until the deadline.
+//! One receiver's worker: delivers its queue front first; a notification whose attempt fails
+//! goes to the back and the next one is tried after the backoff, until each is delivered,
+//! refused, expired, superseded or evicted. Every delivery (and every notification given up)
+//! is reported to the dispatcher. At shutdown it flushes until the deadline.
 
 use super::deliver::{AttemptError, Endpoint};
 use super::metrics::{DropReason, Recorder};
 use super::payload;
 use super::queue::{AttemptEnd, Item, Queue};
 use super::retry::RetryPolicy;
+use crate::dispatch::Outcome;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 
 /// The shutdown signal as a worker sees it: no deadline while running, then the instant by
@@ -60,16 +63,16 @@ impl Stop {
 enum Turn {
     /// The head is settled (delivered or given up): go on with the next at once.
     Settled,
-    /// Nothing was attempted (the head was evicted meanwhile): go on, the receiver's state is
+    /// Nothing was attempted (the item was evicted meanwhile): go on, the receiver's state is
     /// unchanged.
     Skipped,
-    /// The attempt failed but its item is gone (evicted during the attempt, already reported):
-    /// back off before trying the next one, the receiver is still failing.
+    /// The attempt failed but its item is gone (superseded or evicted during the attempt,
+    /// already reported): back off before trying the next one, the receiver is still failing.
     Backoff {
         /// The receiver's `Retry-After`.
         retry_after: Option<Duration>,
     },
-    /// The head failed and is worth retrying.
+    /// The item failed and is worth retrying (it went to the back of the queue).
     Retry {
         /// What went wrong, redacted.
         message: String,
@@ -92,6 +95,10 @@ pub(crate) struct Worker {
     pub(crate) max_retry_age: Duration,
     /// `externalURL` of payloads.
     pub(crate) external_url: Arc<str>,
+    /// At most this many alerts per payload (0: all).
+    pub(crate) max_alerts: usize,
+    /// Where deliveries and give-ups are reported (to the dispatcher).
+    pub(crate) outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
 impl Worker {
@@ -101,8 +108,8 @@ impl Worker {
         // Consecutive failed attempts of this receiver (not of one notice): the backoff
         // exponent. Reset whenever the receiver answers for good.
         let mut failures = 0u32;
-        // Attempts made on the current head, for log lines.
-        let mut head_attempts = (u64::MAX, 0u32);
+        // Attempts made per queued item, for log lines.
+        let mut attempts: std::collections::HashMap<u64, u32> = Default::default();
         loop {
             let Some(item) = self.queue.front() else {
                 if stop.deadline().is_some() {
@@ -115,20 +122,23 @@ impl Worker {
                 continue;
             };
             if item.enqueued.elapsed() > self.max_retry_age {
-                if self.queue.remove_head(item.seq) {
+                if self.queue.remove(item.seq) {
                     self.recorder.dropped_one(DropReason::Expired, &item);
+                    self.report(&item, false);
                 }
                 continue;
             }
-            if head_attempts.0 != item.seq {
-                head_attempts = (item.seq, 0);
-            }
-            head_attempts.1 += 1;
+            let count = attempts.entry(item.seq).or_default();
+            *count += 1;
+            let count = *count;
             let turn = tokio::select! {
                 biased;
                 _ = stop.reached() => break,
-                turn = self.attempt(&item, head_attempts.1) => turn,
+                turn = self.attempt(&item, count) => turn,
             };
+            if !matches!(turn, Turn::Retry { .. }) {
+                attempts.remove(&item.seq);
+            }
             let (retry_after, failure) = match turn {
                 Turn::Settled => {
                     failures = 0;
@@ -144,9 +154,8 @@ impl Worker {
             failures = failures.saturating_add(1);
             let delay = self.policy.delay(failures, retry_after, rand::random());
             if let Some(message) = failure {
-                let attempts = head_attempts.1;
                 self.recorder
-                    .retryable_failure(&item, attempts, &message, Some(delay));
+                    .retryable_failure(&item, count, &message, Some(delay));
             }
             tokio::select! {
                 biased;
@@ -157,24 +166,41 @@ impl Worker {
         self.recorder.dropped_at_shutdown(self.queue.take_all());
     }
 
-    /// One attempt on the head `item`, settled with the queue, logged and counted.
+    /// Tells the dispatcher how `item` ended.
+    fn report(&self, item: &Item, delivered: bool) {
+        // The dispatcher is gone only at shutdown, when nothing is listening any more.
+        let _ = self.outcomes.send(Outcome::of(
+            &item.notification,
+            delivered,
+            SystemTime::now(),
+        ));
+    }
+
+    /// One attempt on `item`, settled with the queue, logged, counted and reported.
     async fn attempt(&self, item: &Item, attempts: u32) -> Turn {
         let result = match &self.endpoint {
             Err(e) => Err(AttemptError::Permanent { message: e.clone() }),
             Ok(endpoint) => {
-                match payload::render(&item.notice, self.recorder.receiver(), &self.external_url) {
+                let rendered = payload::render(
+                    &item.notification,
+                    self.recorder.receiver(),
+                    &self.external_url,
+                    self.max_alerts,
+                );
+                match rendered {
                     Err(e) => Err(AttemptError::Permanent {
                         message: format!("cannot encode the payload: {e}"),
                     }),
                     Ok(body) => {
                         if !self.queue.begin_attempt(item.seq) {
-                            // Evicted (and reported) since we looked at the head.
+                            // Evicted (and reported) since we looked at the queue.
                             return Turn::Skipped;
                         }
-                        let result = endpoint.attempt(body).await;
+                        let result = endpoint.attempt(body, &item.notification.id).await;
                         let settled = !matches!(result, Err(AttemptError::Retryable { .. }));
-                        if self.queue.end_attempt(item.seq, settled) == AttemptEnd::Evicted {
-                            return self.settle_evicted(item, attempts, result);
+                        if let AttemptEnd::Removed(why) = self.queue.end_attempt(item.seq, settled)
+                        {
+                            return self.settle_removed(item, attempts, result, why);
                         }
                         result
                     }
@@ -184,12 +210,14 @@ impl Worker {
         match result {
             Ok(_) => {
                 self.recorder.delivered(item, attempts);
+                self.report(item, true);
                 Turn::Settled
             }
             Err(AttemptError::Permanent { message }) => {
                 // Not attempted over HTTP if the endpoint or payload failed: remove it here.
-                self.queue.remove_head(item.seq);
+                self.queue.remove(item.seq);
                 self.recorder.permanent_failure(item, attempts, &message);
+                self.report(item, false);
                 Turn::Settled
             }
             Err(AttemptError::Retryable {
@@ -202,20 +230,23 @@ impl Worker {
         }
     }
 
-    /// The queue overflowed while `item` was in flight: the attempt decides its fate.
-    fn settle_evicted(
+    /// `item` was superseded or evicted (`why`) while in flight: the attempt decides its fate.
+    fn settle_removed(
         &self,
         item: &Item,
         attempts: u32,
         result: Result<reqwest::StatusCode, AttemptError>,
+        why: DropReason,
     ) -> Turn {
         match result {
             Ok(_) => {
                 self.recorder.delivered(item, attempts);
+                self.report(item, true);
                 Turn::Settled
             }
             Err(AttemptError::Permanent { message }) => {
                 self.recorder.permanent_failure(item, attempts, &message);
+                self.report(item, false);
                 Turn::Settled
             }
             Err(AttemptError::Retryable {
@@ -224,7 +255,10 @@ impl Worker {
             }) => {
                 self.recorder
                     .retryable_failure(item, attempts, &message, None);
-                self.recorder.dropped_one(DropReason::QueueFull, item);
+                self.recorder.dropped_one(why, item);
+                if why == DropReason::QueueFull {
+                    self.report(item, false);
+                }
                 Turn::Backoff { retry_after }
             }
         }

@@ -19,7 +19,8 @@ pub enum MatchOp {
 }
 
 impl MatchOp {
-    fn as_str(self) -> &'static str {
+    /// `=`, `!=`, `=~` or `!~`.
+    pub fn as_str(self) -> &'static str {
         match self {
             MatchOp::Equal => "=",
             MatchOp::NotEqual => "!=",

@@ -235,7 +235,8 @@ impl Delivered {
         assert_eq!(json["commonLabels"], alert["labels"], "{json}");
         assert_eq!(json["groupLabels"], alert["labels"], "{json}");
         assert_eq!(json["commonAnnotations"], alert["annotations"], "{json}");
-        assert!(s(&json["groupKey"]).starts_with("{}:{"), "{json}");
+        // Without [route]: each receiver's route under the root ("{}/{}"), one alert per group.
+        assert!(s(&json["groupKey"]).starts_with("{}/{}:{"), "{json}");
         let generator = s(&alert["generatorURL"]);
         assert!(generator.ends_with("/api/v1/alerts"), "{json}");
         let fingerprint = s(&alert["fingerprint"]);

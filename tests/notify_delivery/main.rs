@@ -3,16 +3,18 @@
 //! assertion depends on how fast the machine is.
 
 use poolwatch::config::values::Secret;
-use poolwatch::model::Severity;
-use poolwatch::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
+use poolwatch::dispatch::{gofmt, Alert, AlertState, Notification, Outcome, Reason};
+use poolwatch::notice::fingerprint;
 use poolwatch::notify::{Notifier, NotifyMetrics, ReceiverSettings, USER_AGENT};
 use prometheus::{Registry, TextEncoder};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod groups;
 mod hook;
 
 use hook::{closed_port, Hook, Received, Reply};
@@ -30,33 +32,50 @@ async fn eventually(what: &str, ok: impl Fn() -> bool) {
     }
 }
 
-fn notice(alertname: &str, severity: Severity, status: NoticeStatus) -> Notice {
+/// One alert named `alertname` on orders-db.
+fn alert(alertname: &str, state: AlertState) -> Alert {
     let labels: BTreeMap<String, String> = [
         ("alertname", alertname),
-        ("severity", severity.as_str()),
+        ("severity", "critical"),
         ("target", "orders-db"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let starts_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    Notice {
-        status,
-        reason: match status {
-            NoticeStatus::Firing => NoticeReason::Fired,
-            NoticeStatus::Resolved => NoticeReason::Resolved,
-        },
-        severity,
+    Alert {
         fingerprint: fingerprint(&labels),
         labels,
         annotations: BTreeMap::from([("summary".to_string(), format!("{alertname} happened"))]),
+        state,
         starts_at,
-        ends_at: (status == NoticeStatus::Resolved).then_some(starts_at + Duration::from_secs(60)),
+        ends_at: (state == AlertState::Resolved).then_some(starts_at + Duration::from_secs(60)),
     }
 }
 
-fn firing(alertname: &str) -> Notice {
-    notice(alertname, Severity::Critical, NoticeStatus::Firing)
+/// A notification to `receiver` of the group of `alerts` (grouped by every label of the first).
+fn group(receiver: &str, alerts: Vec<Alert>) -> Notification {
+    let labels = alerts[0].labels.clone();
+    let states: Vec<String> = alerts.iter().map(|a| format!("{:?}", a.state)).collect();
+    Notification {
+        receiver: receiver.into(),
+        group_key: format!("{{}}:{}", gofmt::label_set(&labels)),
+        id: fingerprint(&BTreeMap::from([("states".to_string(), states.join(","))]))
+            + &alerts[0].fingerprint,
+        reason: Reason::FirstNotification,
+        group_labels: labels,
+        alerts,
+        firing: Default::default(),
+        resolved: Default::default(),
+    }
+}
+
+fn firing_to(receiver: &str, alertname: &str) -> Notification {
+    group(receiver, vec![alert(alertname, AlertState::Firing)])
+}
+
+fn firing(alertname: &str) -> Notification {
+    firing_to("ops", alertname)
 }
 
 /// Settings with millisecond backoffs so that retries are quick.
@@ -72,6 +91,8 @@ fn fast(name: &str, url: String) -> ReceiverSettings {
 struct Fixture {
     registry: Registry,
     metrics: NotifyMetrics,
+    outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
     logs: Arc<Mutex<Vec<u8>>>,
     _log_guard: tracing::subscriber::DefaultGuard,
 }
@@ -102,9 +123,12 @@ impl Fixture {
             .with_writer(move || writer.clone())
             .finish();
         let _log_guard = tracing::subscriber::set_default(subscriber);
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
         Fixture {
             registry,
             metrics,
+            outcomes: Mutex::new(outcomes),
+            outcomes_tx,
             logs,
             _log_guard,
         }
@@ -115,7 +139,16 @@ impl Fixture {
             receivers,
             "http://poolwatch.test:9671".into(),
             self.metrics.clone(),
+            self.outcomes_tx.clone(),
         )
+    }
+
+    /// The outcomes reported since the last call: (id, delivered).
+    fn outcomes(&self) -> Vec<(String, bool)> {
+        let mut rx = self.outcomes.lock().expect("lock");
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|o| (o.id, o.delivered))
+            .collect()
     }
 
     fn exposition(&self) -> String {
@@ -193,10 +226,12 @@ async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
         );
     }
 
-    notifier.notify(&firing("PoolExhausted"));
+    let n = firing("PoolExhausted");
+    notifier.notify(&n);
     let got = hook.wait_for_requests(1).await;
     let req = &got[0];
     assert_eq!(req.path, "/hooks/ops");
+    assert_eq!(req.headers["idempotency-key"], n.id.as_str());
     assert_eq!(req.headers["content-type"], "application/json");
     assert_eq!(req.headers["user-agent"], USER_AGENT);
     assert!(USER_AGENT.starts_with("poolwatch/"));
@@ -231,6 +266,7 @@ async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
     assert_eq!(fx.value(LATENCY, &[("receiver", "ops")]), Some(1.0));
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
     notifier.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(fx.outcomes(), [(n.id.clone(), true)]);
     promtool_check(&fx.exposition());
 }
 
@@ -277,7 +313,7 @@ fn the_notifier_can_be_shared_between_tasks() {
 }
 
 #[tokio::test]
-async fn server_errors_are_retried_and_delivery_stays_in_order() {
+async fn server_errors_are_retried_without_holding_up_other_groups() {
     let fx = Fixture::new();
     let hook = Hook::start(
         0,
@@ -290,12 +326,13 @@ async fn server_errors_are_retried_and_delivery_stays_in_order() {
     }
     let got = hook.wait_for_requests(6).await;
     let sent: Vec<String> = got.iter().map(Received::alertname).collect();
-    assert_eq!(sent, ["A", "A", "A", "A", "B", "C"]);
+    // A failed group goes to the back: the others are tried before it again.
+    assert_eq!(sent, ["A", "B", "C", "A", "B", "C"]);
     assert_eq!(hook.accepted(), ["A", "B", "C"]);
     fx.wait_value(DELIVERED, &[("receiver", "ops")], 3.0).await;
     assert_eq!(fx.value(FAILURES, &[("class", "retryable")]), Some(3.0));
     notifier.shutdown(Duration::from_secs(5)).await;
-    // Nothing else was sent: each notice was delivered exactly once.
+    // Nothing else was sent: each notification was delivered exactly once.
     assert_eq!(hook.received().len(), 6);
 }
 
@@ -335,7 +372,8 @@ async fn retry_after_is_honoured_and_capped_at_max_backoff() {
     let mut honoured = fast("polite", polite.url("/"));
     honoured.max_backoff = Duration::from_secs(30);
     let notifier = fx.start(vec![honoured, fast("capped", capped.url("/"))]);
-    notifier.notify(&firing("Slow"));
+    notifier.notify(&firing_to("polite", "Slow"));
+    notifier.notify(&firing_to("capped", "Slow"));
     let got = polite.wait_for_requests(2).await;
     // A lower bound only: the receiver asked for one second, our backoff alone is 5ms.
     assert!(
@@ -347,31 +385,6 @@ async fn retry_after_is_honoured_and_capped_at_max_backoff() {
     capped.wait_for_requests(2).await;
     assert_eq!(capped.accepted(), ["Slow"]);
     notifier.shutdown(Duration::from_secs(5)).await;
-}
-
-#[tokio::test]
-async fn a_receiver_that_comes_back_gets_everything_in_order() {
-    let fx = Fixture::new();
-    let port = closed_port();
-    let notifier = fx.start(vec![fast("ops", format!("http://127.0.0.1:{port}/"))]);
-    let names = ["N1", "N2", "N3", "N4", "N5"];
-    for name in names {
-        notifier.notify(&firing(name));
-    }
-    // Down for a while: several attempts fail with connection refused.
-    let retryable = [("receiver", "ops"), ("class", "retryable")];
-    eventually("3 failed attempts", || {
-        fx.value(FAILURES, &retryable) >= Some(3.0)
-    })
-    .await;
-    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(5.0));
-    let hook = Hook::start(port, vec![]).await;
-    hook.wait_for_requests(5).await;
-    assert_eq!(hook.accepted(), names);
-    fx.wait_value(DELIVERED, &[("receiver", "ops")], 5.0).await;
-    assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(0.0));
-    notifier.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(hook.received().len(), 5);
 }
 
 #[tokio::test]
@@ -396,8 +409,14 @@ async fn a_full_queue_drops_the_oldest_and_counts_it() {
     assert_eq!(fx.value(QUEUE, &[("receiver", "ops")]), Some(3.0));
     let hook = Hook::start(port, vec![]).await;
     hook.wait_for_requests(3).await;
-    assert_eq!(hook.accepted(), ["N4", "N5", "N6"]);
+    let mut accepted = hook.accepted();
+    accepted.sort();
+    assert_eq!(accepted, ["N4", "N5", "N6"]);
     assert!(fx.logs().contains("reason=\"queue_full\""), "{}", fx.logs());
+    // The dispatcher hears of each: given up, not delivered.
+    let outcomes = fx.outcomes();
+    let given_up = outcomes.iter().filter(|(_, ok)| !ok).count();
+    assert_eq!(given_up, 3, "{outcomes:?}");
     notifier.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -455,13 +474,14 @@ async fn shutdown_flushes_what_it_can_and_counts_the_rest() {
     let down = fast("down", format!("http://127.0.0.1:{}/", closed_port()));
     let notifier = fx.start(vec![up, down]);
     for name in ["S1", "S2", "S3"] {
-        notifier.notify(&firing(name));
+        notifier.notify(&firing_to("up", name));
+        notifier.notify(&firing_to("down", name));
     }
     let bounded = Duration::from_secs(20);
     let stopped =
         tokio::time::timeout(bounded, notifier.shutdown(Duration::from_millis(300))).await;
     assert!(stopped.is_ok(), "shutdown did not return");
-    // The live receiver got everything; the dead one's notices are counted, not lost silently.
+    // The live receiver got everything; the dead one's are counted, not lost silently.
     assert_eq!(hook.accepted(), ["S1", "S2", "S3"]);
     assert_eq!(fx.value(DELIVERED, &[("receiver", "up")]), Some(3.0));
     assert_eq!(
@@ -494,55 +514,6 @@ async fn dropping_a_notifier_without_shutdown_stops_its_workers_and_counts_the_l
 }
 
 #[tokio::test]
-async fn receivers_get_only_their_severities_and_resolved_if_asked() {
-    let fx = Fixture::new();
-    let hook = Hook::start(0, vec![]).await;
-    let mut pager = fast("pager", hook.url("/pager"));
-    pager.severities = vec![Severity::Critical];
-    pager.send_resolved = false;
-    let notifier = fx.start(vec![pager, fast("all", hook.url("/all"))]);
-    notifier.notify(&notice("Warn", Severity::Warning, NoticeStatus::Firing));
-    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Firing));
-    notifier.notify(&notice("Crit", Severity::Critical, NoticeStatus::Resolved));
-    // A sentinel: once the pager has it, it has had every earlier notice it was going to get.
-    notifier.notify(&notice(
-        "Sentinel",
-        Severity::Critical,
-        NoticeStatus::Firing,
-    ));
-    hook.wait_for_requests(6).await;
-    let seen = |path: &str| -> Vec<String> {
-        let got = hook.received();
-        let mine = got.iter().filter(|r| r.path == path);
-        mine.map(|r| {
-            format!(
-                "{} {}",
-                r.alertname(),
-                r.json["status"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-    };
-    assert_eq!(seen("/pager"), ["Crit firing", "Sentinel firing"]);
-    assert_eq!(
-        seen("/all"),
-        [
-            "Warn firing",
-            "Crit firing",
-            "Crit resolved",
-            "Sentinel firing"
-        ]
-    );
-    let resolved = hook
-        .received()
-        .into_iter()
-        .find(|r| r.json["status"] == "resolved");
-    let resolved = resolved.expect("resolved notice");
-    assert_eq!(resolved.json["alerts"][0]["endsAt"], "2023-11-14T22:14:20Z");
-    notifier.shutdown(Duration::from_secs(5)).await;
-}
-
-#[tokio::test]
 async fn secrets_never_reach_logs_errors_or_metrics() {
     let fx = Fixture::new();
     let echo = |status| Reply {
@@ -560,7 +531,8 @@ async fn secrets_never_reach_logs_errors_or_metrics() {
         format!("http://u:{TOKEN}@127.0.0.1:{}/{TOKEN}", closed_port()),
     );
     let notifier = fx.start(vec![echoed, refused]);
-    notifier.notify(&firing("Leaky"));
+    notifier.notify(&firing_to("echoed", "Leaky"));
+    notifier.notify(&firing_to("refused", "Leaky"));
     let got = hook.wait_for_requests(2).await;
     // The receiver really did echo the secrets back...
     assert_eq!(got[0].headers["authorization"], format!("Bearer {TOKEN}"));

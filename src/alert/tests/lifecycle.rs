@@ -45,15 +45,20 @@ fn restart_neither_forgets_nor_repages() {
         observe(&mut e, 100, &db_with_app(100, 96, 10)),
         ["fired PoolCapacityDropped/warning@db:app"]
     );
-    // Repeats stay on the schedule of the last notice before the restart (and the drop has
-    // aged out of its 1h window by then).
+    // The engine does not repeat (the dispatcher does); the drop has aged out of its 1h window.
     assert_eq!(
         observe(&mut e, 15 + 4 * 3600, &db_with_app(15 + 4 * 3600, 96, 10)),
-        [
-            "repeat PoolNearFull/critical@db:server",
-            "resolved PoolCapacityDropped/warning@db:app"
-        ]
+        ["resolved PoolCapacityDropped/warning@db:app"]
     );
+    // Its resolution is published and survives a restart too.
+    let e2 = restart(&e);
+    let mut e2 = e2;
+    let set = e2.alert_set(t(16 + 4 * 3600));
+    assert!(set
+        .iter()
+        .any(|a| a.state == crate::dispatch::AlertState::Resolved
+            && a.labels["alertname"] == "PoolCapacityDropped"
+            && a.ends_at == Some(t(15 + 4 * 3600))));
     let resolved = observe(&mut e, 20 + 4 * 3600, &db_with_app(20 + 4 * 3600, 10, 10));
     assert_eq!(resolved, [FULL_RESOLVED, UTIL_RESOLVED]);
 }
@@ -71,7 +76,7 @@ fn restored_alert_that_no_longer_holds_resolves() {
 
 #[test]
 fn restored_alert_of_a_removed_rule_resolves() {
-    let mut e = Engine::new(rules(&[busy()], false), Duration::from_secs(3600));
+    let mut e = Engine::new(rules(&[busy()], false));
     assert_eq!(
         observe(&mut e, 0, &db(0, 50)),
         ["fired Busy/critical@db:server"]
@@ -135,10 +140,7 @@ fn labels_combine_target_rule_and_reserved() {
     let saturated = override_of("TargetSaturated", |r| {
         r.labels = Some(labels(&[("page", "yes")]))
     });
-    let mut e = Engine::new(
-        rules(&[role_full, saturated], true),
-        Duration::from_secs(3600),
-    );
+    let mut e = Engine::new(rules(&[role_full, saturated], true));
     let report = up(
         "db",
         t(0),

@@ -11,7 +11,6 @@ use crate::config::values::Problems;
 use crate::model::TargetReport;
 use crate::notice::Notice;
 use crate::rules::config::RuleConfig;
-use std::time::Duration;
 
 use crate::rules::fixtures::t;
 use crate::store::Store;
@@ -28,14 +27,14 @@ pub(super) struct Bed {
 type Engine = Bed;
 
 impl Bed {
-    fn new(rules: RuleSet, repeat_interval: Duration) -> Bed {
+    fn new(rules: RuleSet) -> Bed {
         let store = Store::new([]);
         let horizon = rules
             .max_window()
             .unwrap_or(crate::store::DEFAULT_CAPACITY_HORIZON);
         store.set_windows(crate::store::DEFAULT_WINDOW, horizon);
         Bed {
-            engine: super::Engine::new(rules, repeat_interval),
+            engine: super::Engine::new(rules),
             store,
             targets: BTreeSet::new(),
         }
@@ -101,7 +100,7 @@ fn rules(extra: &[RuleConfig], builtin: bool) -> RuleSet {
 
 /// An engine with the built-in rules and a 4h repeat interval.
 fn engine() -> Engine {
-    Engine::new(rules(&[], true), Duration::from_secs(4 * 3600))
+    Engine::new(rules(&[], true))
 }
 
 /// Rule `Busy`: critical as soon as 10 connections are in use.

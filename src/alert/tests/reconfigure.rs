@@ -9,8 +9,6 @@ use crate::rules::config::{RuleConfig, ThresholdConfig};
 use crate::rules::fixtures::{labels, pool, up};
 use std::collections::BTreeMap;
 
-const HOUR: Duration = Duration::from_secs(3600);
-
 fn db(secs: u64, in_use: u64) -> TargetReport {
     up("db", t(secs), vec![pool("db", 100, in_use)])
 }
@@ -178,7 +176,7 @@ fn reload_table() {
     for row in rows {
         let mut e = firing_engine();
         let target_labels = db_labels(row.target_labels);
-        let notices = e.set_rules(t(20), rules(&row.rules, true), HOUR, &target_labels);
+        let notices = e.set_rules(t(20), rules(&row.rules, true), &target_labels);
         assert_eq!(described(&notices), row.notices, "{}", row.name);
         // Moved alerts keep their state and activeAt: no gap, no new `for`.
         let mut want = Vec::new();
@@ -212,7 +210,7 @@ fn reload_table() {
 fn the_replaced_notice_links_to_the_new_one_and_keeps_the_start() {
     let mut e = firing_engine();
     let prod = db_labels(&[("env", "prod"), ("team", "orders")]);
-    let notices = e.set_rules(t(20), rules(&[], true), HOUR, &prod);
+    let notices = e.set_rules(t(20), rules(&[], true), &prod);
     let [fired, replaced] = &notices[..] else {
         panic!("{notices:?}");
     };
@@ -245,14 +243,17 @@ fn the_replaced_notice_links_to_the_new_one_and_keeps_the_start() {
         "{}",
         a["description"]
     );
-    // Repeats follow the new label set's own notice.
-    let later = e.observe(t(20 + 3600), &db(20 + 3600, 96), &prod["db"]);
-    let repeat: Vec<&Notice> = later
-        .iter()
-        .filter(|n| n.reason == NoticeReason::Repeat)
-        .collect();
-    assert_eq!(repeat.len(), 1, "{:?}", briefs(&later));
-    assert_eq!(repeat[0].labels, fired.labels);
+    // Published: the new label set firing, the old one resolved.
+    let set = e.alert_set(t(21));
+    let state_of = |fp: &str| set.iter().find(|a| a.fingerprint == fp).map(|a| a.state);
+    assert_eq!(
+        state_of(&fired.fingerprint),
+        Some(crate::dispatch::AlertState::Firing)
+    );
+    assert_eq!(
+        state_of(&replaced.fingerprint),
+        Some(crate::dispatch::AlertState::Resolved)
+    );
 }
 
 #[test]
@@ -261,7 +262,7 @@ fn a_kept_firing_alert_moves_kept() {
         keep_firing_for: Some(HumanDuration::secs(30)),
         ..busy()
     };
-    let mut e = Engine::new(rules(std::slice::from_ref(&busy), false), HOUR);
+    let mut e = Engine::new(rules(std::slice::from_ref(&busy), false));
     assert_eq!(
         observe(&mut e, 0, &db(0, 10)),
         ["fired Busy/critical@db:server"]
@@ -269,7 +270,7 @@ fn a_kept_firing_alert_moves_kept() {
     // The condition stopped holding at 5s: kept firing until 35s.
     assert!(observe(&mut e, 5, &db(5, 1)).is_empty());
     let prod = db_labels(&[("env", "prod")]);
-    let moved = e.set_rules(t(10), rules(&[busy], false), HOUR, &prod);
+    let moved = e.set_rules(t(10), rules(&[busy], false), &prod);
     assert_eq!(
         described(&moved),
         [
@@ -298,9 +299,9 @@ fn a_removed_severity_or_target_is_retired_not_resolved() {
         }),
         ..busy()
     };
-    let mut e = Engine::new(rules(&[busy()], false), HOUR);
+    let mut e = Engine::new(rules(&[busy()], false));
     observe(&mut e, 0, &db(0, 50));
-    let notices = e.set_rules(t(5), rules(&[warning_only], false), HOUR, &db_labels(&[]));
+    let notices = e.set_rules(t(5), rules(&[warning_only], false), &db_labels(&[]));
     assert_eq!(described(&notices), ["removed Busy/critical@db:server {}"]);
     assert_eq!(
         notices[0].annotations["summary"],
@@ -331,7 +332,7 @@ fn matchers_that_no_longer_select_the_pool_resolve_it_at_the_next_poll() {
         r.matchers = Some(vec!["kind=\"role\"".into()]);
     });
     let orders = db_labels(&[("team", "orders")]);
-    let notices = e.set_rules(t(20), rules(&[roles_only], true), HOUR, &orders);
+    let notices = e.set_rules(t(20), rules(&[roles_only], true), &orders);
     assert!(notices.is_empty());
     let next = e.observe(t(25), &db(25, 96), &orders["db"]);
     assert_eq!(
@@ -364,7 +365,7 @@ fn when_both_label_sets_exist_the_one_further_along_stays() {
         keep_firing_for: Some(HumanDuration::secs(60)),
         ..busy()
     };
-    let mut e = Engine::new(rules(std::slice::from_ref(&busy), false), HOUR);
+    let mut e = Engine::new(rules(std::slice::from_ref(&busy), false));
     observe(&mut e, 0, &db(0, 50));
     // Polled under new labels without a reload: the old alert is kept firing (stale), the
     // new one fires at 5s.
@@ -375,7 +376,7 @@ fn when_both_label_sets_exist_the_one_further_along_stays() {
         ["fired Busy/critical@db:server {env=prod}"]
     );
     assert_eq!(e.alerts().len(), 2);
-    let notices = e.set_rules(t(10), rules(&[busy], false), HOUR, &prod);
+    let notices = e.set_rules(t(10), rules(&[busy], false), &prod);
     // The older one moves over the newer; both were announced, so only the retirement is new.
     assert_eq!(described(&notices), ["replaced Busy/critical@db:server {}"]);
     let rows = alert_rows(&e);

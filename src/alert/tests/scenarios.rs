@@ -158,7 +158,7 @@ fn keep_firing_for_bridges_dips() {
         keep_firing_for: Some(HumanDuration::secs(30)),
         ..busy()
     };
-    let mut e = Engine::new(rules(&[busy], false), Duration::from_secs(4 * 3600));
+    let mut e = Engine::new(rules(&[busy], false));
     run(
         &mut e,
         vec![
@@ -416,50 +416,45 @@ fn waiting_clients_are_critical_within_one_poll() {
 }
 
 #[test]
-fn repeat_interval_also_while_frozen() {
-    let mut e = Engine::new(rules(&[], true), Duration::from_secs(3600));
-    let sat = |secs| down(secs, ErrorClass::TooManyConnections);
-    run(
-        &mut e,
-        vec![
-            (0, db(0, 96), vec![]),
-            (15, db(15, 96), vec![FULL_FIRED]),
-            (60, db(60, 96), vec![UTIL_FIRED]),
-            (3614, db(3614, 96), vec![]),
-            (
-                3615,
-                db(3615, 96),
-                vec!["repeat PoolNearFull/critical@db:server"],
-            ),
-            (
-                3660,
-                db(3660, 96),
-                vec!["repeat PoolUtilizationHigh/warning@db:server"],
-            ),
-            (3700, sat(3700), vec!["fired TargetSaturated/critical@db"]),
-            (
-                7215,
-                sat(7215),
-                vec!["repeat PoolNearFull/critical@db:server"],
-            ),
-            (
-                7300,
-                sat(7300),
-                vec![
-                    "repeat PoolUtilizationHigh/warning@db:server",
-                    "repeat TargetSaturated/critical@db",
-                ],
-            ),
-        ],
-    );
-    // A zero interval turns repeats off.
-    let mut quiet = Engine::new(rules(&[], true), Duration::ZERO);
-    observe(&mut quiet, 0, &db(0, 96));
+fn the_published_set_has_pending_firing_and_recently_resolved_alerts() {
+    use crate::dispatch::AlertState::{Firing, Pending, Resolved};
+    let mut e = engine();
+    let set_of = |e: &mut Engine, secs| -> Vec<(String, crate::dispatch::AlertState)> {
+        e.alert_set(t(secs))
+            .into_iter()
+            .map(|a| (a.labels["alertname"].clone(), a.state))
+            .collect()
+    };
+    observe(&mut e, 0, &db(0, 96));
+    let s = set_of(&mut e, 0);
+    assert!(s.contains(&("PoolNearFull".into(), Pending)), "{s:?}");
+    assert_eq!(observe(&mut e, 15, &db(15, 96)), [FULL_FIRED]);
+    assert!(set_of(&mut e, 15).contains(&("PoolNearFull".into(), Firing)));
+    // Never repeated by the engine, however long it fires.
+    assert_eq!(observe(&mut e, 30_000, &db(30_000, 96)), [UTIL_FIRED]);
+    let resolved = observe(&mut e, 30_010, &db(30_010, 10));
+    assert!(resolved.len() >= 2, "{resolved:?}");
+    let set = e.alert_set(t(30_011));
+    let full = set
+        .iter()
+        .find(|a| a.labels["alertname"] == "PoolNearFull")
+        .expect("kept resolved");
     assert_eq!(
-        observe(&mut quiet, 60, &db(60, 96)),
-        [FULL_FIRED, UTIL_FIRED]
+        (full.state, full.starts_at, full.ends_at),
+        (Resolved, t(0), Some(t(30_010)))
     );
-    assert!(observe(&mut quiet, 100_000, &db(100_000, 96)).is_empty());
+    // Kept for the retention, then gone.
+    let retention = crate::alert::RESOLVED_RETENTION.as_secs();
+    assert!(set_of(&mut e, 30_010 + retention - 1).contains(&("PoolNearFull".into(), Resolved)));
+    assert!(set_of(&mut e, 30_010 + retention).is_empty());
+    // Firing again removes the resolution.
+    observe(&mut e, 40_000, &db(40_000, 10));
+    observe(&mut e, 40_001, &db(40_001, 96));
+    observe(&mut e, 40_010, &db(40_010, 10));
+    observe(&mut e, 40_020, &db(40_020, 96));
+    assert_eq!(observe(&mut e, 40_040, &db(40_040, 96)), [FULL_FIRED]);
+    let s = set_of(&mut e, 40_040);
+    assert!(!s.contains(&("PoolNearFull".into(), Resolved)), "{s:?}");
 }
 
 #[test]
@@ -480,7 +475,7 @@ fn each_severity_has_its_own_for() {
         for_: Some(HumanDuration::secs(30)),
         ..RuleConfig::default()
     };
-    let mut e = Engine::new(rules(&[two], false), Duration::from_secs(3600));
+    let mut e = Engine::new(rules(&[two], false));
     run(
         &mut e,
         vec![

@@ -181,7 +181,7 @@ fn a_rule_sets_its_own_resolved_text() {
         resolved_description: Some("{{in_use}} in use, target {{target_state}}".into()),
         ..busy()
     };
-    let mut e = Engine::new(rules(&[busy], false), Duration::from_secs(3600));
+    let mut e = Engine::new(rules(&[busy], false));
     let notices = run_all(&mut e, vec![db(0, 10), db(42, 3)]);
     assert_eq!(
         text_of(&notices, "Busy"),

@@ -26,6 +26,8 @@ fn alert(
         value: "1".into(),
         fingerprint: "0".into(),
         severity,
+        inhibited_by: Vec::new(),
+        silenced_by: Vec::new(),
     }
 }
 

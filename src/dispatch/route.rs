@@ -1,0 +1,152 @@
+//! The routing tree, with Alertmanager's semantics: an alert enters at the root; a route whose
+//! matchers hold tries its children in order; the first child that matches takes the alert
+//! (and its own children do the same), unless that child has `continue`, in which case the next
+//! siblings are tried too; a matching route none of whose children match takes the alert itself.
+//!
+//! Settings (`receiver`, `group_by`, timing, `send_resolved`) are inherited when the tree is
+//! built ([`super::config`]), so every [`Route`] here holds its effective values.
+
+use super::gofmt;
+use super::Labels;
+use crate::rules::matcher::Matcher;
+use std::time::Duration;
+
+/// Which labels make an alert's group within a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// `group_by = ["..."]`: every label, so every alert is its own group.
+    All,
+    /// These labels (a label an alert lacks is left out of its group's labels); empty: one group
+    /// per route.
+    Labels(Vec<String>),
+}
+
+impl GroupBy {
+    /// The group labels of an alert with `labels`.
+    pub fn group_labels(&self, labels: &Labels) -> Labels {
+        match self {
+            GroupBy::All => labels.clone(),
+            GroupBy::Labels(names) => names
+                .iter()
+                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// When a group is flushed and a notification repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a new group waits for more alerts before its first notification.
+    pub group_wait: Duration,
+    /// How long after a flush the group is looked at again (changes are sent then).
+    pub group_interval: Duration,
+    /// How long after a notification an unchanged, still-firing group is notified again.
+    pub repeat_interval: Duration,
+}
+
+/// One route with its effective (inherited) settings.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Who gets this route's notifications; `None` drops them (a root without receiver).
+    pub receiver: Option<String>,
+    /// What an alert must satisfy to take this route; part of the route's key.
+    pub matchers: Vec<Matcher>,
+    /// Further conditions that are not part of the key: the receiver's `severities`.
+    pub filter: Vec<Matcher>,
+    /// After this route matched, its next siblings are tried too.
+    pub continue_matching: bool,
+    /// How its alerts are grouped.
+    pub group_by: GroupBy,
+    /// Its timing.
+    pub timing: Timing,
+    /// Whether notifications that resolve alerts are sent.
+    pub send_resolved: bool,
+    /// Children, tried in order.
+    pub routes: Vec<Route>,
+}
+
+/// A route of a built tree: the route's settings, its key and its children's indices.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Alertmanager's route key: the parent's key, `/`, the matchers (`{}` for the root).
+    pub key: String,
+    /// The route's settings (its `routes` emptied: see `children`).
+    pub route: Route,
+    /// Indices of the children in [`RouteTree::nodes`].
+    children: Vec<usize>,
+}
+
+/// The routing tree, flattened in pre-order (the root is node 0).
+#[derive(Debug, Clone)]
+pub struct RouteTree {
+    nodes: Vec<Node>,
+}
+
+impl RouteTree {
+    /// Builds the tree under `root`.
+    pub fn new(root: Route) -> RouteTree {
+        let mut tree = RouteTree { nodes: Vec::new() };
+        tree.add(root, None);
+        tree
+    }
+
+    fn add(&mut self, mut route: Route, parent_key: Option<&str>) -> usize {
+        let key = match parent_key {
+            None => gofmt::matchers(&route.matchers),
+            Some(p) => format!("{p}/{}", gofmt::matchers(&route.matchers)),
+        };
+        let children = std::mem::take(&mut route.routes);
+        let index = self.nodes.len();
+        self.nodes.push(Node {
+            key: key.clone(),
+            route,
+            children: Vec::new(),
+        });
+        for child in children {
+            let c = self.add(child, Some(&key));
+            self.nodes[index].children.push(c);
+        }
+        index
+    }
+
+    /// Every route, root first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The routes that take an alert with `labels`, as node indices in match order.
+    pub fn matching(&self, labels: &Labels) -> Vec<usize> {
+        self.match_node(0, labels)
+    }
+
+    fn match_node(&self, index: usize, labels: &Labels) -> Vec<usize> {
+        let node = &self.nodes[index];
+        let r = &node.route;
+        if !r
+            .matchers
+            .iter()
+            .chain(&r.filter)
+            .all(|m| m.matches(labels))
+        {
+            return Vec::new();
+        }
+        let mut all = Vec::new();
+        for &c in &node.children {
+            let matched = self.match_node(c, labels);
+            let stop = !matched.is_empty() && !self.nodes[c].route.continue_matching;
+            all.extend(matched);
+            if stop {
+                break;
+            }
+        }
+        if all.is_empty() {
+            all.push(index);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+#[path = "route_tests.rs"]
+mod tests;
