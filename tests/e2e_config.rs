@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
              value, threshold, capacity, configured_capacity, in_use, idle, waiting, \
              longest_wait, free, utilization, idle_in_transaction, oldest_idle_in_transaction, oldest_transaction, lock_waiting, \
              capacity_note, top_holders, pool_details, previous_capacity, error_class, error, last_seen, \
-             duration, target_state"),
+             duration, target_state, exhausted_in, slope"),
         case("bad matcher regex",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"in_use\"\nwarning = 5\nmatchers = ['pool=~\"(app\"']\n",
             Some((7, 13)), "rules[0].matchers[0]: invalid regex in matcher `pool=~\"(app\"`: \
