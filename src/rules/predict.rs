@@ -31,6 +31,11 @@ pub const MAX_POINTS: usize = 120;
 /// slope; below it the rise has stopped (a step, a ramp that levelled off).
 pub const STALLED_BELOW: f64 = 0.5;
 
+/// A pool is refitted once per `window / REFITS_PER_WINDOW` (10 s for the default window):
+/// a trend over minutes does not change between two polls a second apart, and refitting every
+/// pool on every poll would cost more than all other rules together.
+pub const REFITS_PER_WINDOW: u32 = 60;
+
 /// Default fitting window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10 * 60);
 
@@ -182,6 +187,20 @@ fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Vec<Sample> {
         picked.truncate(k + 1);
     }
     picked
+}
+
+/// Whether a pool whose recent samples are `samples` is due for a refit at `now`: when its
+/// previous sample (the newest before `now`) lies in an earlier slot of
+/// `window / REFITS_PER_WINDOW` than `now`, or there is none. Until then the last verdict holds.
+pub fn due(samples: &Samples, now: SystemTime, p: &Predict) -> bool {
+    let now_ms = millis(now);
+    let slot = u64::try_from((p.window / REFITS_PER_WINDOW).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let before = first_from(samples, now_ms)
+        .checked_sub(1)
+        .and_then(|i| samples.get(i));
+    before.is_none_or(|s| s.at_ms / slot != now_ms / slot)
 }
 
 /// Minutes until `f` (fitted with `x` in minutes, now at 0) reaches `capacity`; infinite when
