@@ -2,8 +2,9 @@
 //! PostgreSQL cluster whose role `app` (CONNECTION LIMIT 5) is filled by `checkout-web`, one
 //! connection at a time, so `PoolExhausted` fires; Debian's `chromium`, headless, then loads the
 //! page. It must show the pools, their holders and the firing alert, log nothing to the console
-//! (the detector is checked against a page that does), carry no secret, and it leaves a
-//! screenshot in `docs/status-page.png` for the README.
+//! (the detector is checked against a page that does), and carry no secret. Its screenshot goes
+//! to a temporary folder; with `POOLWATCH_UPDATE_SCREENSHOT=1` it replaces `docs/status-page.png`,
+//! the one the README shows (a test run leaves the source tree as it was).
 //!
 //! `chromium` is installed by `scripts/install-test-deps.sh`.
 
@@ -73,8 +74,14 @@ async fn firing_on_app(pw: &Poolwatch, alertname: &str) -> bool {
     })
 }
 
-fn screenshot_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png")
+/// Where the screenshot goes (see the module documentation); the folder is kept alive with it.
+fn screenshot_path() -> (PathBuf, Option<tempfile::TempDir>) {
+    if std::env::var_os("POOLWATCH_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png");
+        return (path, None);
+    }
+    let dir = tempfile::tempdir().expect("temporary folder");
+    (dir.path().join("status-page.png"), Some(dir))
 }
 
 #[tokio::test]
@@ -147,8 +154,8 @@ async fn the_status_page_shows_a_filled_pool_and_its_alert_in_a_real_browser() {
         "console output"
     );
 
-    let shot = screenshot_path();
-    std::fs::create_dir_all(shot.parent().expect("docs/")).expect("docs/");
+    let (shot, _dir) = screenshot_path();
+    std::fs::create_dir_all(shot.parent().expect("a folder")).expect("its folder");
     let _ = std::fs::remove_file(&shot);
     let shot_run = chromium(
         &url,

@@ -7,7 +7,7 @@ use super::{notice, target_extra, Engine, Identity, Instance, Labels};
 use crate::model::{PoolSnapshot, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
-use crate::rules::predict::{predict, Predict, Prediction};
+use crate::rules::predict::{due, predict, Predict, Prediction};
 use crate::rules::template::Vars;
 use crate::rules::{Check, Level, Rule, Text};
 use crate::store::capacity::PoolRef;
@@ -152,13 +152,8 @@ impl Engine {
             let obs = match seeing {
                 Seeing::Target(obs) => Some(obs),
                 Seeing::Pool(pool) => {
-                    // Hysteresis holds a *firing* alert; a pending one must meet the threshold
-                    // itself for the whole `for`.
-                    let was_active = self
-                        .instances
-                        .get(&labels)
-                        .is_some_and(|i| matches!(i.state, State::Firing { .. }));
-                    evaluate_pool(round.store, round.now, &rule.check, level, pool, was_active)
+                    let before = self.instances.get(&labels);
+                    evaluate_pool(round.store, round.now, &rule.check, level, pool, before)
                 }
             };
             let Some(obs) = obs else {
@@ -305,15 +300,19 @@ fn target_condition(check: &Check, report: &TargetReport) -> bool {
     }
 }
 
-/// Evaluates a pool rule's level against one pool.
+/// Evaluates a pool rule's level against one pool; `before` is its alert instance, while
+/// pending or firing.
 fn evaluate_pool(
     store: &StoreView<'_>,
     now: SystemTime,
     check: &Check,
     level: &Level,
     pool: &PoolSnapshot,
-    was_active: bool,
+    before: Option<&Instance>,
 ) -> Option<Observation> {
+    // Hysteresis holds a *firing* alert; a pending one must meet the threshold itself for the
+    // whole `for`.
+    let was_active = before.is_some_and(|i| matches!(i.state, State::Firing { .. }));
     match (check, &level.threshold) {
         (Check::Threshold { metric, op }, Some(t)) => {
             Some(evaluate(*metric, *op, t, pool, was_active))
@@ -328,9 +327,17 @@ fn evaluate_pool(
                 active: pool.configured_capacity < highest,
             })
         }
-        // The value is the predicted time to exhaustion in seconds, NaN while none is.
+        // The value is the predicted time to exhaustion in seconds, NaN while none is. Between
+        // refits (predict::due) the verdict of the last one holds.
         (Check::ExhaustionPredicted(p), _) => {
-            let prediction = prediction(store, &PoolRef::of(&pool.id), now, p);
+            let id = PoolRef::of(&pool.id);
+            if store.samples(&id).is_some_and(|s| !due(s, now, p)) {
+                return Some(Observation {
+                    value: before.map_or(f64::NAN, |i| i.value),
+                    active: before.is_some(),
+                });
+            }
+            let prediction = prediction(store, &id, now, p);
             Some(Observation {
                 value: prediction.map_or(f64::NAN, |p| p.exhausted_in.as_secs_f64()),
                 active: prediction.is_some(),

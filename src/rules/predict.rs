@@ -14,10 +14,10 @@
 //!   change (flat after the jump; a pure step's R² never exceeds 0.75 either) and a ramp that
 //!   has stopped do not.
 
-use crate::store::history::{millis, Samples};
+use crate::store::history::{millis, Sample, Samples};
 use std::time::{Duration, SystemTime};
 
-/// Fewest samples a fit is made from.
+/// Fewest points a fit is made from.
 pub const MIN_SAMPLES: usize = 8;
 
 /// A spacing between two samples longer than this many times the shortest one (and than a
@@ -30,6 +30,11 @@ pub const MAX_POINTS: usize = 120;
 /// The recent half of the window must rise at least this fraction of the whole window's
 /// slope; below it the rise has stopped (a step, a ramp that levelled off).
 pub const STALLED_BELOW: f64 = 0.5;
+
+/// A pool is refitted once per `window / REFITS_PER_WINDOW` (10 s for the default window):
+/// a trend over minutes does not change between two polls a second apart, and refitting every
+/// pool on every poll would cost more than all other rules together.
+pub const REFITS_PER_WINDOW: u32 = 60;
 
 /// Default fitting window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -140,32 +145,62 @@ where
     })
 }
 
-/// The indices `start..end` of the samples a fit may use: those within `window` before `now`,
-/// after the last gap and the last capacity change. A gap is a spacing longer than
-/// [`GAP_FACTOR`] times the shortest one and than a tenth of the window.
-fn usable(samples: &Samples, now_ms: u64, window: Duration) -> (usize, usize) {
+/// The index of the first sample taken at or after `t_ms` (samples are in time order).
+fn first_from(samples: &Samples, t_ms: u64) -> usize {
+    let (mut lo, mut hi) = (0, samples.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if samples.get(mid).is_some_and(|s| s.at_ms < t_ms) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The samples a fit uses, newest first: at most [`MAX_POINTS`], evenly spaced back from the
+/// newest taken by `now` to the oldest within `window`, and none from before the last gap or
+/// capacity change between two of them. A gap is a spacing longer than [`GAP_FACTOR`] times the
+/// shortest one and than a tenth of the window. The cost is that of the points, whatever the
+/// poll rate: the history is only searched.
+fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Vec<Sample> {
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    let from = now_ms.saturating_sub(window_ms);
-    let at = |i: usize| samples.get(i).map_or(0, |s| s.at_ms);
-    let mut end = samples.len();
-    while end > 0 && at(end - 1) > now_ms {
-        end -= 1;
-    }
-    let mut start = end;
-    while start > 0 && at(start - 1) >= from {
-        start -= 1;
-    }
-    let shortest = (start + 1..end)
-        .map(|i| at(i) - at(i - 1))
+    let end = first_from(samples, now_ms.saturating_add(1));
+    let start = first_from(samples, now_ms.saturating_sub(window_ms)).min(end);
+    let stride = (end - start).div_ceil(MAX_POINTS).max(1);
+    let mut picked: Vec<Sample> = (start..end)
+        .rev()
+        .step_by(stride)
+        .filter_map(|i| samples.get(i).copied())
+        .collect();
+    let shortest = picked
+        .windows(2)
+        .map(|w| w[0].at_ms - w[1].at_ms)
         .min()
         .unwrap_or(0);
     let gap = (GAP_FACTOR * shortest as f64).max(window_ms as f64 / 10.0);
-    let cut = (start + 1..end).rev().find(|&i| {
-        let (a, b) = (samples.get(i - 1), samples.get(i));
-        let spacing = (at(i) - at(i - 1)) as f64;
-        spacing > gap || a.map(|s| s.capacity) != b.map(|s| s.capacity)
-    });
-    (cut.unwrap_or(start), end)
+    if let Some(k) = picked
+        .windows(2)
+        .position(|w| (w[0].at_ms - w[1].at_ms) as f64 > gap || w[0].capacity != w[1].capacity)
+    {
+        picked.truncate(k + 1);
+    }
+    picked
+}
+
+/// Whether a pool whose recent samples are `samples` is due for a refit at `now`: when its
+/// previous sample (the newest before `now`) lies in an earlier slot of
+/// `window / REFITS_PER_WINDOW` than `now`, or there is none. Until then the last verdict holds.
+pub fn due(samples: &Samples, now: SystemTime, p: &Predict) -> bool {
+    let now_ms = millis(now);
+    let slot = u64::try_from((p.window / REFITS_PER_WINDOW).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let before = first_from(samples, now_ms)
+        .checked_sub(1)
+        .and_then(|i| samples.get(i));
+    before.is_none_or(|s| s.at_ms / slot != now_ms / slot)
 }
 
 /// Minutes until `f` (fitted with `x` in minutes, now at 0) reaches `capacity`; infinite when
@@ -181,28 +216,21 @@ fn minutes_to(f: &Fit, capacity: f64) -> f64 {
 /// predicted to be full within `p.horizon` of `now`.
 pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Prediction, Quiet> {
     let now_ms = millis(now);
-    let (start, end) = usable(samples, now_ms, p.window);
-    let (Some(first), Some(last)) = (
-        samples.get(start),
-        end.checked_sub(1).and_then(|i| samples.get(i)),
-    ) else {
+    let used = usable(samples, now_ms, p.window);
+    let (Some(last), Some(first)) = (used.first(), used.last()) else {
         return Err(Quiet::TooLittleHistory);
     };
     let span_ms = last.at_ms - first.at_ms;
-    if end - start < MIN_SAMPLES || u128::from(span_ms) * 2 < p.window.as_millis() {
+    if used.len() < MIN_SAMPLES || u128::from(span_ms) * 2 < p.window.as_millis() {
         return Err(Quiet::TooLittleHistory);
     }
     if last.in_use >= last.capacity {
         return Err(Quiet::Full);
     }
     let capacity = f64::from(last.capacity);
-    // At most MAX_POINTS points, evenly spaced back from the newest: a fit needs no more, and
-    // the cost stays flat at any poll rate.
-    let stride = (end - start).div_ceil(MAX_POINTS);
-    let points = (start..end).rev().step_by(stride).filter_map(|i| {
-        let s = samples.get(i)?;
+    let points = used.iter().map(|s| {
         let ago = now_ms.saturating_sub(s.at_ms) as f64 / 60_000.0;
-        Some((-ago, f64::from(s.in_use)))
+        (-ago, f64::from(s.in_use))
     });
     let whole = fit(points.clone()).ok_or(Quiet::TooLittleHistory)?;
     if whole.slope <= 0.0 {

@@ -383,3 +383,28 @@ fn texts_for_people() {
         assert_eq!(signed(slope), want);
     }
 }
+
+#[test]
+fn refits_once_per_slot_of_the_window() {
+    let p = Predict::default(); // 10m: slots of 10 s
+    let mut samples = Samples::default();
+    // (poll at seconds, recorded, due)
+    let cases = [
+        (0.0, true, true),
+        (1.0, true, false),
+        (9.0, true, false),
+        (10.0, true, true),
+        (11.0, true, false),
+        (25.0, true, true),
+        (25.5, false, false),
+        (29.9, false, false),
+        (30.0, false, true),
+    ];
+    for (secs, recorded, want) in cases {
+        if recorded {
+            samples.record(Sample::new(at(secs), 1, 10, 0), STORE_WINDOW);
+        }
+        assert_eq!(due(&samples, at(secs), &p), want, "at {secs}s");
+    }
+    assert!(due(&Samples::default(), at(5.0), &p), "no history: due");
+}

@@ -192,3 +192,31 @@ fn labels_combine_target_rule_and_reserved() {
     ]);
     assert_eq!(sat[0].labels, want);
 }
+
+#[test]
+fn a_predicted_exhaustion_is_refitted_every_10s_and_held_in_between() {
+    let mut e = engine();
+    // +1 connection every 15s (+4/min) from 20 of 100, polled every second.
+    let mut events = Vec::new();
+    for secs in 0..=425u64 {
+        let report = crate::rules::fixtures::up(
+            "db",
+            t(secs),
+            vec![crate::rules::fixtures::pool("db", 100, 20 + secs / 15)],
+        );
+        for n in e.observe(t(secs), &report, &Labels::new()) {
+            if n.labels["alertname"] == "PoolExhaustionPredicted" {
+                events.push((secs, n.reason.as_str()));
+            }
+        }
+    }
+    // Half the window (300 s) of history is needed; the verdict changes only on a refit, at a
+    // 10 s slot boundary, and holds (firing, no resolve) on the polls between.
+    assert_eq!(events, [(300, "fired")]);
+    assert_eq!(
+        states(&e),
+        [("PoolExhaustionPredicted@db:server".to_string(), "firing")]
+    );
+    // At 425 s, between two refits: held as holding, not kept firing by keep_firing_for.
+    assert_eq!(e.alerts()[0].keep_firing_since, None);
+}
