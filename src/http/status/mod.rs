@@ -3,14 +3,15 @@
 //! readable on a phone, refreshing itself every [`REFRESH_SECS`] seconds. No script.
 //!
 //! It shows every target and pool (utilization bar, in use / capacity / waiting, a sparkline of
-//! the store's history, who holds the connections) and the pending and firing alerts with their
-//! age. Every value is HTML-escaped; nothing secret is on it (targets are named, never their
+//! the store's history, who holds the connections, the server side of a linked application
+//! pool), the pending and firing alerts with their age (silenced and inhibited ones marked), and
+//! the active silences. Every value is HTML-escaped; nothing secret is on it (targets are named, never their
 //! addresses or credentials; errors show their class).
 //!
 //! # Layout
 //!
 //! * [`html`] — escaping and the small writer the page is built with.
-//! * `alerts` — the alerts table.
+//! * `alerts` — the alerts table and the active silences.
 //! * `pools` — targets and their pool cards.
 //! * [`spark`] — the inline SVG sparkline of a pool's recent in use.
 //! * `style` — the inline stylesheet.
@@ -23,6 +24,7 @@ mod style;
 
 use super::{respond, AppState};
 use crate::alert::AlertView;
+use crate::dispatch::silence::Silence;
 use crate::store::Store;
 use html::Html;
 use http_body_util::Full;
@@ -35,7 +37,8 @@ pub const REFRESH_SECS: u32 = 10;
 
 /// The page as the HTTP handler serves it, rendered at `now`.
 pub fn page(state: &AppState, now: SystemTime) -> Response<Full<Bytes>> {
-    let body = render(&state.store, &state.alerts.get(), now);
+    let (silences, _) = state.silences.get();
+    let body = render(&state.store, &state.alerts.get(), &silences.list(), now);
     let mut resp = respond(StatusCode::OK, "text/html; charset=utf-8", body);
     resp.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
@@ -44,8 +47,14 @@ pub fn page(state: &AppState, now: SystemTime) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Renders the page from what the store knows and the published `alerts`, at `now`.
-pub fn render(store: &Store, alerts: &[AlertView], now: SystemTime) -> String {
+/// Renders the page from what the store knows, the published `alerts` and the `silences`, at
+/// `now`.
+pub fn render(
+    store: &Store,
+    alerts: &[AlertView],
+    silences: &[Silence],
+    now: SystemTime,
+) -> String {
     let targets = store.targets();
     let view = store.view();
     let mut h = Html::default();
@@ -67,6 +76,7 @@ pub fn render(store: &Store, alerts: &[AlertView], now: SystemTime) -> String {
     ));
     h.raw("</p></header><main>");
     alerts::section(&mut h, alerts, now);
+    alerts::silences(&mut h, silences, now);
     pools::section(&mut h, &targets, &view, now);
     h.raw("</main></body></html>\n");
     h.finish()

@@ -100,5 +100,8 @@ fn pool(h: &mut Html, p: &PoolSnapshot, view: &StoreView<'_>, now: SystemTime, s
         h.raw(&sparkline(samples, now, SPARK_SPAN));
     }
     h.element("p", "holders", &pool_details(p));
+    if let Some(server) = &p.server_side {
+        h.element("p", "link", server);
+    }
     h.raw("</div>");
 }

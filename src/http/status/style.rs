@@ -31,7 +31,7 @@ th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ea;vertical-a
 svg{display:block;width:100%;height:32px;margin-top:4px}\
 svg polyline{fill:none;stroke:#3b6fb6;stroke-width:1.5}\
 svg line{stroke:#b3261e;stroke-dasharray:3 3;stroke-width:1}\
-.holders{margin:6px 0 0;padding:0;list-style:none;font-size:13px;color:#3c444d}\
+.holders,.link{margin:6px 0 0;padding:0;list-style:none;font-size:13px;color:#3c444d}\
 .err{color:#b3261e;font-size:13px}\
 @media (max-width:600px){td:nth-child(2),th:nth-child(2){display:none}}\
 ";

@@ -63,7 +63,7 @@ fn every_value_is_escaped() {
         "<b onclick=x>&</b>",
         0,
     )];
-    let page = render(&s, &alerts, t(60));
+    let page = render(&s, &alerts, &[], t(60));
     for raw in [evil, "<img", "<b onclick", "a\"b<c>"] {
         assert!(!page.contains(raw), "{raw} unescaped");
     }
@@ -99,7 +99,7 @@ fn empty_states_say_so() {
         ),
     ];
     for (targets, reports, want) in cases {
-        let page = render(&store(targets, reports), &[], t(1));
+        let page = render(&store(targets, reports), &[], &[], t(1));
         for w in want {
             assert!(page.contains(w), "{targets:?}: {w} missing");
         }
@@ -114,7 +114,7 @@ fn a_whole_page_is_self_contained_and_refreshes() {
         &["orders-db"],
         vec![up("orders-db", t(0), vec![incident_one()])],
     );
-    let page = render(&s, &[], t(1));
+    let page = render(&s, &[], &[], t(1));
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains(&format!(
         "<meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">"
@@ -151,7 +151,7 @@ fn alerts_firing_first_with_their_age() {
         ),
         alert("PoolNearFull", Severity::Critical, "firing", "full", 108),
     ];
-    let page = render(&store(&[], vec![]), &alerts, t(300));
+    let page = render(&store(&[], vec![]), &alerts, &[], t(300));
     let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{s} missing"));
     assert!(at(">full<") < at(">warm<") && at(">warm<") < at(">warming<"));
     assert!(page.contains("3m 12s"), "the critical alert's age");
@@ -169,7 +169,7 @@ fn a_target_that_is_down_shows_its_last_pools_and_its_error_class_only() {
             failed("orders-db", t(5), ErrorClass::Auth),
         ],
     );
-    let page = render(&s, &[], t(6));
+    let page = render(&s, &[], &[], t(6));
     assert!(page.contains("state s-down"));
     assert!(page.contains("last poll failed: auth"));
     assert!(
@@ -196,7 +196,7 @@ fn many_pools_each_get_a_card_and_a_sparkline_and_the_page_stays_small() {
         }
     }
     let s = store(&names, reports);
-    let page = render(&s, &[], t(900));
+    let page = render(&s, &[], &[], t(900));
     assert_eq!(count(&page, "<div class=\"pool"), 100);
     assert_eq!(count(&page, "<svg "), 100);
     assert!(
@@ -248,4 +248,41 @@ fn sparklines_are_bounded_and_scaled() {
         svg.contains("y1=\"1.0\""),
         "capacity line at the top: {svg}"
     );
+}
+
+#[test]
+fn silences_muted_alerts_and_a_linked_server_side_are_shown_escaped() {
+    let mut muted = alert("PoolNearFull", Severity::Critical, "firing", "full", 100);
+    muted.silenced_by = vec!["s1".into()];
+    let mut inhibited = alert(
+        "PoolUtilizationHigh",
+        Severity::Warning,
+        "firing",
+        "warm",
+        100,
+    );
+    inhibited.inhibited_by = vec!["fp".into()];
+    let silence = |id: &str, ends: u64| Silence {
+        id: id.into(),
+        matchers: vec!["target=\"orders-db\"".into()],
+        created_by: "ana <oncall>".into(),
+        comment: "deploy".into(),
+        starts_at: t(0),
+        ends_at: t(ends),
+    };
+    let mut app = pool("checkout", 10, 10);
+    app.server_side =
+        Some("server orders-db: 10 connections from application_name=<checkout>".into());
+    let s = store(&["checkout"], vec![up("checkout", t(0), vec![app])]);
+    let silences = [silence("s1", 400), silence("gone", 100)];
+    let page = render(&s, &[muted, inhibited], &silences, t(200));
+    assert_eq!(count(&page, "<br>silenced"), 1);
+    assert_eq!(count(&page, "<br>inhibited"), 1);
+    // The active silence only, escaped, with the time it has left.
+    assert!(page.contains("<section id=\"silences\">"), "{page}");
+    assert_eq!(count(&page, "target=&quot;orders-db&quot;"), 1, "{page}");
+    assert!(page.contains("ana &lt;oncall&gt;") && page.contains(">3m 20s<"));
+    assert!(page.contains("application_name=&lt;checkout&gt;"));
+    // No silence, no section.
+    assert!(!render(&s, &[], &silences[1..], t(200)).contains("id=\"silences\""));
 }
