@@ -3,7 +3,9 @@
 //! and pools are summed across them by name, so that series carry no instance label:
 //!
 //! * capacity, in use, idle, waiting and the cumulative counters are sums, and so is
-//!   `queued`, per instance (one instance's free slot cannot serve another's queue);
+//!   `queued`, per instance (one instance's free slot cannot serve another's queue); the
+//!   registry then replaces the counters by what every instance has counted, gone or
+//!   restarted ones included ([`super::counters`]), so that they never go down;
 //! * the longest wait is the longest of any instance;
 //! * the configured capacity is the **per-instance** size (the smallest, when instances
 //!   differ), so that scaling out or in is not a capacity change, and a rolling deployment that

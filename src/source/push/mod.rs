@@ -8,12 +8,15 @@
 //! * [`body`] — the JSON schema and its validation (pure).
 //! * [`aggregate`] — fresh instances summed into the target's pools, or the target stale
 //!   (pure).
+//! * [`counters`] — pool counters that stay cumulative as instances leave, return or restart
+//!   (pure).
 //! * [`registry`] — the bounded store of pushes, the bearer-token check, the push counters.
 //! * [`config`] — the target's keys (`token`, `ttl`, `max_instances`, `max_pools`).
 
 pub mod aggregate;
 pub mod body;
 pub mod config;
+pub mod counters;
 pub mod registry;
 
 pub use config::{PushConfig, PushSettings};

@@ -7,6 +7,7 @@
 use super::aggregate::{self, is_fresh, Instance};
 use super::body::{validate, Push, PushBody};
 use super::config::PushSettings;
+use super::counters::{self, Carry};
 use crate::config::values::Secret;
 use crate::model::{PollData, PollError};
 use prometheus::{IntCounterVec, Opts};
@@ -135,6 +136,8 @@ struct Slot {
     /// When poolwatch began watching the target.
     since: SystemTime,
     instances: BTreeMap<String, Instance>,
+    /// What each pool's instances have counted, kept cumulative as instances come and go.
+    carry: Carry,
     /// Created by a push for an unknown application (`accept_unknown`), not configured.
     adopted: bool,
 }
@@ -214,6 +217,7 @@ impl Registry {
                     settings: s.clone(),
                     since: now,
                     instances: BTreeMap::new(),
+                    carry: Carry::default(),
                     adopted: false,
                 },
             };
@@ -332,6 +336,7 @@ impl Registry {
             settings,
             since: now,
             instances: BTreeMap::new(),
+            carry: Carry::default(),
             adopted: true,
         };
         slots.insert(name, slot);
@@ -348,9 +353,24 @@ impl Registry {
                 message: "not a push target of the running configuration".into(),
             });
         };
-        let forget = forget_after(slot.settings.ttl);
+        let (ttl, forget) = (slot.settings.ttl, forget_after(slot.settings.ttl));
         slot.instances.retain(|_, i| is_fresh(i.at, now, forget));
-        aggregate::aggregate(target, &slot.instances, slot.since, slot.settings.ttl, now)
+        slot.carry
+            .forget_except(&slot.instances.keys().map(String::as_str).collect());
+        let fresh = slot
+            .instances
+            .iter()
+            .filter(|(_, i)| is_fresh(i.at, now, ttl))
+            .flat_map(|(name, i)| i.pools.iter().map(move |p| (name, p)));
+        slot.carry
+            .observe(fresh.map(|(name, p)| (p.name.as_str(), name.as_str(), counters::three(p))));
+        let mut data = aggregate::aggregate(target, &slot.instances, slot.since, ttl, now)?;
+        // Summed over the fresh instances, counters would go down as instances leave or
+        // restart: each pool's counters are what all its instances have counted.
+        for pool in &mut data.pools {
+            pool.counters = slot.carry.total(&pool.id.name);
+        }
+        Ok(data)
     }
 }
 

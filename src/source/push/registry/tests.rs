@@ -303,3 +303,29 @@ fn unknown_applications_become_targets_of_their_own_when_a_target_accepts_them()
         Err(Refusal::UnknownApplication)
     );
 }
+
+#[test]
+fn pool_counters_stay_cumulative_when_an_instance_stops_or_restarts() {
+    let (r, _) = registry(&[settings("app", None)]);
+    let push = |instance: &str, timeouts: u64, at: u64| {
+        let text = format!(
+            r#"{{"application": "app", "instance": "{instance}", "pools": [{{"name": "p", "capacity": 10, "in_use": 3, "idle": 2, "waiting": 0, "timeouts_total": {timeouts}}}]}}"#
+        );
+        let body: PushBody = parse_json(text.as_bytes()).expect("body");
+        assert!(r.accept(body, None, t(at)).is_ok());
+    };
+    let timeouts = |now: u64| {
+        r.report("app", t(now)).expect("up").pools[0]
+            .counters
+            .timeouts
+    };
+    push("a", 4, 10);
+    push("b", 6, 10);
+    assert_eq!(timeouts(10), Some(10));
+    // b stops: its 6 timeouts happened all the same (a drop would read as a reset, a burst).
+    assert!(r.accept(body("app", "b", &[]), None, t(11)).is_ok());
+    assert_eq!(timeouts(11), Some(10));
+    // a restarts and counts from zero: its 4 are kept.
+    push("a", 1, 12);
+    assert_eq!(timeouts(12), Some(11));
+}
