@@ -16,18 +16,16 @@
 #     $CACHE/postgresql/NN (bin/, lib/, share/).
 #   * PgBouncer 1.24.1 built from Debian trixie's source package into $CACHE/pgbouncer/1.24,
 #     with a private apt configuration under $CACHE (the system's apt sources stay as they are).
-#   * A Python virtualenv at $CACHE/venv with the test applications' pinned PyPI packages
-#     (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client), made with the
+#   * One Python virtualenv at $CACHE/venv with every Python test application's pinned PyPI
+#     packages (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client, Django,
+#     SQLAlchemy, the OpenTelemetry SDK, instrumentation and Prometheus exporter), made with the
 #     machine's python3 (python3-venv from Debian when its venv module is missing).
-#   * The push applications' packages (tests/e2e_push*.rs) into $CACHE/push-apps: a Python venv
-#     (python3-venv) with psycopg[binary] and psycopg_pool from PyPI, and node-postgres (`pg`)
-#     from the npm registry (nodejs, npm).
+#   * The Node push application's package (tests/e2e_push_node.rs) into $CACHE/push-apps/node:
+#     node-postgres (`pg`) from the npm registry (nodejs, npm).
 #   * The Go and Node test applications: tests/apps/go_sql built offline (GOPATH mode) with
 #     Debian's golang-go, golang-github-prometheus-client-golang-dev, golang-github-lib-pq-dev
 #     into $CACHE/apps/go_sql; tests/apps/node_otel's pinned npm packages (`npm ci` from its
 #     lockfile) into $CACHE/apps/node_otel. Each is redone only when its source/lockfile changes.
-#     A second virtualenv, $CACHE/venv-otel, holds tests/apps/sqlalchemy_otel/requirements.txt
-#     (SQLAlchemy, psycopg, OpenTelemetry SDK, instrumentation and Prometheus exporter).
 #   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
 #     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
 #     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
@@ -122,7 +120,7 @@ missing_packages() {
     have promtool || packages+=(prometheus)
     have amtool || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
-    if ! { poolwatch_venv_ok && poolwatch_venv_ok venv-otel; } && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
+    if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
     # tests/e2e_status_page.rs loads the status page in a real browser, headless.
     have chromium || packages+=(chromium)
     # The package test: cargo-deb's dependency list, the maintainer scripts, unit checks.
@@ -136,9 +134,6 @@ missing_packages() {
     if [[ -n "$(npm_pg_missing)" ]] || ! poolwatch_push_apps_ok || ! poolwatch_node_app_ok; then
         have node || packages+=(nodejs)
         have npm || packages+=(npm)
-    fi
-    if ! poolwatch_push_apps_ok && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-        packages+=(python3-venv)
     fi
     if ! poolwatch_go_app_ok; then
         for p in "${POOLWATCH_GO_APP_PACKAGES[@]}"; do dpkg_installed "$p" || packages+=("$p"); done
@@ -271,17 +266,13 @@ install_pgbouncer() {
         die "PgBouncer $version in $prefix not runnable$(is_root && echo ' by the postgres user'): $("$prefix/bin/pgbouncer" --version 2>&1)"
 }
 
-# The push applications' packages: a venv and a node project under $CACHE/push-apps, pinned.
+# The Node push application's package: a node project under $CACHE/push-apps/node, pinned.
 install_push_apps() {
     poolwatch_push_apps_ok && return 0
     ((check_only)) && die "the push applications' packages are missing from $(poolwatch_push_apps_dir) (run without --check to install them)"
     local dir
     dir="$(poolwatch_push_apps_dir)"
     mkdir -p "$dir/node"
-    log "pip install ${POOLWATCH_PUSH_PY_REQUIREMENTS[*]} into $dir/venv"
-    [[ -x "$dir/venv/bin/python" ]] || python3 -m venv "$dir/venv" || die "python3 -m venv $dir/venv failed"
-    "$dir/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" </dev/null || die "pip install into $dir/venv failed (see above)"
     log "npm install pg@$POOLWATCH_PUSH_NODE_PG into $dir/node"
     printf '{"name": "poolwatch-test-push-apps", "private": true, "dependencies": {"pg": "%s"}}\n' \
         "$POOLWATCH_PUSH_NODE_PG" >"$dir/node/package.json"
@@ -297,7 +288,7 @@ install_cargo_deb() {
     poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
 }
 
-# $1: which virtualenv (`venv`, `venv-otel`; see scripts/lib/test-deps.sh).
+# $1: which virtualenv (`venv`; see scripts/lib/test-deps.sh).
 install_venv() {
     poolwatch_venv_ok "$1" && return 0
     ((check_only)) && die "the Python virtualenv $(poolwatch_venv "$1") is missing or out of date (run without --check to make it)"
@@ -323,7 +314,7 @@ install_apps() {
 
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_venv_ok venv-otel && poolwatch_push_apps_ok &&
+        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_push_apps_ok &&
         poolwatch_go_app_ok && poolwatch_node_app_ok
 }
 
@@ -343,7 +334,6 @@ install_pgbouncer
 install_push_apps
 install_cargo_deb
 install_venv venv
-install_venv venv-otel
 install_apps
 everything_ok || die "something is still missing (see above)"
 log "done: everything the tests need is in place ($CACHE)"

@@ -31,13 +31,15 @@ POOLWATCH_PGBOUNCER_SOURCE_SUITE=trixie
 # minutes, once per machine.
 POOLWATCH_CARGO_DEB_VERSION=3.8.0
 
-# Python packages of the test applications (tests/apps/*/requirements.txt, each pinned), in one
-# virtualenv made with the machine's python3 at $CACHE/venv. Its stamp file holds the
-# requirements it was made from: a changed pin makes it anew.
-POOLWATCH_PY_REQUIREMENTS=(tests/apps/python_pool/requirements.txt)
-# The OpenTelemetry applications' packages, in a second virtualenv at $CACHE/venv-otel (so that
-# neither list's change remakes the other's): `poolwatch_venv_ok venv-otel` and so on.
-POOLWATCH_PY_REQUIREMENTS_OTEL=(tests/apps/sqlalchemy_otel/requirements.txt)
+# Python packages of every Python test application (tests/apps/*/requirements.txt, each
+# pinned, the shared pins alike), in one virtualenv made with the machine's python3 at
+# $CACHE/venv. Its stamp file holds the requirements it was made from: a changed pin makes it
+# anew.
+POOLWATCH_PY_REQUIREMENTS=(
+    tests/apps/python_pool/requirements.txt
+    tests/apps/python_push/requirements.txt
+    tests/apps/sqlalchemy_otel/requirements.txt
+)
 
 # The Go test application (tests/apps/go_sql): built offline in GOPATH mode from these Debian
 # packages (Go, client_golang, lib/pq as Debian 12 ships them) into $CACHE/apps/go_sql.
@@ -46,12 +48,9 @@ POOLWATCH_GO_APP_PACKAGES=(golang-go golang-github-prometheus-client-golang-dev 
 # versions) into $CACHE/apps/node_otel; node and npm from Debian.
 POOLWATCH_NODE_APP=tests/apps/node_otel
 
-# The applications that push pool stats in tests/e2e_push*.rs (tests/apps/python_push,
-# tests/apps/node_push), into $CACHE/push-apps: a Python venv with psycopg and psycopg_pool
-# (venv/; and Django 5.2 LTS, whose built-in pool is a psycopg_pool), and node-postgres
-# (node/node_modules). Pinned; pip and npm from their registries.
-POOLWATCH_PUSH_PY_REQUIREMENTS=(psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3 typing-extensions==4.16.0
-    django==5.2.19 asgiref==3.13.0 sqlparse==0.6.1)
+# The Node application that pushes pool stats in tests/e2e_push_node.rs (tests/apps/node_push):
+# node-postgres into $CACHE/push-apps/node, pinned, from the npm registry. (The Python one,
+# tests/apps/python_push, uses the virtualenv above.)
 POOLWATCH_PUSH_NODE_PG=8.23.1
 
 # Where those are.
@@ -59,15 +58,10 @@ poolwatch_push_apps_dir() {
     printf '%s\n' "$(poolwatch_cache_dir)/push-apps"
 }
 
-# Whether the push applications' packages are there at their pinned versions.
+# Whether the Node push application's package is there at its pinned version.
 poolwatch_push_apps_ok() {
-    local dir want
+    local dir
     dir="$(poolwatch_push_apps_dir)"
-    want="$(printf '%s\n' "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" | sort | tr '\n' ' ')"
-    [[ -x "$dir/venv/bin/python" ]] || return 1
-    [[ "$("$dir/venv/bin/python" -c 'import importlib.metadata as m, sys
-print(" ".join(sorted(f"{n}=={m.version(n)}" for n in sys.argv[1:])))' \
-        $(printf '%s\n' "${POOLWATCH_PUSH_PY_REQUIREMENTS[@]}" | sed 's/==.*//') 2>/dev/null) " == "$want" ]] || return 1
     [[ "$(node -p 'require(process.argv[1]).version' "$dir/node/node_modules/pg/package.json" 2>/dev/null)" == "$POOLWATCH_PUSH_NODE_PG" ]]
 }
 
@@ -136,8 +130,8 @@ poolwatch_install_cargo_deb() {
     poolwatch_cargo_deb_ok
 }
 
-# A test applications' virtualenv: $1 is `venv` (default; POOLWATCH_PY_REQUIREMENTS) or
-# `venv-otel` (POOLWATCH_PY_REQUIREMENTS_OTEL). Every function below takes the same argument.
+# The test applications' virtualenv: $1 is its name, `venv` (the default and only one;
+# POOLWATCH_PY_REQUIREMENTS). Every function below takes the same argument.
 poolwatch_venv() {
     printf '%s\n' "$(poolwatch_cache_dir)/${1:-venv}"
 }
@@ -146,7 +140,6 @@ poolwatch_venv() {
 poolwatch_venv_requirements() {
     case "${1:-venv}" in
     venv) printf '%s\n' "${POOLWATCH_PY_REQUIREMENTS[@]}" ;;
-    venv-otel) printf '%s\n' "${POOLWATCH_PY_REQUIREMENTS_OTEL[@]}" ;;
     *) return 1 ;;
     esac
 }

@@ -1,7 +1,7 @@
 //! Real applications that push their real connection pool's stats to poolwatch
 //! (`POST /api/v1/pools`): `tests/apps/python_push/app.py` (psycopg_pool) and
 //! `tests/apps/node_push/app.js` (node-postgres), run from the packages
-//! `scripts/install-test-deps.sh` puts in `$POOLWATCH_CACHE/push-apps`. Each holds a pool
+//! `scripts/install-test-deps.sh` puts in the cache (`venv`, `push-apps/node`). Each holds a pool
 //! against a [`crate::common::PgCluster`], pushes every `every`, and takes commands on stdin:
 //! [`PushApp::load`] makes clients hold connections (and queue in the pool when it is full),
 //! [`PushApp::quit`] pushes `"final": true` and exits, [`PushApp::kill`] just dies.
@@ -73,7 +73,7 @@ impl PushApp {
         let cache = cache_dir().join("push-apps");
         let mut command = match lang {
             Lang::Python | Lang::Django => {
-                let mut c = Command::new(installed(cache.join("venv/bin/python")));
+                let mut c = Command::new(installed(cache_dir().join("venv/bin/python")));
                 c.arg(apps_dir().join("python_push/app.py"));
                 if lang == Lang::Django {
                     c.arg("--django");

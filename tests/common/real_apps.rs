@@ -10,7 +10,7 @@
 //!   `otel`), its packages in the cache;
 //! * [`AppKind::SqlalchemyOtel`] — `tests/apps/sqlalchemy_otel`: SQLAlchemy's `QueuePool`
 //!   with `opentelemetry-instrumentation-sqlalchemy` (preset `otel_legacy`), in the cache's
-//!   second virtualenv (`venv-otel`).
+//!   virtualenv (`venv`).
 //!
 //! Every program takes `--dsn --port --size --timeout --name`, prints `listening on PORT` once
 //! it serves, and answers `POST /hold?n=N` (N requests each take a connection and keep it,
@@ -97,7 +97,7 @@ impl AppKind {
                 c
             }
             AppKind::SqlalchemyOtel => {
-                let mut c = Command::new(need(cache.join("venv-otel/bin/python")));
+                let mut c = Command::new(need(cache.join("venv/bin/python")));
                 c.arg(repo.join("tests/apps/sqlalchemy_otel/app.py"));
                 c
             }
