@@ -4,7 +4,7 @@
 use super::reconfigure::{removed_notice, Removed};
 use super::state::{elapsed, step, State, Transition};
 use super::{notice, target_extra, Engine, Identity, Instance, Labels};
-use crate::model::{PoolSnapshot, TargetReport};
+use crate::model::{PoolId, PoolSnapshot, Severity, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::predict::{due, predict, Predict, Prediction};
@@ -12,7 +12,9 @@ use crate::rules::template::Vars;
 use crate::rules::{Check, Level, Rule, Text};
 use crate::store::capacity::PoolRef;
 use crate::store::StoreView;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,11 +26,32 @@ struct Subject<'a> {
     /// What the pool does with a new client when full (`refuses`, `queues`); empty for a
     /// target. Matchers see it; alerts do not carry it.
     when_full: &'static str,
-    /// How alert text names it.
-    name: String,
+    /// The pool; `None` for a target.
+    id: Option<&'a PoolId>,
+}
+
+impl<'a> Subject<'a> {
+    /// How alert text names it; built only for an instance that is created.
+    fn name(&self) -> String {
+        self.id
+            .map_or_else(|| self.target.to_string(), PoolId::subject)
+    }
+
+    /// The value of label `name` as matchers see it: the subject's own labels over the
+    /// target's `extra` ones.
+    fn label<'b>(&'b self, name: &str, extra: &'b Labels) -> Option<&'b str> {
+        match name {
+            "target" => Some(self.target),
+            "kind" if !self.kind.is_empty() => Some(self.kind),
+            "pool" if !self.kind.is_empty() => Some(self.pool),
+            "when_full" if !self.when_full.is_empty() => Some(self.when_full),
+            _ => extra.get(name).map(String::as_str),
+        }
+    }
 }
 
 /// What the subject of an evaluation is.
+#[derive(Clone, Copy)]
 enum Seeing<'a> {
     /// A target condition, already evaluated.
     Target(Observation),
@@ -45,6 +68,10 @@ struct Round<'r, 's> {
     extra: Labels,
     /// Instances evaluated this round; the target's other instances are stale.
     touched: BTreeSet<Labels>,
+    /// [`key`]s of the target's instances (those that existed or were created this round):
+    /// without one, an inactive observation changes nothing and costs no label set. A hash
+    /// collision only sends an observation the long way.
+    existing: HashSet<u64>,
     out: Vec<Notice>,
 }
 
@@ -73,6 +100,12 @@ impl Engine {
             store,
             extra: target_extra(target_labels),
             touched: BTreeSet::new(),
+            existing: self
+                .instances
+                .values()
+                .filter(|i| i.target == target)
+                .map(|i| key(&i.rule, i.severity, &i.kind, &i.pool))
+                .collect(),
             out: Vec::new(),
         };
         for rule in rules.rules() {
@@ -87,7 +120,7 @@ impl Engine {
                     kind: "",
                     pool: "",
                     when_full: "",
-                    name: target.to_string(),
+                    id: None,
                 };
                 self.observe_subject(&mut round, rule, &subject, Seeing::Target(obs));
             } else if let Ok(data) = &report.outcome {
@@ -98,7 +131,7 @@ impl Engine {
                         kind: pool.id.kind.as_str(),
                         pool: &pool.id.name,
                         when_full: pool.id.kind.when_full.as_str(),
-                        name: pool.id.subject(),
+                        id: Some(&pool.id),
                     };
                     self.observe_subject(&mut round, rule, &subject, Seeing::Pool(pool));
                 }
@@ -128,19 +161,25 @@ impl Engine {
         s: &Subject<'_>,
         seeing: Seeing<'_>,
     ) {
-        let mut selector = round.extra.clone();
-        selector.insert("target".into(), s.target.into());
-        if !s.kind.is_empty() {
-            selector.insert("kind".into(), s.kind.into());
-            selector.insert("pool".into(), s.pool.into());
-        }
-        if !s.when_full.is_empty() {
-            selector.insert("when_full".into(), s.when_full.into());
-        }
-        if !rule.applies_to(&selector) {
+        if !rule.applies_with(|name| s.label(name, &round.extra)) {
             return;
         }
         for level in &rule.levels {
+            // Without an instance there is no `before`: evaluate first, and stop here when the
+            // observation is inactive (stepping it would change nothing).
+            let fresh = !round
+                .existing
+                .contains(&key(&rule.name, level.severity, s.kind, s.pool));
+            let first = match (fresh, seeing) {
+                (true, Seeing::Target(obs)) => Some(obs),
+                (true, Seeing::Pool(pool)) => {
+                    evaluate_pool(round.store, round.now, &rule.check, level, pool, None)
+                }
+                (false, _) => None,
+            };
+            if fresh && !first.is_some_and(|o| o.active) {
+                continue;
+            }
             let identity = Identity {
                 alertname: &rule.name,
                 severity: level.severity,
@@ -149,9 +188,10 @@ impl Engine {
                 pool: s.pool,
             };
             let labels = identity.labels(&round.extra, &rule.labels);
-            let obs = match seeing {
-                Seeing::Target(obs) => Some(obs),
-                Seeing::Pool(pool) => {
+            let obs = match (seeing, first) {
+                (Seeing::Target(obs), _) => Some(obs),
+                (_, Some(obs)) if !self.instances.contains_key(&labels) => Some(obs),
+                (Seeing::Pool(pool), _) => {
                     let before = self.instances.get(&labels);
                     evaluate_pool(round.store, round.now, &rule.check, level, pool, before)
                 }
@@ -195,13 +235,16 @@ impl Engine {
                 target: s.target.into(),
                 kind: s.kind.into(),
                 pool: s.pool.into(),
-                subject: s.name.clone(),
+                subject: s.name(),
                 rule_labels: rule.labels.clone(),
                 state: State::Inactive,
                 value: obs.value,
                 annotations: Labels::new(),
                 cause: None,
             });
+        round
+            .existing
+            .insert(key(&rule.name, level.severity, s.kind, s.pool));
         i.state = next;
         i.value = obs.value;
         if obs.active && !rule.check.is_per_pool() {
@@ -267,6 +310,13 @@ impl Engine {
             });
         }
     }
+}
+
+/// What identifies an instance within its target's round, hashed: its rule, severity and pool.
+fn key(rule: &str, severity: Severity, kind: &str, pool: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (rule, severity.as_str(), kind, pool).hash(&mut h);
+    h.finish()
 }
 
 /// The pool's last known snapshot; for a target-level alert, that of the pool that stands for

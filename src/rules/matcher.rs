@@ -108,7 +108,11 @@ impl Matcher {
 
     /// Whether `labels` satisfy the matcher; a missing label is the empty string.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
+        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    }
+
+    /// Whether the label's value `v` (the empty string when missing) satisfies the matcher.
+    pub fn matches_value(&self, v: &str) -> bool {
         match (self.op, &self.regex) {
             (MatchOp::Equal, _) => v == self.value,
             (MatchOp::NotEqual, _) => v != self.value,

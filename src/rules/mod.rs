@@ -132,7 +132,15 @@ impl Rule {
     /// Whether the rule applies to a pool or target with these labels (`target`, `kind`, `pool`
     /// and the target's labels; a missing label matches as the empty string).
     pub fn applies_to(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matchers.iter().all(|m| m.matches(labels))
+        self.applies_with(|name| labels.get(name).map(String::as_str))
+    }
+
+    /// [`Rule::applies_to`] with each label looked up by `label`, so that a caller need not
+    /// build a label set.
+    pub fn applies_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.matchers
+            .iter()
+            .all(|m| m.matches_value(label(&m.name).unwrap_or("")))
     }
 
     /// The level of `severity`, if the rule has one.
