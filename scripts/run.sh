@@ -153,9 +153,10 @@ if [ -z "$config" ]; then
   fi
   password_file=$(cd "$(dirname "$password_file")" && pwd)/$(basename "$password_file")
   ensure_role || say "the poolwatch role is not ready; create it as in the README"
-  # config.example.toml with this server and the saved password file filled in.
+  # config.example.toml with this server and the saved password file filled in (in the first
+  # target only: the commented-out examples further down keep theirs commented).
   config="$local_dir/poolwatch.toml"
-  sed -e "s|^# password_file = .*|password_file = \"$password_file\"|" \
+  sed -e "0,/^# password_file = .*/s|^# password_file = .*|password_file = \"$password_file\"|" \
       -e "s|^host = \"127.0.0.1\" |host = \"$host\" |" \
       -e "s|^port = 5432 |port = $port |" config.example.toml > "$config"
 fi

@@ -194,6 +194,15 @@ async fn run_sh_sets_the_role_password_only_when_creating_it_or_when_it_cannot_l
         !text.contains(password),
         "the password itself is in the config"
     );
+    // What `run.sh` then runs with is a valid configuration.
+    let checked = common::poolwatch::run_cli(&["check-config", &config]).await;
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let created = verifier(&pg).await;
 
     // Again, and from another checkout: the saved password logs in, nothing is set.
