@@ -177,10 +177,20 @@ impl Receiver {
     }
 
     /// Listens again on the same port, keeping the recorded requests and status.
+    /// The port may be taken meanwhile as the local port of some outgoing connection (it is an
+    /// ephemeral port): binding is retried for a few seconds before giving up.
     pub fn restart(&mut self) {
         self.stop();
-        let listener = std::net::TcpListener::bind(self.addr)
-            .unwrap_or_else(|e| panic!("rebind receiver on {}: {e}", self.addr));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("rebind receiver on {}: {e}", self.addr),
+            }
+        };
         self.serve(listener);
     }
 
