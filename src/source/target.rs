@@ -351,6 +351,17 @@ mod tests {
         }
     }
 
+    /// `src` with each case's extra lines has exactly that one problem (its text starts so).
+    fn expect_one_problem_each(src: &str, cases: &[(&str, &str)]) {
+        for (extra, want) in cases {
+            let got = problems(&format!("{src}{extra}"));
+            assert!(
+                got.len() == 1 && got[0].starts_with(want),
+                "{extra}: {got:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_file_without_type_keeps_working_as_postgres() {
         let c = parse(Path::new("x.toml"), "[[targets]]\nname = \"db\"\n").expect("valid");
@@ -387,13 +398,7 @@ mod tests {
                 "x.toml:5:1: targets[0].poll_timeout: must be greater than 0",
             ),
         ];
-        for (extra, want) in cases {
-            let got = problems(&format!("{src}{extra}"));
-            assert!(
-                got.len() == 1 && got[0].starts_with(want),
-                "{extra}: {got:?}"
-            );
-        }
+        expect_one_problem_each(src, &cases);
     }
 
     #[test]
@@ -437,13 +442,7 @@ mod tests {
                 "x.toml:4:9: targets[0].token: invalid type: integer, expected a string",
             ),
         ];
-        for (extra, want) in cases {
-            let got = problems(&format!("{src}{extra}"));
-            assert!(
-                got.len() == 1 && got[0].starts_with(want),
-                "{extra}: {got:?}"
-            );
-        }
+        expect_one_problem_each(src, &cases);
     }
 
     #[test]
