@@ -119,6 +119,7 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
     let mut with = Engine::new(rules(true));
     let mut without = Engine::new(rules(false));
     let (mut t_with, mut t_without, mut t_predict) = (Vec::new(), Vec::new(), Vec::new());
+    let mut t_apply = Vec::new();
     let refs: Vec<PoolRef> = (0..pools)
         .map(|i| PoolRef::new(TARGET, "role", &format!("role_{i}")))
         .collect();
@@ -126,7 +127,9 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
     let mut predicted = 0;
     for round in 0..plan.rounds as u64 {
         let report = report(pools, HISTORY + 1 + round, ramps);
+        let started = Instant::now();
         store.apply(&report);
+        t_apply.push(micros(started.elapsed()));
         let now = report.at;
         let view = store.view();
         let started = Instant::now();
@@ -143,22 +146,27 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
             .count();
         t_predict.push(micros(started.elapsed()));
     }
-    let (w, wo, p) = (
+    let (w, wo, p, a) = (
         Summary::new(t_with),
         Summary::new(t_without),
         Summary::new(t_predict),
+        Summary::new(t_apply),
     );
+    println!("| {load} | the store taking the report in (`Store::apply`) | {a} |");
     println!("| {load} | built-in rules without PoolExhaustionPredicted | {wo} |");
     println!("| {load} | built-in rules with it (a refit every 10th poll) | {w} |");
     println!("| {load} | {pools} refits alone ({predicted} predict exhaustion) | {p} |");
     format!(
         "{load}: with the rule the evaluation costs {:+.1}% at the mean ({:.0} vs {:.0} µs), \
-         {:+.1}% at the median; one refit of all {pools} pools is {:.1}% of an evaluation \
+         {:+.1}% at the median, {:+.1}% at the minimum; of taking the report in and evaluating \
+         it, {:+.1}% at the mean; one refit of all {pools} pools is {:.1}% of an evaluation \
          without the rule (median), {:.2} µs per pool.",
         (w.mean() / wo.mean() - 1.0) * 100.0,
         w.mean(),
         wo.mean(),
         (w.median() / wo.median() - 1.0) * 100.0,
+        (w.min() / wo.min() - 1.0) * 100.0,
+        ((w.mean() - wo.mean()) / (a.mean() + wo.mean())) * 100.0,
         p.median() / wo.median() * 100.0,
         p.median() / pools as f64,
     )

@@ -6,6 +6,8 @@
 //!
 //! * [`state`] — `inactive → pending → firing → resolved`, one pure `step` function.
 //! * `observe` — [`Engine::observe`]: rules × pools of one report → steps → notices.
+//! * `trend` — the trend rule within a report: refits per slot in one pass over the history,
+//!   steps only the pools predicted to fill up or alerted.
 //! * `reconfigure` — [`Engine::set_rules`], [`Engine::reconcile`], [`Engine::remove_target`]:
 //!   a configuration change applied to the alert state, without a false "resolved".
 //! * [`view`] — [`AlertView`], the `/api/v1/alerts` entry.
@@ -30,6 +32,7 @@ pub mod persist;
 mod published;
 mod reconfigure;
 pub mod state;
+mod trend;
 pub mod view;
 
 use crate::model::{PollError, Severity};
@@ -37,7 +40,7 @@ use crate::notice::{fingerprint, Notice, NoticeReason, NoticeStatus};
 use crate::rules::{RuleSet, RESERVED_LABELS};
 use serde::{Deserialize, Serialize};
 use state::State;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -105,6 +108,9 @@ pub struct Engine {
     instances: BTreeMap<Labels, Instance>,
     /// Alerts that resolved in the last [`RESOLVED_RETENTION`], by label set.
     resolved: BTreeMap<Labels, crate::dispatch::Alert>,
+    /// When each target was last observed: trends are refitted only when a report enters a
+    /// new refit slot ([`crate::rules::predict::due`]).
+    observed: HashMap<String, SystemTime>,
 }
 
 impl Engine {
@@ -114,6 +120,7 @@ impl Engine {
             rules: Arc::new(rules),
             instances: BTreeMap::new(),
             resolved: BTreeMap::new(),
+            observed: HashMap::new(),
         }
     }
 

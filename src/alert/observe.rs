@@ -7,7 +7,7 @@ use super::{notice, target_extra, Engine, Identity, Instance, Labels};
 use crate::model::{PoolId, PoolSnapshot, Severity, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
-use crate::rules::predict::{due, predict, Predict, Prediction};
+use crate::rules::predict::{predict, Predict, Prediction};
 use crate::rules::template::Vars;
 use crate::rules::{Check, Level, Rule, Text};
 use crate::store::capacity::PoolRef;
@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Where one instance is: the target, and the pool (both empty for target-level alerts).
-struct Subject<'a> {
-    target: &'a str,
-    kind: &'a str,
-    pool: &'a str,
+pub(super) struct Subject<'a> {
+    pub(super) target: &'a str,
+    pub(super) kind: &'a str,
+    pub(super) pool: &'a str,
     /// What the pool does with a new client when full (`refuses`, `queues`); empty for a
     /// target. Matchers see it; alerts do not carry it.
     when_full: &'static str,
@@ -31,6 +31,17 @@ struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
+    /// A pool of `target`.
+    pub(super) fn pool(target: &'a str, pool: &'a PoolSnapshot) -> Subject<'a> {
+        Subject {
+            target,
+            kind: pool.id.kind.as_str(),
+            pool: &pool.id.name,
+            when_full: pool.id.kind.when_full.as_str(),
+            id: Some(&pool.id),
+        }
+    }
+
     /// How alert text names it; built only for an instance that is created.
     fn name(&self) -> String {
         self.id
@@ -39,7 +50,7 @@ impl<'a> Subject<'a> {
 
     /// The value of label `name` as matchers see it: the subject's own labels over the
     /// target's `extra` ones.
-    fn label<'b>(&'b self, name: &str, extra: &'b Labels) -> Option<&'b str> {
+    pub(super) fn label<'b>(&'b self, name: &str, extra: &'b Labels) -> Option<&'b str> {
         match name {
             "target" => Some(self.target),
             "kind" if !self.kind.is_empty() => Some(self.kind),
@@ -60,14 +71,16 @@ enum Seeing<'a> {
 }
 
 /// One call of [`Engine::observe`]: its time, the target's labels, and what it produced.
-struct Round<'r, 's> {
-    now: SystemTime,
+pub(super) struct Round<'r, 's> {
+    pub(super) now: SystemTime,
+    /// The target reported on.
+    pub(super) target: &'r str,
     /// What is known beyond the report: last pools, last error, capacity history.
-    store: &'r StoreView<'s>,
+    pub(super) store: &'r StoreView<'s>,
     /// The target's extra labels, minus reserved names.
-    extra: Labels,
+    pub(super) extra: Labels,
     /// Instances evaluated this round; the target's other instances are stale.
-    touched: BTreeSet<Labels>,
+    pub(super) touched: BTreeSet<Labels>,
     /// [`key`]s of the target's instances (those that existed or were created this round):
     /// without one, an inactive observation changes nothing and costs no label set. A hash
     /// collision only sends an observation the long way.
@@ -95,8 +108,13 @@ impl Engine {
     ) -> Vec<Notice> {
         let target = report.target.as_str();
         let rules = Arc::clone(&self.rules);
+        let previous = match self.observed.get_mut(target) {
+            Some(t) => Some(std::mem::replace(t, now)),
+            None => self.observed.insert(target.to_string(), now),
+        };
         let mut round = Round {
             now,
+            target,
             store,
             extra: target_extra(target_labels),
             touched: BTreeSet::new(),
@@ -125,14 +143,12 @@ impl Engine {
                 self.observe_subject(&mut round, rule, &subject, Seeing::Target(obs));
             } else if let Ok(data) = &report.outcome {
                 // When the target is not up, pool alerts are frozen: nothing to evaluate.
+                if let Check::ExhaustionPredicted(p) = &rule.check {
+                    self.observe_trend(&mut round, rule, p, &data.pools, previous);
+                    continue;
+                }
                 for pool in &data.pools {
-                    let subject = Subject {
-                        target,
-                        kind: pool.id.kind.as_str(),
-                        pool: &pool.id.name,
-                        when_full: pool.id.kind.when_full.as_str(),
-                        id: Some(&pool.id),
-                    };
+                    let subject = Subject::pool(target, pool);
                     self.observe_subject(&mut round, rule, &subject, Seeing::Pool(pool));
                 }
             }
@@ -204,7 +220,7 @@ impl Engine {
         }
     }
 
-    fn step_one(
+    pub(super) fn step_one(
         &mut self,
         round: &mut Round,
         rule: &Rule,
@@ -377,22 +393,7 @@ fn evaluate_pool(
                 active: pool.configured_capacity < highest,
             })
         }
-        // The value is the predicted time to exhaustion in seconds, NaN while none is. Between
-        // refits (predict::due) the verdict of the last one holds.
-        (Check::ExhaustionPredicted(p), _) => {
-            let id = PoolRef::of(&pool.id);
-            if store.samples(&id).is_some_and(|s| !due(s, now, p)) {
-                return Some(Observation {
-                    value: before.map_or(f64::NAN, |i| i.value),
-                    active: before.is_some(),
-                });
-            }
-            let prediction = prediction(store, &id, now, p);
-            Some(Observation {
-                value: prediction.map_or(f64::NAN, |p| p.exhausted_in.as_secs_f64()),
-                active: prediction.is_some(),
-            })
-        }
+        // Trend rules are stepped by `Engine::observe_trend`, not per pool.
         _ => None,
     }
 }

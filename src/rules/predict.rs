@@ -14,7 +14,9 @@
 //!   change (flat after the jump; a pure step's R² never exceeds 0.75 either) and a ramp that
 //!   has stopped do not.
 
-use crate::store::history::{millis, Sample, Samples};
+use crate::store::history::{millis, Samples};
+pub use crate::store::trend::Fit;
+use crate::store::trend::{minutes_between, Slot, Sums};
 use std::time::{Duration, SystemTime};
 
 /// Fewest points a fit is made from.
@@ -23,9 +25,6 @@ pub const MIN_SAMPLES: usize = 8;
 /// A spacing between two samples longer than this many times the shortest one (and than a
 /// tenth of the window) is a gap: polls were missed; only the samples after it are fitted.
 pub const GAP_FACTOR: f64 = 3.0;
-
-/// Most points a fit is made from; denser history is thinned evenly.
-pub const MAX_POINTS: usize = 120;
 
 /// The recent half of the window must rise at least this fraction of the whole window's
 /// slope; below it the rise has stopped (a step, a ramp that levelled off).
@@ -95,112 +94,62 @@ pub enum Quiet {
     BeyondHorizon,
 }
 
-/// A least-squares line `y = intercept + slope * x`, with its R² (1 when `y` is constant).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fit {
-    /// The value at `x = 0`.
-    pub intercept: f64,
-    /// Change of `y` per unit of `x`.
-    pub slope: f64,
-    /// Coefficient of determination.
-    pub r2: f64,
+/// Fits a line through `points` (`x`, `y`); `None` for fewer than two distinct `x`.
+pub fn fit(points: impl Iterator<Item = (f64, f64)>) -> Option<Fit> {
+    Sums::of(points).fit()
 }
 
-/// Fits a line through `points` (`x`, `y`); `None` for fewer than two distinct `x`. Two
-/// passes (means, then deviations from them), which keeps large `y` exact enough.
-pub fn fit<I>(points: I) -> Option<Fit>
-where
-    I: Iterator<Item = (f64, f64)> + Clone,
-{
-    let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
-    for (x, y) in points.clone() {
-        n += 1.0;
-        sx += x;
-        sy += y;
-    }
-    if n < 2.0 {
-        return None;
-    }
-    let (mx, my) = (sx / n, sy / n);
-    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for (x, y) in points {
-        let (dx, dy) = (x - mx, y - my);
-        sxx += dx * dx;
-        sxy += dx * dy;
-        syy += dy * dy;
-    }
-    if sxx <= f64::EPSILON {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let r2 = if syy <= f64::EPSILON {
-        1.0
-    } else {
-        (sxy * sxy) / (sxx * syy)
-    };
-    Some(Fit {
-        intercept: my - slope * mx,
-        slope,
-        r2,
-    })
-}
-
-/// The index of the first sample taken at or after `t_ms` (samples are in time order).
-fn first_from(samples: &Samples, t_ms: u64) -> usize {
-    let (mut lo, mut hi) = (0, samples.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if samples.get(mid).is_some_and(|s| s.at_ms < t_ms) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
+/// The slots a fit uses, newest first: those within `window` of `now` (whole slots only), and
+/// none from before the last gap or capacity change. A gap is a spacing longer than
+/// [`GAP_FACTOR`] times the shortest one among them and than a tenth of the window. The cost is
+/// that of the slots (at most [`crate::store::history::SLOTS_PER_WINDOW`]), whatever the poll
+/// rate.
+fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Vec<&Slot> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    let from_ms = now_ms.saturating_sub(window_ms);
+    let mut in_window: Vec<&Slot> = samples
+        .slots()
+        .newest_first()
+        .skip_while(|s| s.last_ms > now_ms)
+        .take_while(|s| s.first_ms >= from_ms)
+        .collect();
+    let inner = in_window.iter().map(|s| s.shortest_ms);
+    let between = in_window.iter().rev().skip(1).map(|s| s.gap_before_ms);
+    let shortest = inner.chain(between).min().unwrap_or(u64::MAX);
+    let gap = (GAP_FACTOR * shortest as f64).max(window_ms as f64 / 10.0);
+    let capacity = in_window.first().map(|s| s.capacity);
+    let mut keep = 0;
+    for s in &in_window {
+        if Some(s.capacity) != capacity {
+            break;
+        }
+        keep += 1;
+        if s.gap_before_ms as f64 > gap {
+            break;
         }
     }
-    lo
+    in_window.truncate(keep);
+    in_window
 }
 
-/// The samples a fit uses, newest first: at most [`MAX_POINTS`], evenly spaced back from the
-/// newest taken by `now` to the oldest within `window`, and none from before the last gap or
-/// capacity change between two of them. A gap is a spacing longer than [`GAP_FACTOR`] times the
-/// shortest one and than a tenth of the window. The cost is that of the points, whatever the
-/// poll rate: the history is only searched.
-fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Vec<Sample> {
-    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    let end = first_from(samples, now_ms.saturating_add(1));
-    let start = first_from(samples, now_ms.saturating_sub(window_ms)).min(end);
-    let stride = (end - start).div_ceil(MAX_POINTS).max(1);
-    let mut picked: Vec<Sample> = (start..end)
-        .rev()
-        .step_by(stride)
-        .filter_map(|i| samples.get(i).copied())
-        .collect();
-    let shortest = picked
-        .windows(2)
-        .map(|w| w[0].at_ms - w[1].at_ms)
-        .min()
-        .unwrap_or(0);
-    let gap = (GAP_FACTOR * shortest as f64).max(window_ms as f64 / 10.0);
-    if let Some(k) = picked
-        .windows(2)
-        .position(|w| (w[0].at_ms - w[1].at_ms) as f64 > gap || w[0].capacity != w[1].capacity)
-    {
-        picked.truncate(k + 1);
+/// The sums of `slots` with `x` in minutes relative to `now_ms`.
+fn sums<'a>(slots: impl Iterator<Item = &'a &'a Slot>, now_ms: u64) -> Sums {
+    let mut total = Sums::default();
+    for s in slots {
+        total.merge(&s.sums.shifted(minutes_between(s.first_ms, now_ms)));
     }
-    picked
+    total
 }
 
-/// Whether a pool whose recent samples are `samples` is due for a refit at `now`: when its
-/// previous sample (the newest before `now`) lies in an earlier slot of
-/// `window / REFITS_PER_WINDOW` than `now`, or there is none. Until then the last verdict holds.
-pub fn due(samples: &Samples, now: SystemTime, p: &Predict) -> bool {
-    let now_ms = millis(now);
+/// Whether a target observed at `now`, and before that at `previous`, is due for refits of its
+/// pools' trends: when `previous` lies in an earlier slot of `window / REFITS_PER_WINDOW` than
+/// `now`, or there is none. Until then the last verdicts hold. One decision per target and
+/// report, so that a report between refits costs the rule nothing per pool.
+pub fn due(previous: Option<SystemTime>, now: SystemTime, p: &Predict) -> bool {
     let slot = u64::try_from((p.window / REFITS_PER_WINDOW).as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    let before = first_from(samples, now_ms)
-        .checked_sub(1)
-        .and_then(|i| samples.get(i));
-    before.is_none_or(|s| s.at_ms / slot != now_ms / slot)
+    previous.is_none_or(|t| millis(t) / slot != millis(now) / slot)
 }
 
 /// Minutes until `f` (fitted with `x` in minutes, now at 0) reaches `capacity`; infinite when
@@ -220,19 +169,16 @@ pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Predic
     let (Some(last), Some(first)) = (used.first(), used.last()) else {
         return Err(Quiet::TooLittleHistory);
     };
-    let span_ms = last.at_ms - first.at_ms;
-    if used.len() < MIN_SAMPLES || u128::from(span_ms) * 2 < p.window.as_millis() {
+    let span_ms = last.last_ms - first.first_ms;
+    let whole = sums(used.iter(), now_ms);
+    if whole.n < MIN_SAMPLES as f64 || u128::from(span_ms) * 2 < p.window.as_millis() {
         return Err(Quiet::TooLittleHistory);
     }
-    if last.in_use >= last.capacity {
+    if last.last_in_use >= last.capacity {
         return Err(Quiet::Full);
     }
     let capacity = f64::from(last.capacity);
-    let points = used.iter().map(|s| {
-        let ago = now_ms.saturating_sub(s.at_ms) as f64 / 60_000.0;
-        (-ago, f64::from(s.in_use))
-    });
-    let whole = fit(points.clone()).ok_or(Quiet::TooLittleHistory)?;
+    let whole = whole.fit().ok_or(Quiet::TooLittleHistory)?;
     if whole.slope <= 0.0 {
         return Err(Quiet::NotRising);
     }
@@ -244,8 +190,8 @@ pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Predic
     if minutes > horizon {
         return Err(Quiet::BeyondHorizon);
     }
-    let half = (now_ms.saturating_sub(last.at_ms) + span_ms / 2) as f64 / 60_000.0;
-    let recent = fit(points.take_while(|(x, _)| *x >= -half));
+    let half_from = now_ms.saturating_sub(now_ms - last.last_ms + span_ms / 2);
+    let recent = sums(used.iter().take_while(|s| s.first_ms >= half_from), now_ms).fit();
     if recent.is_none_or(|f| f.slope < whole.slope * STALLED_BELOW) {
         return Err(Quiet::Stalled);
     }

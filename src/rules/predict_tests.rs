@@ -387,24 +387,23 @@ fn texts_for_people() {
 #[test]
 fn refits_once_per_slot_of_the_window() {
     let p = Predict::default(); // 10m: slots of 10 s
-    let mut samples = Samples::default();
-    // (poll at seconds, recorded, due)
+                                // (observed at seconds, due)
     let cases = [
-        (0.0, true, true),
-        (1.0, true, false),
-        (9.0, true, false),
-        (10.0, true, true),
-        (11.0, true, false),
-        (25.0, true, true),
-        (25.5, false, false),
-        (29.9, false, false),
-        (30.0, false, true),
+        (0.0, true),
+        (1.0, false),
+        (9.0, false),
+        (10.0, true),
+        (11.0, false),
+        (25.0, true),
+        (25.5, false),
+        (29.9, false),
+        (30.0, true),
+        (75.0, true),
     ];
-    for (secs, recorded, want) in cases {
-        if recorded {
-            samples.record(Sample::new(at(secs), 1, 10, 0), STORE_WINDOW);
-        }
-        assert_eq!(due(&samples, at(secs), &p), want, "at {secs}s");
+    let mut previous = None;
+    for (secs, want) in cases {
+        assert_eq!(due(previous, at(secs), &p), want, "at {secs}s");
+        previous = Some(at(secs));
     }
-    assert!(due(&Samples::default(), at(5.0), &p), "no history: due");
+    assert!(due(None, at(5.0), &p), "never observed: due");
 }

@@ -1,14 +1,20 @@
 //! A pool's recent past: in use, capacity and waiting, sampled from its reports over a window
 //! (`[history] window`, default 15 minutes), for rules that need a trend and for people who
 //! want to see one. Bounded whatever the poll interval: at most [`MAX_SAMPLES`] per pool,
-//! thinned to one per `window / MAX_SAMPLES` when polls come faster.
+//! thinned to one per `window / MAX_SAMPLES` when polls come faster. Beside the samples, the
+//! least-squares sums of their in-use counts per [`SLOTS_PER_WINDOW`]th of the window
+//! ([`super::trend`]), from which a trend is fitted without reading the samples.
 
+use super::trend::Slots;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Samples kept per pool at most (about 21 KB).
 pub const MAX_SAMPLES: usize = 900;
+
+/// Trend slots per window (10 s each for the default 15 minutes; about 8 KB per pool).
+pub const SLOTS_PER_WINDOW: u64 = 90;
 
 /// One pool at one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +57,8 @@ pub fn millis(t: SystemTime) -> u64 {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Samples {
     samples: VecDeque<Sample>,
+    /// The in-use sums per slot of the window.
+    slots: Slots,
 }
 
 impl Samples {
@@ -65,6 +73,8 @@ impl Samples {
             _ => {}
         }
         self.samples.push_back(s);
+        let slot_ms = (window_ms / SLOTS_PER_WINDOW).max(1);
+        self.slots.record(s.at_ms, s.in_use, s.capacity, slot_ms);
         let oldest = s.at_ms.saturating_sub(window_ms);
         while self.samples.front().is_some_and(|f| f.at_ms <= oldest) {
             self.samples.pop_front();
@@ -72,6 +82,12 @@ impl Samples {
         while self.samples.len() > MAX_SAMPLES {
             self.samples.pop_front();
         }
+        self.slots.forget(oldest, MAX_SAMPLES);
+    }
+
+    /// The trend slots, for fitting a line through the in-use counts.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     /// The samples, oldest first.

@@ -11,10 +11,13 @@
 //! * [`capacity`] — per pool, changes of the configured capacity within the longest
 //!   `capacity_dropped` window, saved with the alert state.
 //! * [`rates`] — counter rates since a pool's previous sample (pure).
+//! * [`trend`] — least-squares sums of the in-use count per slot of the history, kept as
+//!   samples arrive, for fitting a trend cheaply.
 
 pub mod capacity;
 pub mod history;
 pub mod rates;
+pub mod trend;
 
 use crate::model::{PollData, PollError, PoolSnapshot, TargetReport, TargetState};
 use capacity::{Change, History, PoolRef};
@@ -345,6 +348,19 @@ impl StoreView<'_> {
     /// The recent samples of `pool`, oldest first.
     pub fn samples(&self, pool: &PoolRef) -> Option<&Samples> {
         self.0.samples.get(pool)
+    }
+
+    /// The recent samples of every pool of `target`, in key order: one range of the map, no
+    /// look-up per pool.
+    pub fn target_samples<'v>(
+        &'v self,
+        target: &'v str,
+    ) -> impl Iterator<Item = (&'v PoolRef, &'v Samples)> + 'v {
+        let from = PoolRef::new(target, "", "");
+        self.0
+            .samples
+            .range(from..)
+            .take_while(move |(key, _)| key.target == target)
     }
 }
 
