@@ -232,13 +232,21 @@ fn check_config(file: &std::path::Path) -> i32 {
             for r in &c.receivers {
                 let severities: Vec<&str> = r.severities.iter().map(|s| s.as_str()).collect();
                 println!(
-                    "  {:<20} url <redacted>, severities {}, send_resolved {}, queue {}, headers {}",
+                    "  {:<20} severities {}, send_resolved {}, queue {}",
                     r.name,
                     severities.join("+"),
                     r.send_resolved,
                     r.queue_capacity,
-                    r.headers.len()
                 );
+                for i in &r.integrations {
+                    println!(
+                        "    {:<18} {} url <redacted>, timeout {}, headers {}",
+                        i.name,
+                        i.kind.integration_type().as_str(),
+                        crate::timefmt::human(i.timeout),
+                        i.headers.len()
+                    );
+                }
             }
             0
         }

@@ -15,7 +15,7 @@
 //!                                  dispatch::Dispatcher (routes, groups, notification log)
 //!                                        │ Notification ▲ Outcome (delivered or given up)
 //!                                        ▼              │
-//!                                  notify (one queue + worker per receiver)
+//!                                  notify (one queue + worker per receiver integration)
 //! ```
 //!
 //! * [`model`] — the uniform pool model: [`model::PoolSnapshot`] (capacity, in use, idle,
@@ -37,11 +37,13 @@
 //!   engine that keys alerts by rule and pool, reads the store, reports transitions and
 //!   publishes the current alert set.
 //! * [`notice`] — one alert transition as the engine reports it (logged), and fingerprints.
-//! * [`dispatch`] — Alertmanager-shaped dispatch, pure: `[route]` tree, aggregation groups, the
-//!   notification log and `should_notify`, group notifications with stable ids.
-//! * [`notify`] — receivers and their `[[receivers]]` schema: one bounded queue (newest state
-//!   per group) and worker each, grouped Alertmanager v4 payloads, retries, a reachability
-//!   probe, delivery outcomes back to the dispatcher.
+//! * [`dispatch`] — Alertmanager-shaped dispatch, pure: `[route]` tree, aggregation groups (per
+//!   receiver integration), the notification log and `should_notify`, group notifications with
+//!   stable ids.
+//! * [`notify`] — receivers and their `[[receivers]]` schema, each with one or more
+//!   integrations ([`notify::integrations`]: one module per kind, e.g. the grouped
+//!   Alertmanager v4 webhook): one bounded queue (newest state per group) and worker per
+//!   integration, retries, a reachability probe, delivery outcomes back to the dispatcher.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
 //!   `/api/v1/alerts`, `/api/v1/pools` (GET: every pool with its link and budget; POST: pushed

@@ -14,14 +14,16 @@ use common::{ConfigFile, Poolwatch, Receiver};
 use poolwatch::model::metric::PoolMetric;
 use poolwatch::rules::template::variable_names;
 
-/// Opens every case: a receiver whose URL and header carry secrets (lines 1–5).
+/// Opens every case: a receiver whose URL and header carry secrets (lines 1–7).
 const PRELUDE: &str = r#"[[receivers]]
 name = "oncall"
+[[receivers.integrations]]
+type = "webhook"
 url = "http://127.0.0.1:9/hook?token=SECRET123"
 headers = { Authorization = "Bearer SECRET456" }
 
 "#;
-const PRELUDE_LINES: usize = 5;
+const PRELUDE_LINES: usize = 7;
 const SECRETS: [&str; 3] = ["SECRET123", "SECRET456", "SECRET789"];
 
 /// One invalid file: its text after [`PRELUDE`], where the problem is (line counted from the
@@ -83,8 +85,8 @@ fn cases() -> Vec<Case> {
             "targets[0].password: `password`: environment variable POOLWATCH_E2E_UNSET is not \
              set or empty"),
         case("receiver URL not http(s)",
-            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r2\"\nurl = \"ftp://127.0.0.1/hook?token=SECRET789\"\n",
-            Some((5, 1)), "receivers[1].url: not a valid http(s) URL: the scheme is not http or https"),
+            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r2\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"ftp://127.0.0.1/hook?token=SECRET789\"\n",
+            Some((7, 1)), "receivers[1].integrations[0].url: not a valid http(s) URL: the scheme is not http or https"),
         case("unknown rule metric",
             "[[targets]]\nname = \"db\"\n[[rules]]\nname = \"X\"\nmetric = \"utilisation\"\nwarning = 0.5\n",
             Some((5, 10)), &format!("rules[0].metric: unknown variant `utilisation`, expected one of \
@@ -164,8 +166,10 @@ async fn every_problem_is_reported_at_once_and_a_missing_file_is_named() {
     assert_eq!(
         stderr,
         format!(
-            "{path}:8:1: targets[0].interval: must be at least 100ms (got 50ms)\n\
-             {path}:10:1: targets[1].name: duplicate target name \"db\"\n2 problem(s) found\n"
+            "{path}:{}:1: targets[0].interval: must be at least 100ms (got 50ms)\n\
+             {path}:{}:1: targets[1].name: duplicate target name \"db\"\n2 problem(s) found\n",
+            PRELUDE_LINES + 3,
+            PRELUDE_LINES + 5
         )
     );
 
@@ -227,7 +231,10 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
     let (code, stdout, stderr) = cli(&["check-config"], &file).await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("receivers (1):\n  oncall"), "{stdout}");
-    assert!(stdout.contains("url <redacted>"), "{stdout}");
+    assert!(
+        stdout.contains("    webhook            webhook url <redacted>"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("relay.example.internal"),
         "receiver URL printed:\n{stdout}"

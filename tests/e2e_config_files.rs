@@ -126,11 +126,11 @@ async fn secret_and_certificate_files_that_are_not_regular_or_too_large_are_refu
             3,
         ),
         (
-            "receivers[0].url_file",
+            "receivers[0].integrations[0].url_file",
             "`url_file`: cannot read secret file",
             KIB64,
-            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\nurl_file = \"{path}\"\n",
-            5,
+            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl_file = \"{path}\"\n",
+            7,
         ),
         (
             "targets[0].sslrootcert",

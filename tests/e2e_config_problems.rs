@@ -75,16 +75,18 @@ async fn a_secret_key_given_another_type_is_named_and_its_value_never_shown() {
             12,
         ),
         (
-            "receivers[0].url",
-            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\nurl = {v}\n",
-            5,
+            "receivers[0].integrations[0].url",
+            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\n\
+             [[receivers.integrations]]\ntype = \"webhook\"\nurl = {v}\n",
+            7,
             7,
         ),
         (
-            "receivers[0].headers.Authorization",
-            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\nurl = \"http://h/\"\n\
+            "receivers[0].integrations[0].headers.Authorization",
+            "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\n\
+             [[receivers.integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"\n\
              headers = { Authorization = {v} }\n",
-            6,
+            8,
             29,
         ),
     ];
@@ -98,12 +100,13 @@ async fn a_secret_key_given_another_type_is_named_and_its_value_never_shown() {
     }
     // The whole `headers` table given as something else.
     let file = ConfigFile::new(
-        "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\nurl = \"http://h/\"\n\
+        "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\n\
+         [[receivers.integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"\n\
          headers = \"Bearer SECRET987\"\n",
     );
     assert_eq!(
         problems(&file).await,
-        ["6:11: receivers[0].headers: invalid type: string, expected a table"]
+        ["8:11: receivers[0].integrations[0].headers: invalid type: string, expected a table"]
     );
 }
 
@@ -114,8 +117,8 @@ async fn a_refused_reload_logs_the_key_of_a_secret_of_the_wrong_type_but_never_i
     let invalid = [
         header(""),
         target("db", 1, "password = 424242424242\n"),
-        "[[receivers]]\nname = \"r\"\nurl = \"http://127.0.0.1:1/\"\n\
-         headers = { Authorization = 987654321987 }\n"
+        "[[receivers]]\nname = \"r\"\n[[receivers.integrations]]\ntype = \"webhook\"\n\
+         url = \"http://127.0.0.1:1/\"\nheaders = { Authorization = 987654321987 }\n"
             .to_string(),
     ]
     .concat();
@@ -130,7 +133,7 @@ async fn a_refused_reload_logs_the_key_of_a_secret_of_the_wrong_type_but_never_i
     let logs = pw.logs();
     for want in [
         "targets[0].password: invalid type: integer, expected a string",
-        "receivers[0].headers.Authorization: invalid type: integer, expected a string",
+        "receivers[0].integrations[0].headers.Authorization: invalid type: integer, expected a string",
     ] {
         assert!(logs.contains(want), "{want}\n{logs}");
     }
@@ -160,6 +163,8 @@ async fn every_problem_of_a_file_is_listed_with_its_key_path_in_file_order() {
         "severity = \"page\"\n",
         "[[receivers]]\n",
         "name = \"r\"\n",
+        "[[receivers.integrations]]\n",
+        "type = \"webhook\"\n",
         "url = \"ftp://h/\"\n",
     ));
     assert_eq!(
@@ -174,9 +179,30 @@ async fn every_problem_of_a_file_is_listed_with_its_key_path_in_file_order() {
             "15:12: rules[0].critical: invalid type: boolean, expected a number, or a table \
              { value = ..., clear = ..., for = \"...\" }",
             "16:12: rules[0].severity: unknown variant `page`, expected `warning` or `critical`",
-            "19:1: receivers[0].url: not a valid http(s) URL: the scheme is not http or https",
+            "21:1: receivers[0].integrations[0].url: not a valid http(s) URL: the scheme is not \
+             http or https",
         ]
     );
+}
+
+/// A receiver written before integrations (`url`, `headers`, `timeout` on the receiver) is
+/// refused with exit 2, each key named with where it moved, no secret shown.
+#[tokio::test]
+async fn receiver_keys_that_moved_to_integrations_say_where_they_went() {
+    let file = ConfigFile::new(
+        "[[targets]]\nname = \"db\"\n[[receivers]]\nname = \"r\"\n\
+         url = \"http://h/hook?token=SECRET321\"\nheaders = { A = \"SECRET654\" }\ntimeout = \"5s\"\n",
+    );
+    let got = problems(&file).await;
+    let stderr = got.join("\n");
+    assert_eq!(got.len(), 4, "{stderr}");
+    for key in ["url", "headers", "timeout"] {
+        let want = format!(
+            "receivers[0].{key}: `{key}` moved from [[receivers]] into [[receivers.integrations]]"
+        );
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+    assert!(!stderr.contains("SECRET"), "{stderr}");
 }
 
 #[tokio::test]
@@ -232,7 +258,8 @@ async fn syntax_errors_are_located_and_never_echo_the_text() {
 async fn every_located_problem_names_its_key() {
     let t = "[[targets]]\nname = \"db\"\n";
     let r = "[[rules]]\nname = \"X\"\n";
-    let v = "[[receivers]]\nname = \"r\"\nurl = \"http://h/\"\n";
+    let v = "[[receivers]]\nname = \"r\"\n";
+    let i = "[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"\n";
     let bodies = [
         format!("{t}port = -1\n"),
         format!("{t}port = 1.5\n"),
@@ -260,12 +287,16 @@ async fn every_located_problem_names_its_key() {
         format!("{t}{r}metric = \"in_use\"\nwarning = 1\nenabled = \"no\"\n"),
         format!("{t}{r}metric = \"in_use\"\nwarning = 1\nfor = \"soon\"\n"),
         format!("{t}{r}metric = \"in_use\"\nwarning = 1\nlabels = {{ team = 1 }}\n"),
-        format!("{t}{v}severities = [\"warning\", \"page\"]\n"),
-        format!("{t}{v}severities = \"warning\"\n"),
-        format!("{t}{v}send_resolved = 1\n"),
-        format!("{t}{v}queue_capacity = -5\n"),
-        format!("{t}{v}max_retry_age = \"1\"\n"),
-        format!("{t}{v}timeout = {{}}\n"),
+        format!("{t}{v}severities = [\"warning\", \"page\"]\n{i}"),
+        format!("{t}{v}severities = \"warning\"\n{i}"),
+        format!("{t}{v}send_resolved = 1\n{i}"),
+        format!("{t}{v}queue_capacity = -5\n{i}"),
+        format!("{t}{v}max_retry_age = \"1\"\n{i}"),
+        format!("{t}{v}{i}timeout = {{}}\n"),
+        format!("{t}{v}[[receivers.integrations]]\ntype = \"email\"\nurl = \"http://h/\"\n"),
+        format!("{t}{v}{i}sign = true\n"),
+        format!("{t}{v}[[receivers.integrations]]\nurl = \"http://h/\"\n"),
+        format!("{t}{v}integrations = 5\n"),
         format!("{t}[[receivers]]\nurl = \"http://h/\"\n"),
         format!("{t}[[receivers.headers]]\nA = \"b\"\n"),
     ];

@@ -31,7 +31,7 @@ fn defaults_only(pg: &PgCluster, receiver: &Receiver) -> String {
     let config = format!(
         "[http]\nlisten = \"127.0.0.1:0\"\n\n[[targets]]\nname = \"db\"\nhost = \"127.0.0.1\"\n\
          port = {port}\nuser = \"{MONITOR_ROLE}\"\npassword = \"{MONITOR_PASSWORD}\"\n\
-         sslmode = \"disable\"\n\n[[receivers]]\nname = \"oncall\"\nurl = \"{url}\"\n",
+         sslmode = \"disable\"\n\n[[receivers]]\nname = \"oncall\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{url}\"\n",
         port = pg.port(),
         url = receiver.url("/hook"),
     );

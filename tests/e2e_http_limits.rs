@@ -211,7 +211,7 @@ fn config(pg: &PgCluster, hook: &Receiver, state: &std::path::Path, http_extra: 
          state_file = \"{state}\"\n\n[[targets]]\nname = \"db\"\nhost = \"127.0.0.1\"\nport = {port}\n\
          user = \"{MONITOR_ROLE}\"\npassword = \"{MONITOR_PASSWORD}\"\nsslmode = \"disable\"\n\
          interval = \"{interval}ms\"\nconnect_timeout = \"3s\"\n\n{RULE}\n\
-         [[receivers]]\nname = \"oncall\"\nurl = \"{url}\"\n",
+         [[receivers]]\nname = \"oncall\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{url}\"\n",
         state = state.display(),
         port = pg.port(),
         interval = INTERVAL.as_millis(),

@@ -23,7 +23,9 @@ fn closed_port() -> u16 {
 }
 
 fn receiver_table(name: &str, url: &str, timeout: &str) -> String {
-    format!("[[receivers]]\nname = \"{name}\"\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n\n")
+    format!(
+        "[[receivers]]\nname = \"{name}\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n\n"
+    )
 }
 
 /// The value of `poolwatch_receiver_reachable{receiver}`, if exported.

@@ -132,7 +132,7 @@ pub async fn run(plan: Plan) {
     }
     let all = plan.targets + bouncers.len();
     config.push_str(&format!(
-        "[[receivers]]\nname = \"oncall\"\nurl = \"{}\"\n",
+        "[[receivers]]\nname = \"oncall\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{}\"\n",
         receiver.url("/hook")
     ));
     let daemon = Poolwatch::start(&config).await;

@@ -53,7 +53,7 @@ impl Stage {
         format!(
             "[http]\nlisten = \"127.0.0.1:0\"\n\n[[targets]]\nname = \"db\"\nhost = \"127.0.0.1\"\n\
              port = {}\nuser = \"poolwatch\"\npassword = \"{PASSWORD}\"\nsslmode = \"disable\"\n\
-             {interval}\n{rules}\n[[receivers]]\nname = \"oncall\"\nurl = \"{}\"\n",
+             {interval}\n{rules}\n[[receivers]]\nname = \"oncall\"\n[[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{}\"\n",
             self.pg.port(),
             self.receiver.url("/hook")
         )

@@ -417,10 +417,12 @@ impl Daemon {
         self.dispatcher.ingest(&alerts, now);
         let mut sent = false;
         for d in self.dispatcher.flush(now) {
-            self.receivers.metrics().decided(&d.receiver, d.reason);
+            self.receivers
+                .metrics()
+                .decided(&d.receiver, &d.integration, d.reason);
             let Some(n) = d.notification else { continue };
             tracing::info!(
-                receiver = %n.receiver, group_key = %n.group_key, id = %n.id,
+                receiver = %n.receiver, integration = %n.integration, group_key = %n.group_key, id = %n.id,
                 reason = d.reason.as_str(), alerts = n.alerts.len(),
                 firing = n.firing.len(), resolved = n.resolved.len(),
                 "group notification"
@@ -437,7 +439,7 @@ impl Daemon {
 
     /// Records a delivery (or a give-up) in the notification log, durably.
     fn on_outcome(&mut self, o: &Outcome) {
-        tracing::debug!(receiver = %o.receiver, group_key = %o.group_key, id = %o.id, delivered = o.delivered, "notification outcome");
+        tracing::debug!(receiver = %o.receiver, integration = %o.integration, group_key = %o.group_key, id = %o.id, delivered = o.delivered, "notification outcome");
         self.dispatcher.outcome(o);
         if o.delivered {
             self.save_state();

@@ -115,7 +115,16 @@ pub fn build(
         problems,
     };
     let route = ck.route(cfg, &root, "route");
-    (problems.len() == before).then(|| RouteTree::new(route))
+    (problems.len() == before)
+        .then(|| RouteTree::new(route).with_integrations(integrations(receivers)))
+}
+
+/// Each receiver's integration names, for the tree.
+fn integrations(receivers: &[ReceiverSettings]) -> Vec<(String, Vec<String>)> {
+    receivers
+        .iter()
+        .map(|r| (r.name.clone(), r.integration_names()))
+        .collect()
 }
 
 /// The tree used without `[route]`.
@@ -145,6 +154,7 @@ fn implicit(receivers: &[ReceiverSettings], repeat_interval: Duration) -> RouteT
         send_resolved: true,
         routes: receivers.iter().map(child).collect(),
     })
+    .with_integrations(integrations(receivers))
 }
 
 /// The receiver's `severities` as a matcher; none when it takes every severity.

@@ -12,13 +12,17 @@ user = "poolwatch"
 
 [[receivers]]
 name = "oncall"
+[[receivers.integrations]]
+type = "webhook"
 url = "http://127.0.0.1:9/a"
 
 [[receivers]]
 name = "dba"
-url = "http://127.0.0.1:9/b"
 severities = ["critical"]
 send_resolved = false
+[[receivers.integrations]]
+type = "webhook"
+url = "http://127.0.0.1:9/b"
 "#;
 
 fn config(route: &str) -> Result<Config, Vec<String>> {

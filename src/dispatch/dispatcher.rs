@@ -1,7 +1,9 @@
 //! [`Dispatcher`]: the engine's alert set in, group notifications out, delivery outcomes in.
 //!
 //! * [`Dispatcher::ingest`] puts every firing and resolved alert into the groups of the routes
-//!   that take it. A resolved alert joins a group only if that group's receiver was told it
+//!   that take it: one group per integration of the route's receiver, so that each integration
+//!   is notified, acknowledges and is retried on its own (a failing Slack never holds up
+//!   PagerDuty, and a restart re-sends only to the integration that had not acknowledged). A resolved alert joins a group only if that group's receiver was told it
 //!   fired (or the group already holds it): nobody needs to hear that an unknown alert ended.
 //! * [`Dispatcher::flush`] looks at every due group: [`should_notify`] against the notification
 //!   log decides; the next look is `group_interval` later. A notification equal to the one
@@ -30,14 +32,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long a log entry without a group is kept (Alertmanager's default retention).
 const LOG_RETENTION: Duration = Duration::from_secs(120 * 3600);
 
-/// A group's identity: receiver and group key.
-type GroupId = (String, String);
+/// A group's identity: receiver, integration and group key.
+type GroupId = (String, String, String);
 
 /// How a notification handed to [`crate::notify`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// Its receiver.
     pub receiver: String,
+    /// The receiver's integration it went to.
+    pub integration: String,
     /// Its group key.
     pub group_key: String,
     /// Its id.
@@ -53,6 +57,7 @@ impl Outcome {
     pub fn of(n: &Notification, delivered: bool, at: SystemTime) -> Outcome {
         Outcome {
             receiver: n.receiver.clone(),
+            integration: n.integration.clone(),
             group_key: n.group_key.clone(),
             id: n.id.clone(),
             delivered,
@@ -66,6 +71,8 @@ impl Outcome {
 pub struct Decision {
     /// The receiver.
     pub receiver: String,
+    /// The receiver's integration.
+    pub integration: String,
     /// The group key.
     pub group_key: String,
     /// What [`should_notify`] said.
@@ -178,28 +185,31 @@ impl Dispatcher {
             };
             let labels = node.route.group_by.group_labels(&alert.labels);
             let key = format!("{}:{}", node.key, gofmt::label_set(&labels));
-            let id = (receiver, key);
-            let holds = self
-                .groups
-                .get(&id)
-                .is_some_and(|g| g.alerts.contains_key(&alert.fingerprint));
-            let told_firing = self
-                .log
-                .get(&id.0, &id.1)
-                .is_some_and(|e| e.firing.contains(&alert.fingerprint));
-            if alert.state == AlertState::Resolved && !holds && !told_firing {
-                continue;
+            for integration in self.routes.integrations(&receiver) {
+                let id = (receiver.clone(), integration.clone(), key.clone());
+                let holds = self
+                    .groups
+                    .get(&id)
+                    .is_some_and(|g| g.alerts.contains_key(&alert.fingerprint));
+                let told_firing = self
+                    .log
+                    .get(&id.0, &id.1, &id.2)
+                    .is_some_and(|e| e.firing.contains(&alert.fingerprint));
+                if alert.state == AlertState::Resolved && !holds && !told_firing {
+                    continue;
+                }
+                let wait = node.route.timing.group_wait;
+                let g = self.groups.entry(id.clone()).or_insert_with(|| Group {
+                    receiver: id.0.clone(),
+                    integration: id.1.clone(),
+                    key: id.2.clone(),
+                    route: index,
+                    labels: labels.clone(),
+                    alerts: BTreeMap::new(),
+                    next_flush: now + wait,
+                });
+                g.alerts.insert(alert.fingerprint.clone(), alert.clone());
             }
-            let wait = node.route.timing.group_wait;
-            let g = self.groups.entry(id.clone()).or_insert_with(|| Group {
-                receiver: id.0.clone(),
-                key: id.1.clone(),
-                route: index,
-                labels,
-                alerts: BTreeMap::new(),
-                next_flush: now + wait,
-            });
-            g.alerts.insert(alert.fingerprint.clone(), alert.clone());
         }
     }
 
@@ -219,8 +229,8 @@ impl Dispatcher {
         }
         self.groups.retain(|_, g| !g.alerts.is_empty());
         let groups = &self.groups;
-        self.log.prune(now, LOG_RETENTION, |r, k| {
-            groups.contains_key(&(r.to_string(), k.to_string()))
+        self.log.prune(now, LOG_RETENTION, |r, i, k| {
+            groups.contains_key(&(r.to_string(), i.to_string(), k.to_string()))
         });
         out
     }
@@ -233,7 +243,7 @@ impl Dispatcher {
         let mut firing = g.firing();
         firing.retain(|fp| !muted.contains_key(fp) && !silenced.contains_key(fp));
         let resolved = g.resolved();
-        let entry = self.log.get(&id.0, &id.1);
+        let entry = self.log.get(&id.0, &id.1, &id.2);
         let state = GroupState {
             firing: &firing,
             resolved: &resolved,
@@ -247,7 +257,8 @@ impl Dispatcher {
         let (notify, reason) = should_notify(state, entry, now);
         let mut decision = Decision {
             receiver: id.0.clone(),
-            group_key: id.1.clone(),
+            integration: id.1.clone(),
+            group_key: id.2.clone(),
             notify,
             reason,
             notification: None,
@@ -267,8 +278,16 @@ impl Dispatcher {
         let repeat = (reason == Reason::Repeat).then_some((now, route.timing.repeat_interval));
         let n = Notification {
             receiver: id.0.clone(),
-            group_key: id.1.clone(),
-            id: notification_id(&id.0, &id.1, &firing, &resolved_ends, entry, repeat),
+            integration: id.1.clone(),
+            group_key: id.2.clone(),
+            id: notification_id(
+                (&id.0, &id.1),
+                &id.2,
+                &firing,
+                &resolved_ends,
+                entry,
+                repeat,
+            ),
             reason,
             group_labels: g.labels.clone(),
             alerts,
@@ -277,7 +296,7 @@ impl Dispatcher {
         };
         if n.alerts.is_empty() {
             // Everything resolved and the route does not send resolutions: recorded as told.
-            self.log.record(&id.0, &id.1, n.entry(now));
+            self.log.record(&id.0, &id.1, &id.2, n.entry(now));
             g.drop_resolved();
             return Some(decision);
         }
@@ -291,7 +310,11 @@ impl Dispatcher {
 
     /// Records how a notification ended (see the module documentation).
     pub fn outcome(&mut self, o: &Outcome) {
-        let id = (o.receiver.clone(), o.group_key.clone());
+        let id = (
+            o.receiver.clone(),
+            o.integration.clone(),
+            o.group_key.clone(),
+        );
         let Some((n, in_flight)) = self.offered.get_mut(&id).filter(|(n, _)| n.id == o.id) else {
             return;
         };
@@ -300,7 +323,7 @@ impl Dispatcher {
             *in_flight = false;
             return;
         }
-        self.log.record(&id.0, &id.1, n.entry(o.at));
+        self.log.record(&id.0, &id.1, &id.2, n.entry(o.at));
         if let Some(g) = self.groups.get_mut(&id) {
             g.remove_resolved(&n.resolved);
             if g.alerts.is_empty() {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::dispatch::fixtures::{firing, resolved, route};
+use crate::dispatch::fixtures::{firing, resolved, route, tree};
 use crate::dispatch::route::GroupBy;
 use crate::rules::fixtures::t;
 
@@ -12,7 +12,7 @@ fn by_target(wait: u64, interval: u64, send_resolved: bool) -> Dispatcher {
     root.timing.group_wait = S(wait);
     root.timing.group_interval = S(interval);
     root.send_resolved = send_resolved;
-    Dispatcher::new(RouteTree::new(root))
+    Dispatcher::new(tree(root))
 }
 
 fn sent(ds: &[Decision]) -> Vec<&Notification> {
@@ -98,7 +98,9 @@ fn a_newer_state_supersedes_an_unacknowledged_one() {
     assert!(d.log().is_empty());
     ack(&mut d, &second, 7);
     assert_eq!(
-        d.log().get("r", &second.group_key).map(|e| e.firing.len()),
+        d.log()
+            .get("r", "webhook", &second.group_key)
+            .map(|e| e.firing.len()),
         Some(2)
     );
 }
@@ -198,7 +200,7 @@ fn continue_gives_each_receiver_its_group_and_log() {
             route("team", &[], false, vec![]),
         ],
     );
-    let mut d = Dispatcher::new(RouteTree::new(root));
+    let mut d = Dispatcher::new(tree(root));
     let a = firing("A", &[("severity", "critical")], 0);
     d.ingest(&[a], t(0));
     let ds = d.flush(t(0));
@@ -241,6 +243,56 @@ fn a_restart_resends_what_was_not_acknowledged_with_the_same_id() {
     let ds = d.flush(t(3601));
     assert_eq!(sent(&ds).len(), 1);
     assert_eq!(sent(&ds)[0].group_key, na.group_key);
+}
+
+/// A receiver with two integrations: each is notified, acknowledges and is restored on its own.
+fn two_integrations() -> Dispatcher {
+    let mut root = route("r", &[], false, vec![]);
+    root.group_by = GroupBy::Labels(vec!["target".into()]);
+    let tree = RouteTree::new(root).with_integrations([(
+        "r".to_string(),
+        vec!["webhook".to_string(), "pagerduty".to_string()],
+    )]);
+    Dispatcher::new(tree)
+}
+
+#[test]
+fn each_integration_acknowledges_on_its_own_and_a_restart_resends_only_to_the_other() {
+    let mut d = two_integrations();
+    let a = firing("A", &[("target", "db")], 0);
+    d.ingest(std::slice::from_ref(&a), t(0));
+    let ds = d.flush(t(0));
+    let mut got: Vec<(String, String)> = sent(&ds)
+        .iter()
+        .map(|n| (n.integration.clone(), n.group_key.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "one per integration: {got:?}");
+    assert_eq!(got[0].1, got[1].1, "the same group");
+    let webhook = sent(&ds)
+        .into_iter()
+        .find(|n| n.integration == "webhook")
+        .unwrap()
+        .clone();
+    let pager = sent(&ds)
+        .into_iter()
+        .find(|n| n.integration == "pagerduty")
+        .unwrap()
+        .clone();
+    assert_ne!(webhook.id, pager.id, "ids are per integration");
+    // Only the webhook acknowledges; the pager's delivery is still under way at the restart.
+    ack(&mut d, &webhook, 1);
+    assert!(d.log().get("r", "webhook", &webhook.group_key).is_some());
+    assert!(d.log().get("r", "pagerduty", &pager.group_key).is_none());
+    let json = serde_json::to_string(&d.export()).unwrap();
+    let mut d = two_integrations();
+    d.import(serde_json::from_str(&json).unwrap(), t(100));
+    d.ingest(std::slice::from_ref(&a), t(100));
+    let ds = d.flush(t(100));
+    let again = sent(&ds);
+    assert_eq!(again.len(), 1, "{ds:?}");
+    assert_eq!(again[0].integration, "pagerduty");
+    assert_eq!(again[0].id, pager.id, "the same id after the restart");
 }
 
 #[test]
@@ -290,7 +342,7 @@ fn new_routes_regroup_what_is_held() {
     }
     let mut root = route("r", &[], false, vec![]);
     root.group_by = GroupBy::Labels(vec![]);
-    d.set_routes(RouteTree::new(root), t(10));
+    d.set_routes(tree(root), t(10));
     let ds = d.flush(t(10));
     assert_eq!(reasons(&ds), [(true, "first_notification")]);
     assert_eq!(names(sent(&ds)[0]).len(), 2);
@@ -306,7 +358,7 @@ fn a_reload_while_a_notification_is_in_flight_does_not_hand_it_over_twice() {
     // A reload with the same routes, before the receiver has acknowledged.
     let mut root = route("r", &[], false, vec![]);
     root.group_by = GroupBy::Labels(vec!["target".into()]);
-    d.set_routes(RouteTree::new(root), t(1));
+    d.set_routes(tree(root), t(1));
     assert!(sent(&d.flush(t(1))).is_empty(), "handed over again");
     // Its outcome still counts: acknowledged, nothing more is sent.
     ack(&mut d, &first, 2);
@@ -317,7 +369,7 @@ fn a_reload_while_a_notification_is_in_flight_does_not_hand_it_over_twice() {
 fn pending_alerts_are_not_dispatched_and_drop_routes_send_nothing() {
     let mut root = route("r", &[], false, vec![]);
     root.receiver = None;
-    let mut d = Dispatcher::new(RouteTree::new(root));
+    let mut d = Dispatcher::new(tree(root));
     let mut p = firing("P", &[], 0);
     p.state = AlertState::Pending;
     d.ingest(&[p, firing("A", &[], 0)], t(0));
@@ -416,7 +468,7 @@ fn dispatch_cost() {
         .collect();
     let mut root = route("a", &[], false, routes);
     root.receiver = None;
-    let mut d = Dispatcher::new(RouteTree::new(root));
+    let mut d = Dispatcher::new(tree(root));
     let alerts: Vec<Alert> = (0..1000)
         .map(|i| {
             let (target, pool) = (format!("db{}", i % 50), format!("p{i}"));
@@ -439,7 +491,7 @@ fn dispatch_cost() {
     let bodies: usize = ns
         .iter()
         .map(|n| {
-            crate::notify::payload::render(n, &n.receiver, "http://poolwatch:9671", 0)
+            crate::notify::integrations::webhook::render(n, &n.receiver, "http://poolwatch:9671", 0)
                 .expect("render")
                 .len()
         })

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 pub struct Group {
     /// The route's receiver.
     pub receiver: String,
+    /// The receiver's integration this group notifies.
+    pub integration: String,
     /// Alertmanager's group key: the route key, `:`, the group labels.
     pub key: String,
     /// The route (node index in the tree).
@@ -86,6 +88,7 @@ mod tests {
         let b = resolved(firing("B", &[], 0), 10);
         let mut g = Group {
             receiver: "r".into(),
+            integration: "webhook".into(),
             key: "{}:{}".into(),
             route: 0,
             labels: Labels::new(),

@@ -126,6 +126,21 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// The tree under `root`, every receiver it names with one integration, `webhook`.
+    pub(crate) fn tree(root: Route) -> super::RouteTree {
+        fn names(r: &Route, out: &mut Vec<String>) {
+            out.extend(r.receiver.clone());
+            r.routes.iter().for_each(|c| names(c, out));
+        }
+        let mut receivers = Vec::new();
+        names(&root, &mut receivers);
+        super::RouteTree::new(root).with_integrations(
+            receivers
+                .into_iter()
+                .map(|r| (r, vec!["webhook".to_string()])),
+        )
+    }
+
     /// `alert` resolved at `t(end)`.
     pub(crate) fn resolved(mut alert: Alert, end: u64) -> Alert {
         alert.state = AlertState::Resolved;

@@ -1,6 +1,8 @@
-//! The notification log: per receiver and group, what the receiver acknowledged last (the
-//! fingerprints of the firing and of the resolved alerts, and when), and [`should_notify`], the
-//! pure decision that dedups a group's state against it — Alertmanager's `DedupStage`.
+//! The notification log: per receiver, integration and group, what the integration acknowledged
+//! last (the fingerprints of the firing and of the resolved alerts, and when), and
+//! [`should_notify`], the pure decision that dedups a group's state against it —
+//! Alertmanager's `DedupStage`. Each integration of a receiver acknowledges on its own, so that
+//! after a restart only the one that had not acknowledged is sent the group again.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,42 +19,87 @@ pub struct Entry {
     pub at: SystemTime,
 }
 
-/// Entries by receiver, then group key.
+/// Entries by group key.
+type ByKey = BTreeMap<String, Entry>;
+
+/// Entries by receiver, integration, then group key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SavedLog")]
 pub struct NotificationLog {
-    entries: BTreeMap<String, BTreeMap<String, Entry>>,
+    entries: BTreeMap<String, BTreeMap<String, ByKey>>,
+}
+
+/// The log as a state file holds it: by integration, or (written before receivers had
+/// integrations) by receiver and key only, which is what their one webhook acknowledged.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SavedLog {
+    /// The current shape.
+    ByIntegration {
+        entries: BTreeMap<String, BTreeMap<String, ByKey>>,
+    },
+    /// Before integrations: each receiver was one webhook, now its integration `webhook`.
+    ByReceiver { entries: BTreeMap<String, ByKey> },
+}
+
+impl From<SavedLog> for NotificationLog {
+    fn from(saved: SavedLog) -> Self {
+        let entries = match saved {
+            SavedLog::ByIntegration { entries } => entries,
+            SavedLog::ByReceiver { entries } => entries
+                .into_iter()
+                .map(|(r, by_key)| (r, BTreeMap::from([("webhook".to_string(), by_key)])))
+                .collect(),
+        };
+        NotificationLog { entries }
+    }
 }
 
 impl NotificationLog {
-    /// The entry of `receiver` for `group_key`.
-    pub fn get(&self, receiver: &str, group_key: &str) -> Option<&Entry> {
-        self.entries.get(receiver)?.get(group_key)
+    /// The entry of `receiver`'s `integration` for `group_key`.
+    pub fn get(&self, receiver: &str, integration: &str, group_key: &str) -> Option<&Entry> {
+        self.entries.get(receiver)?.get(integration)?.get(group_key)
     }
 
     /// Records an acknowledgement, replacing the previous entry.
-    pub fn record(&mut self, receiver: &str, group_key: &str, entry: Entry) {
+    pub fn record(&mut self, receiver: &str, integration: &str, group_key: &str, entry: Entry) {
         self.entries
             .entry(receiver.to_string())
+            .or_default()
+            .entry(integration.to_string())
             .or_default()
             .insert(group_key.to_string(), entry);
     }
 
     /// Forgets entries that can no longer change a decision: nothing firing acknowledged (a
     /// group that comes back is new anyway), or older than `max_age` (Alertmanager keeps 120 h).
-    /// `live` says whether a group still exists for (receiver, key); its entry is always kept.
-    pub fn prune(&mut self, now: SystemTime, max_age: Duration, live: impl Fn(&str, &str) -> bool) {
-        for (receiver, groups) in &mut self.entries {
-            groups.retain(|key, e| {
-                let old = now.duration_since(e.at).unwrap_or_default() > max_age;
-                live(receiver, key) || (!e.firing.is_empty() && !old)
-            });
+    /// `live` says whether a group still exists for (receiver, integration, key); its entry is
+    /// always kept.
+    pub fn prune(
+        &mut self,
+        now: SystemTime,
+        max_age: Duration,
+        live: impl Fn(&str, &str, &str) -> bool,
+    ) {
+        for (receiver, integrations) in &mut self.entries {
+            for (integration, groups) in integrations.iter_mut() {
+                groups.retain(|key, e| {
+                    let old = now.duration_since(e.at).unwrap_or_default() > max_age;
+                    live(receiver, integration, key) || (!e.firing.is_empty() && !old)
+                });
+            }
+            integrations.retain(|_, g| !g.is_empty());
         }
         self.entries.retain(|_, g| !g.is_empty());
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.values().map(BTreeMap::len).sum()
+        self.entries
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(BTreeMap::len)
+            .sum()
     }
 
     /// True without entries.

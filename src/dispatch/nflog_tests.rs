@@ -79,16 +79,37 @@ fn reasons_have_distinct_labels() {
 #[test]
 fn log_records_and_prunes() {
     let mut log = NotificationLog::default();
-    log.record("r", "g1", entry(&["a"], &[], 0));
-    log.record("r", "g2", entry(&[], &["a"], 0));
-    log.record("s", "g3", entry(&["a"], &[], 0));
+    log.record("r", "webhook", "g1", entry(&["a"], &[], 0));
+    log.record("r", "webhook", "g2", entry(&[], &["a"], 0));
+    log.record("s", "webhook", "g3", entry(&["a"], &[], 0));
     assert_eq!(log.len(), 3);
-    assert_eq!(log.get("r", "g1"), Some(&entry(&["a"], &[], 0)));
+    assert_eq!(log.get("r", "webhook", "g1"), Some(&entry(&["a"], &[], 0)));
+    assert_eq!(
+        log.get("r", "slack", "g1"),
+        None,
+        "each integration on its own"
+    );
     // g2 acknowledged nothing firing and has no group: gone; g3 too old: gone.
-    log.prune(t(10), Duration::from_secs(5), |r, k| r == "r" && k == "g1");
+    log.prune(t(10), Duration::from_secs(5), |r, i, k| {
+        r == "r" && i == "webhook" && k == "g1"
+    });
     assert_eq!(log.len(), 1);
-    log.prune(t(10), Duration::from_secs(100), |_, _| false);
+    log.prune(t(10), Duration::from_secs(100), |_, _, _| false);
     assert_eq!(log.len(), 1, "firing and recent: kept without a group");
-    log.prune(t(1000), Duration::from_secs(100), |_, _| false);
+    log.prune(t(1000), Duration::from_secs(100), |_, _, _| false);
     assert!(log.is_empty());
+}
+
+#[test]
+fn a_log_saved_before_integrations_reads_as_the_webhook_integration() {
+    let mut log = NotificationLog::default();
+    log.record("r", "webhook", "g1", entry(&["a"], &[], 0));
+    let now = serde_json::to_string(&log).expect("json");
+    let old = serde_json::json!({
+        "entries": { "r": { "g1": serde_json::to_value(entry(&["a"], &[], 0)).expect("json") } }
+    });
+    let read: NotificationLog = serde_json::from_value(old).expect("old shape");
+    assert_eq!(read, log);
+    let again: NotificationLog = serde_json::from_str(&now).expect("new shape");
+    assert_eq!(again, log);
 }

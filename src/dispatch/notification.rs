@@ -1,5 +1,5 @@
-//! [`Notification`]: what one flush of a group sends to its receiver — the group's current
-//! state — with an id that stays the same across retries and restarts.
+//! [`Notification`]: what one flush of a group sends to one integration of its receiver — the
+//! group's current state — with an id that stays the same across retries and restarts.
 
 use super::nflog::{Entry, Reason};
 use super::{Alert, AlertState, Labels};
@@ -12,6 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Notification {
     /// The receiver's name.
     pub receiver: String,
+    /// The name of the receiver's integration it goes to (each integration has its own groups,
+    /// queue and log entries).
+    pub integration: String,
     /// The group key.
     pub group_key: String,
     /// Stable id: the same state of the same group, told for the same reason, has the same id,
@@ -70,11 +73,11 @@ fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
     out
 }
 
-/// The notification id: a hash of the receiver, the group key, the firing and resolved
+/// The notification id: a hash of the receiver, the integration, the group key, the firing and resolved
 /// fingerprints, the previous acknowledgement's time and, for a repeat, which repeat it is
 /// (so that a repeat is not taken for a duplicate of the notification it repeats).
 pub fn notification_id(
-    receiver: &str,
+    (receiver, integration): (&str, &str),
     group_key: &str,
     firing: &BTreeSet<String>,
     resolved: &BTreeMap<String, SystemTime>,
@@ -84,6 +87,7 @@ pub fn notification_id(
     let nanos = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let mut h = Fnv::new();
     h.part(receiver.as_bytes());
+    h.part(integration.as_bytes());
     h.part(group_key.as_bytes());
     for fp in firing {
         h.part(fp.as_bytes());
@@ -120,6 +124,7 @@ mod tests {
         let b = resolved(firing("A", &[("target", "db"), ("pool", "p2")], 0), 5);
         let mut n = Notification {
             receiver: "r".into(),
+            integration: "webhook".into(),
             group_key: "k".into(),
             id: "x".into(),
             reason: Reason::NewFiring,
@@ -150,7 +155,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let none = BTreeMap::new();
         let id = |f: &[&str], r: &BTreeMap<String, SystemTime>, p: Option<&Entry>, now: u64| {
-            notification_id("r", "k", &set(f), r, p, Some((t(now), hour)))
+            notification_id(("r", "webhook"), "k", &set(f), r, p, Some((t(now), hour)))
         };
         let base = id(&["a"], &none, None, 10);
         assert_eq!(base.len(), 16);
@@ -173,8 +178,13 @@ mod tests {
             id(&["a"], &none, Some(&e), 7200)
         );
         assert_ne!(
-            notification_id("s", "k", &set(&["a"]), &none, None, None),
-            notification_id("r", "k", &set(&["a"]), &none, None, None)
+            notification_id(("s", "webhook"), "k", &set(&["a"]), &none, None, None),
+            notification_id(("r", "webhook"), "k", &set(&["a"]), &none, None, None)
+        );
+        assert_ne!(
+            notification_id(("r", "slack"), "k", &set(&["a"]), &none, None, None),
+            notification_id(("r", "webhook"), "k", &set(&["a"]), &none, None, None),
+            "each integration has its own ids"
         );
     }
 }

@@ -9,6 +9,7 @@
 use super::gofmt;
 use super::Labels;
 use crate::rules::matcher::Matcher;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Which labels make an alert's group within a route.
@@ -77,18 +78,40 @@ pub struct Node {
     children: Vec<usize>,
 }
 
-/// The routing tree, flattened in pre-order (the root is node 0).
+/// The routing tree, flattened in pre-order (the root is node 0), and the integrations of the
+/// receivers it names.
 #[derive(Debug, Clone)]
 pub struct RouteTree {
     nodes: Vec<Node>,
+    /// Each receiver's integration names: a route to a receiver makes one group per
+    /// integration. A receiver without any gets no groups.
+    integrations: BTreeMap<String, Vec<String>>,
 }
 
 impl RouteTree {
-    /// Builds the tree under `root`.
+    /// Builds the tree under `root`, with no integrations yet (see
+    /// [`RouteTree::with_integrations`]).
     pub fn new(root: Route) -> RouteTree {
-        let mut tree = RouteTree { nodes: Vec::new() };
+        let mut tree = RouteTree {
+            nodes: Vec::new(),
+            integrations: BTreeMap::new(),
+        };
         tree.add(root, None);
         tree
+    }
+
+    /// The tree with each receiver's integration names (receiver name, integration names).
+    pub fn with_integrations(
+        mut self,
+        integrations: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> RouteTree {
+        self.integrations = integrations.into_iter().collect();
+        self
+    }
+
+    /// The integration names of `receiver`, in configuration order.
+    pub fn integrations(&self, receiver: &str) -> &[String] {
+        self.integrations.get(receiver).map_or(&[], Vec::as_slice)
     }
 
     fn add(&mut self, mut route: Route, parent_key: Option<&str>) -> usize {

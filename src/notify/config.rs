@@ -1,32 +1,37 @@
-//! Receiver settings: `[[receivers]]` resolved (secrets read) and validated, so that the worker
-//! never meets a bad URL or header at delivery time.
+//! Receiver settings: `[[receivers]]` resolved (secrets read) and validated, its integrations
+//! by [`super::integrations::config`], so that a worker never meets a bad URL or header at
+//! delivery time.
 
-use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
+use super::integrations::{IntegrationConfig, IntegrationSettings};
+use crate::config::values::{HumanDuration, Problems};
 use crate::model::Severity;
-use reqwest::header::{HeaderName, HeaderValue};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashSet;
 use std::time::Duration;
 
-/// `[[receivers]]`: a webhook that gets Alertmanager-format (version 4) notifications.
+/// `[[receivers]]`: a named destination of notifications, delivered through one or more
+/// integrations (`[[receivers.integrations]]`), each on its own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Unique name; the `receiver` field of payloads and the `receiver` metric label. Required.
     pub name: String,
-    /// Webhook URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
+    /// How notifications go out: one or more integrations. Required.
     #[serde(default)]
-    pub url: Option<SecretRef>,
-    /// File holding the webhook URL. Exclusive with `url`.
+    pub integrations: Vec<IntegrationConfig>,
+    /// Moved to `[[receivers.integrations]]`: refused with a message saying so.
     #[serde(default)]
-    pub url_file: Option<PathBuf>,
-    /// Timeout of one delivery attempt. Default `"10s"`.
-    #[serde(default = "default_receiver_timeout")]
-    pub timeout: HumanDuration,
-    /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
+    pub url: Option<IgnoredAny>,
+    /// Moved to `[[receivers.integrations]]`: refused with a message saying so.
     #[serde(default)]
-    pub headers: BTreeMap<String, SecretRef>,
+    pub url_file: Option<IgnoredAny>,
+    /// Moved to `[[receivers.integrations]]`: refused with a message saying so.
+    #[serde(default)]
+    pub headers: Option<IgnoredAny>,
+    /// Moved to `[[receivers.integrations]]`: refused with a message saying so.
+    #[serde(default)]
+    pub timeout: Option<IgnoredAny>,
     /// Severities this receiver gets, a matcher on every route to it. Default: all.
     #[serde(default = "default_severities")]
     pub severities: Vec<Severity>,
@@ -53,9 +58,6 @@ pub struct ReceiverConfig {
     pub max_backoff: HumanDuration,
 }
 
-fn default_receiver_timeout() -> HumanDuration {
-    HumanDuration::secs(10)
-}
 fn default_severities() -> Vec<Severity> {
     Severity::ALL.to_vec()
 }
@@ -76,29 +78,25 @@ fn default_true() -> bool {
     true
 }
 
-/// One webhook receiver, resolved and validated by [`settings_from_config`].
+/// One receiver, resolved and validated by [`settings_from_config`].
 ///
 /// Fields are public so that tests and tools can build a receiver by hand; start from
 /// [`ReceiverSettings::new`], which has the same defaults as the config file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverSettings {
     /// Unique name: the `receiver` payload field, the `receiver` metric label and the log field
-    /// that identifies the receiver (the URL is never logged).
+    /// that identifies the receiver (URLs are never logged).
     pub name: String,
-    /// The webhook URL, an http(s) URL. A secret because it often carries a token.
-    pub url: Secret,
-    /// Timeout of one delivery attempt, connection included.
-    pub timeout: Duration,
-    /// Extra request headers; the values are secrets (e.g. `Authorization`) and never logged.
-    pub headers: Vec<(HeaderName, Secret)>,
+    /// How its notifications go out, each integration with its own queue and worker.
+    pub integrations: Vec<IntegrationSettings>,
     /// Severities this receiver gets: a matcher on every route to it.
     pub severities: Vec<Severity>,
     /// Whether resolved alerts are sent too, where a route does not say.
     pub send_resolved: bool,
-    /// At most this many alerts per payload (0: all); the rest are counted in
+    /// At most this many alerts per notification (0: all); the rest are counted in
     /// `truncatedAlerts`.
     pub max_alerts: usize,
-    /// How many notifications are held while the receiver fails; beyond it the oldest is
+    /// How many notifications each integration holds while it fails; beyond it the oldest is
     /// dropped, so that memory stays bounded and the newest news survives.
     pub queue_capacity: usize,
     /// A notification queued longer than this is given up (counted dropped, reason `expired`):
@@ -106,19 +104,17 @@ pub struct ReceiverSettings {
     pub max_retry_age: Duration,
     /// First retry delay; doubles per consecutive failure, with jitter.
     pub initial_backoff: Duration,
-    /// Cap of the retry delay, also of a receiver's `Retry-After`.
+    /// Cap of the retry delay, also of a service's `Retry-After`.
     pub max_backoff: Duration,
 }
 
 impl ReceiverSettings {
-    /// A receiver with the config file's defaults: 10s timeout, no extra headers, every
-    /// severity, resolved notices on, 1000 queued, 1h max retry age, 500ms..30s backoff.
-    pub fn new(name: impl Into<String>, url: Secret) -> Self {
+    /// A receiver with `integrations` and the config file's defaults: every severity, resolved
+    /// notices on, 1000 queued, 1h max retry age, 500ms..30s backoff.
+    pub fn new(name: impl Into<String>, integrations: Vec<IntegrationSettings>) -> Self {
         ReceiverSettings {
             name: name.into(),
-            url,
-            timeout: Duration::from_secs(10),
-            headers: Vec::new(),
+            integrations,
             severities: Severity::ALL.to_vec(),
             send_resolved: true,
             max_alerts: 0,
@@ -128,19 +124,26 @@ impl ReceiverSettings {
             max_backoff: Duration::from_secs(30),
         }
     }
+
+    /// The names of its integrations, in configuration order.
+    pub fn integration_names(&self) -> Vec<String> {
+        self.integrations.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// The same receiver with only its integration `index`: what one worker delivers.
+    pub(crate) fn only(&self, index: usize) -> ReceiverSettings {
+        ReceiverSettings {
+            integrations: self.integrations.get(index).cloned().into_iter().collect(),
+            ..self.clone()
+        }
+    }
 }
 
-/// Headers poolwatch sets itself; a configured value would break the request or lie about it.
-const RESERVED_HEADERS: [&str; 5] = [
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    super::deliver::IDEMPOTENCY_KEY,
-];
+/// Keys that moved from `[[receivers]]` to `[[receivers.integrations]]`.
+const MOVED_KEYS: [&str; 4] = ["url", "url_file", "headers", "timeout"];
 
 /// Resolves and validates `[[receivers]]`. Every problem is recorded in `problems` at its key
-/// path (`receivers[2].url`, indices from 0); only receivers without problems are returned.
+/// path (`receivers[2].integrations[0].url`, indices from 0); only receivers without problems are returned.
 /// Messages never contain a secret: not the URL, not a header value.
 pub fn settings_from_config(
     cfgs: &[ReceiverConfig],
@@ -165,8 +168,13 @@ pub fn settings_from_config(
                 ),
             );
         }
-        let url = check.url(cfg);
-        let headers = check.headers(cfg);
+        check.moved(cfg);
+        let integrations = super::integrations::config::resolve(
+            &cfg.integrations,
+            &format!("receivers[{i}]"),
+            check.problems,
+        );
+        check.ok &= integrations.is_some();
         check.durations(cfg);
         if cfg.severities.is_empty() {
             check.fail(
@@ -177,15 +185,13 @@ pub fn settings_from_config(
         if cfg.queue_capacity == 0 {
             check.fail("queue_capacity", "must be at least 1");
         }
-        if let (true, Some(url)) = (check.ok, url) {
+        if let (true, Some(integrations)) = (check.ok, integrations) {
             let mut severities = cfg.severities.clone();
             severities.sort();
             severities.dedup();
             out.push(ReceiverSettings {
                 name: cfg.name.clone(),
-                url,
-                timeout: cfg.timeout.0,
-                headers,
+                integrations,
                 severities,
                 send_resolved: cfg.send_resolved,
                 max_alerts: cfg.max_alerts,
@@ -216,61 +222,28 @@ impl Check<'_> {
             .at(format!("receivers[{}].{key}", self.index), message);
     }
 
-    fn url(&mut self, cfg: &ReceiverConfig) -> Option<Secret> {
-        let key = if cfg.url_file.is_some() && cfg.url.is_none() {
-            "url_file"
-        } else {
-            "url"
-        };
-        match resolve_secret(cfg.url.as_ref(), cfg.url_file.as_deref(), "url") {
-            Err(e) => self.fail(key, e),
-            Ok(None) => self.fail("url", "required: set `url` or `url_file`"),
-            Ok(Some(url)) => match check_url(url.expose()) {
-                Ok(()) => return Some(url),
-                Err(e) => self.fail(key, e),
-            },
-        }
-        None
-    }
-
-    fn headers(&mut self, cfg: &ReceiverConfig) -> Vec<(HeaderName, Secret)> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::with_capacity(cfg.headers.len());
-        for (name, value) in &cfg.headers {
-            let key = format!("headers.{name}");
-            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
-                self.fail(&key, format!("\"{name}\" is not a valid HTTP header name"));
-                continue;
-            };
-            if RESERVED_HEADERS.contains(&header.as_str()) {
-                self.fail(
-                    &key,
-                    format!("\"{name}\" is set by poolwatch and cannot be configured"),
-                );
-                continue;
-            }
-            if !seen.insert(header.clone()) {
-                self.fail(
-                    &key,
-                    format!("header \"{name}\" is set twice (names are case-insensitive)"),
-                );
-                continue;
-            }
-            match value.resolve() {
-                Err(e) => self.fail(&key, e),
-                Ok(secret) if HeaderValue::from_str(secret.expose()).is_err() => self.fail(
-                    &key,
-                    "value is not a valid HTTP header value (control characters or non-ASCII)",
+    /// Refuses the keys that moved to `[[receivers.integrations]]`, saying where they went.
+    fn moved(&mut self, cfg: &ReceiverConfig) {
+        let set = [
+            cfg.url.is_some(),
+            cfg.url_file.is_some(),
+            cfg.headers.is_some(),
+            cfg.timeout.is_some(),
+        ];
+        for (key, _) in MOVED_KEYS.iter().zip(set).filter(|(_, set)| *set) {
+            self.fail(
+                key,
+                format!(
+                    "`{key}` moved from [[receivers]] into [[receivers.integrations]]: write \
+                     the receiver's `{key}` under an integration with type = \"webhook\" \
+                     (see config.example.toml)"
                 ),
-                Ok(secret) => out.push((header, secret)),
-            }
+            );
         }
-        out
     }
 
     fn durations(&mut self, cfg: &ReceiverConfig) {
         for (key, value) in [
-            ("timeout", cfg.timeout.0),
             ("max_retry_age", cfg.max_retry_age.0),
             ("initial_backoff", cfg.initial_backoff.0),
             ("max_backoff", cfg.max_backoff.0),
@@ -289,19 +262,6 @@ impl Check<'_> {
             );
         }
     }
-}
-
-/// Checks that `s` is an absolute http(s) URL with a host. The error never quotes the URL.
-fn check_url(s: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("not a valid http(s) URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        // The scheme is not quoted: a token pasted without a URL parses as a scheme.
-        return Err("not a valid http(s) URL: the scheme is not http or https".into());
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("not a valid http(s) URL: no host".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

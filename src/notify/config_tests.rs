@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::values::Problem;
+use crate::notify::Kind;
 
 const TOKEN: &str = "T0KEN-s3cr3t";
 
@@ -9,6 +10,17 @@ fn receiver(toml_text: &str) -> ReceiverConfig {
         Err(e) => panic!("test TOML does not parse: {e}"),
     }
 }
+
+/// A receiver named `a` with `receiver_keys`, and one webhook integration with
+/// `integration_keys`.
+fn hook(receiver_keys: &str, integration_keys: &str) -> String {
+    format!(
+        "name = \"a\"\n{receiver_keys}\n[[integrations]]\ntype = \"webhook\"\n{integration_keys}\n"
+    )
+}
+
+/// Key path of the first integration's `key`.
+const I0: &str = "receivers[0].integrations[0]";
 
 fn validate(cfgs: &[ReceiverConfig]) -> (Vec<ReceiverSettings>, Vec<Problem>) {
     let mut problems = Problems::new("poolwatch.toml");
@@ -43,26 +55,66 @@ fn assert_one_problem(toml_text: &str, key: &str, needle: &str) {
 #[test]
 fn valid_receiver_is_resolved_with_defaults() {
     let text = format!(
-        "name = \"ops\"\nurl = \"https://hooks.example.com/x/{TOKEN}\"\n\
-         headers = {{ Authorization = \"Bearer {TOKEN}\" }}\nseverities = [\"critical\", \"critical\"]"
+        "name = \"ops\"\nseverities = [\"critical\", \"critical\"]\n\
+         [[integrations]]\ntype = \"webhook\"\nurl = \"https://hooks.example.com/x/{TOKEN}\"\n\
+         headers = {{ Authorization = \"Bearer {TOKEN}\" }}\n\
+         [[integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"\ntimeout = \"3s\"\n\
+         [[integrations]]\ntype = \"webhook\"\nname = \"backup\"\nurl = \"http://h/\"\n"
     );
     let (settings, problems) = validate(&[receiver(&text)]);
     assert!(problems.is_empty(), "{problems:?}");
     let s = &settings[0];
     assert_eq!(s.name, "ops");
+    assert_eq!(s.integration_names(), ["webhook", "webhook-2", "backup"]);
+    let i = &s.integrations[0];
+    assert_eq!(i.kind, Kind::Webhook);
     assert_eq!(
-        s.url.expose(),
+        i.url.expose(),
         format!("https://hooks.example.com/x/{TOKEN}")
     );
-    assert_eq!(s.headers.len(), 1);
-    assert_eq!(s.headers[0].0.as_str(), "authorization");
-    assert_eq!(s.headers[0].1.expose(), format!("Bearer {TOKEN}"));
+    assert_eq!(i.headers.len(), 1);
+    assert_eq!(i.headers[0].0.as_str(), "authorization");
+    assert_eq!(i.headers[0].1.expose(), format!("Bearer {TOKEN}"));
+    assert_eq!(i.timeout, Duration::from_secs(10));
+    assert_eq!(s.integrations[1].timeout, Duration::from_secs(3));
     assert_eq!(s.severities, vec![Severity::Critical]);
-    assert_eq!(s.timeout, Duration::from_secs(10));
     assert_eq!(s.queue_capacity, 1000);
     assert!(s.send_resolved);
     // Debug output of the settings never shows the secrets.
     assert!(!format!("{s:?}").contains(TOKEN));
+    assert_eq!(s.only(1).integration_names(), ["webhook-2"]);
+}
+
+#[test]
+fn keys_that_moved_to_integrations_are_refused_saying_where_they_went() {
+    for key in ["url", "url_file", "headers", "timeout"] {
+        let value = match key {
+            "headers" => format!("{{ A = \"{TOKEN}\" }}"),
+            _ => format!("\"{TOKEN}\""),
+        };
+        let text = format!("name = \"a\"\n{key} = {value}\n[[integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"\n");
+        assert_one_problem(
+            &text,
+            &format!("receivers[0].{key}"),
+            "moved from [[receivers]] into [[receivers.integrations]]",
+        );
+    }
+}
+
+#[test]
+fn a_receiver_needs_an_integration_with_unique_names() {
+    assert_one_problem("name = \"a\"", "receivers[0].integrations", "required");
+    let twice = hook("", "name = \"x\"\nurl = \"http://h/\"\n[[integrations]]\ntype = \"webhook\"\nname = \"x\"\nurl = \"http://h/\"");
+    assert_one_problem(
+        &twice,
+        "receivers[0].integrations[1].name",
+        "duplicate integration name \"x\"",
+    );
+    // A default name taken by an explicit one.
+    let taken = hook("", "name = \"webhook-2\"\nurl = \"http://h/\"\n[[integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"");
+    assert_one_problem(&taken, "receivers[0].integrations[1].name", "\"webhook-2\"");
+    let clash = hook("", "url = \"http://h/\"\n[[integrations]]\ntype = \"webhook\"\nname = \"webhook\"\nurl = \"http://h/\"");
+    assert_one_problem(&clash, "receivers[0].integrations[1].name", "duplicate");
 }
 
 #[test]
@@ -70,31 +122,35 @@ fn url_from_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("url");
     std::fs::write(&path, format!("http://127.0.0.1:9/{TOKEN}\n")).expect("write");
-    let text = format!("name = \"a\"\nurl_file = \"{}\"", path.display());
+    let text = hook("", &format!("url_file = \"{}\"", path.display()));
     let (settings, problems) = validate(&[receiver(&text)]);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
-        settings[0].url.expose(),
+        settings[0].integrations[0].url.expose(),
         format!("http://127.0.0.1:9/{TOKEN}")
     );
 
     std::fs::write(&path, format!("not a url {TOKEN}\n")).expect("write");
-    assert_one_problem(&text, "receivers[0].url_file", "not a valid http(s) URL");
-    let missing = format!(
-        "name = \"a\"\nurl_file = \"{}\"",
-        dir.path().join("nope").display()
+    assert_one_problem(&text, &format!("{I0}.url_file"), "not a valid http(s) URL");
+    let missing = hook(
+        "",
+        &format!("url_file = \"{}\"", dir.path().join("nope").display()),
     );
-    assert_one_problem(&missing, "receivers[0].url_file", "cannot read secret file");
+    assert_one_problem(
+        &missing,
+        &format!("{I0}.url_file"),
+        "cannot read secret file",
+    );
 }
 
 #[test]
 fn names_must_be_unique_and_non_empty() {
     assert_one_problem(
-        "name = \" \"\nurl = \"http://h/\"",
+        "name = \" \"\n[[integrations]]\ntype = \"webhook\"\nurl = \"http://h/\"",
         "receivers[0].name",
         "must not be empty",
     );
-    let a = receiver("name = \"a\"\nurl = \"http://h/\"");
+    let a = receiver(&hook("", "url = \"http://h/\""));
     let (settings, problems) = validate(&[a.clone(), a]);
     assert_eq!(settings.len(), 1);
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -104,10 +160,10 @@ fn names_must_be_unique_and_non_empty() {
 
 #[test]
 fn exactly_one_of_url_and_url_file() {
-    assert_one_problem("name = \"a\"", "receivers[0].url", "required");
+    assert_one_problem(&hook("", ""), &format!("{I0}.url"), "required");
     assert_one_problem(
-        "name = \"a\"\nurl = \"http://h/\"\nurl_file = \"/tmp/x\"",
-        "receivers[0].url",
+        &hook("", "url = \"http://h/\"\nurl_file = \"/tmp/x\""),
+        &format!("{I0}.url"),
         "not both",
     );
 }
@@ -115,8 +171,8 @@ fn exactly_one_of_url_and_url_file() {
 #[test]
 fn url_secret_must_resolve() {
     assert_one_problem(
-        "name = \"a\"\nurl = \"${POOLWATCH_TEST_CERTAINLY_UNSET_VAR}\"",
-        "receivers[0].url",
+        &hook("", "url = \"${POOLWATCH_TEST_CERTAINLY_UNSET_VAR}\""),
+        &format!("{I0}.url"),
         "POOLWATCH_TEST_CERTAINLY_UNSET_VAR is not set",
     );
 }
@@ -134,53 +190,50 @@ fn url_must_be_absolute_http_with_host_and_is_never_quoted() {
         (format!("http://[::1/{TOKEN}"), "invalid IPv6"),
     ];
     for (url, needle) in cases {
-        let text = format!("name = \"a\"\nurl = \"{url}\"");
-        assert_one_problem(&text, "receivers[0].url", needle);
+        let text = hook("", &format!("url = \"{url}\""));
+        assert_one_problem(&text, &format!("{I0}.url"), needle);
     }
 }
 
 #[test]
 fn headers_must_be_valid_and_not_reserved() {
-    let bad_name = "name = \"a\"\nurl = \"http://h/\"\nheaders = { \"X Bad\" = \"v\" }";
+    let with = |headers: &str| hook("", &format!("url = \"http://h/\"\nheaders = {headers}"));
     assert_one_problem(
-        bad_name,
-        "receivers[0].headers.X Bad",
+        &with("{ \"X Bad\" = \"v\" }"),
+        &format!("{I0}.headers.X Bad"),
         "not a valid HTTP header name",
     );
-    let bad_value =
-        format!("name = \"a\"\nurl = \"http://h/\"\nheaders = {{ X-Token = \"{TOKEN}\\n\" }}");
     assert_one_problem(
-        &bad_value,
-        "receivers[0].headers.X-Token",
+        &with(&format!("{{ X-Token = \"{TOKEN}\\n\" }}")),
+        &format!("{I0}.headers.X-Token"),
         "not a valid HTTP header value",
     );
-    let reserved = "name = \"a\"\nurl = \"http://h/\"\nheaders = { Content-Type = \"text/plain\" }";
     assert_one_problem(
-        reserved,
-        "receivers[0].headers.Content-Type",
+        &with("{ Content-Type = \"text/plain\" }"),
+        &format!("{I0}.headers.Content-Type"),
         "set by poolwatch",
     );
-    let twice = "name = \"a\"\nurl = \"http://h/\"\nheaders = { X-A = \"1\", x-a = \"2\" }";
-    assert_one_problem(twice, "receivers[0].headers.x-a", "set twice");
-    let unset =
-        "name = \"a\"\nurl = \"http://h/\"\nheaders = { X-A = \"${POOLWATCH_TEST_NO_SUCH_VAR}\" }";
     assert_one_problem(
-        unset,
-        "receivers[0].headers.X-A",
+        &with("{ X-A = \"1\", x-a = \"2\" }"),
+        &format!("{I0}.headers.x-a"),
+        "set twice",
+    );
+    assert_one_problem(
+        &with("{ X-A = \"${POOLWATCH_TEST_NO_SUCH_VAR}\" }"),
+        &format!("{I0}.headers.X-A"),
         "POOLWATCH_TEST_NO_SUCH_VAR",
     );
 }
 
 #[test]
 fn severities_and_capacity() {
-    let base = "name = \"a\"\nurl = \"http://h/\"\n";
     assert_one_problem(
-        &format!("{base}severities = []"),
+        &hook("severities = []", "url = \"http://h/\""),
         "receivers[0].severities",
         "must not be empty",
     );
     assert_one_problem(
-        &format!("{base}queue_capacity = 0"),
+        &hook("queue_capacity = 0", "url = \"http://h/\""),
         "receivers[0].queue_capacity",
         "at least 1",
     );
@@ -188,9 +241,11 @@ fn severities_and_capacity() {
 
 #[test]
 fn durations_must_be_positive_and_ordered() {
-    let base = "name = \"a\"\nurl = \"http://h/\"\n";
-    for key in ["timeout", "max_retry_age", "max_backoff"] {
-        let text = format!("{base}{key} = \"0s\"\ninitial_backoff = \"0s\"");
+    for key in ["max_retry_age", "max_backoff"] {
+        let text = hook(
+            &format!("{key} = \"0s\"\ninitial_backoff = \"0s\""),
+            "url = \"http://h/\"",
+        );
         let lines = problems_of(&text);
         assert!(
             lines.contains(&format!("receivers[0].{key}: must be greater than 0")),
@@ -198,12 +253,20 @@ fn durations_must_be_positive_and_ordered() {
         );
     }
     assert_one_problem(
-        &format!("{base}initial_backoff = \"0s\""),
+        &hook("", "url = \"http://h/\"\ntimeout = \"0s\""),
+        &format!("{I0}.timeout"),
+        "greater than 0",
+    );
+    assert_one_problem(
+        &hook("initial_backoff = \"0s\"", "url = \"http://h/\""),
         "receivers[0].initial_backoff",
         "greater than 0",
     );
     assert_one_problem(
-        &format!("{base}initial_backoff = \"1m\"\nmax_backoff = \"10s\""),
+        &hook(
+            "initial_backoff = \"1m\"\nmax_backoff = \"10s\"",
+            "url = \"http://h/\"",
+        ),
         "receivers[0].initial_backoff",
         "larger than max_backoff (10s)",
     );
@@ -211,6 +274,7 @@ fn durations_must_be_positive_and_ordered() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let text = "name = \"\"\nurl = \"nope\"\nqueue_capacity = 0\nseverities = []\ntimeout = \"0s\"";
+    let text = "name = \"\"\nqueue_capacity = 0\nseverities = []\n\
+                [[integrations]]\ntype = \"webhook\"\nurl = \"nope\"\ntimeout = \"0s\"";
     assert_eq!(problems_of(text).len(), 5);
 }

@@ -1,8 +1,9 @@
-//! One delivery attempt and its classification: retryable (5xx, 408, 429, timeouts, network)
-//! or permanent (other 4xx, redirects not followed). Error texts are built here and redacted of
-//! the receiver's secrets (URL, its path and query, header values) before anyone sees them.
+//! One delivery attempt of one integration and its classification by the integration's kind
+//! (by default: retryable for 5xx, 408, 429, timeouts, network; permanent for other 4xx and
+//! redirects, which are not followed). Error texts are built here and redacted of the
+//! integration's secrets (URL, its path and query, header values) before anyone sees them.
 
-use super::config::ReceiverSettings;
+use super::integrations::{Class, IntegrationSettings, Kind};
 use super::retry::parse_retry_after;
 use crate::errtext;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -35,11 +36,13 @@ pub(crate) enum AttemptError {
     },
 }
 
-/// Where and how to post one receiver's notifications. Holds secrets, so it has no `Debug`.
+/// Where and how to post one integration's notifications. Holds secrets, so it has no `Debug`.
 pub(crate) struct Endpoint {
-    /// One client per receiver: its own connection pool, so a slow receiver cannot starve
+    /// One client per integration: its own connection pool, so a slow service cannot starve
     /// another's connections.
     client: Client,
+    /// Classifies answers.
+    kind: Kind,
     /// The webhook URL (secret).
     url: Url,
     /// `Content-Type` and the configured headers, values marked sensitive.
@@ -54,7 +57,7 @@ impl Endpoint {
     /// Builds the HTTP client and request parts. Fails (with a redacted message) only on
     /// settings that [`super::settings_from_config`] would have refused, or if TLS cannot be
     /// initialised.
-    pub(crate) fn new(settings: &ReceiverSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: &IntegrationSettings) -> Result<Self, String> {
         let mut redactor = Redactor::default();
         redactor.add(settings.url.expose());
         let url = Url::parse(settings.url.expose())
@@ -89,6 +92,7 @@ impl Endpoint {
             .map_err(|e| redactor.redact(&errtext::chain(&e)))?;
         Ok(Endpoint {
             client,
+            kind: settings.kind.clone(),
             url,
             headers,
             timeout: settings.timeout,
@@ -120,7 +124,8 @@ impl Endpoint {
             Err(e) => return Err(self.classify_error(e)),
         };
         let status = response.status();
-        if status.is_success() {
+        let class = self.kind.classify(status);
+        if class == Class::Accepted {
             return Ok(status);
         }
         let retry_after = match status {
@@ -133,12 +138,12 @@ impl Endpoint {
         };
         let excerpt = body_excerpt(response).await;
         let message = self.redactor.redact(&format!("HTTP {status}{excerpt}"));
-        Err(match classify_status(status) {
+        Err(match class {
             Class::Retryable => AttemptError::Retryable {
                 message,
                 retry_after,
             },
-            Class::Permanent => AttemptError::Permanent { message },
+            Class::Accepted | Class::Permanent => AttemptError::Permanent { message },
         })
     }
 
@@ -157,28 +162,6 @@ impl Endpoint {
                 retry_after: None,
             }
         }
-    }
-}
-
-/// Whether a non-2xx status is worth retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// Yes: the receiver or something in front of it is overloaded or failing.
-    Retryable,
-    /// No: the request itself is refused.
-    Permanent,
-}
-
-/// 5xx, 429 (rate limited) and 408 (the receiver timed out reading us) are retryable; every
-/// other status (4xx, and 3xx left after redirects) is permanent.
-pub(crate) fn classify_status(status: StatusCode) -> Class {
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
-        Class::Retryable
-    } else {
-        Class::Permanent
     }
 }
 

@@ -1,17 +1,22 @@
 use super::*;
 use crate::config::values::Secret;
+use crate::notify::integrations::default_class;
 
 const TOKEN: &str = "xoxb-S3CR3T-T0K3N";
 
 #[test]
 fn status_classes() {
+    for code in [200, 201, 202, 204] {
+        let status = StatusCode::from_u16(code).expect("status");
+        assert_eq!(default_class(status), Class::Accepted, "{code}");
+    }
     for code in [500, 502, 503, 504, 599, 429, 408] {
         let status = StatusCode::from_u16(code).expect("status");
-        assert_eq!(classify_status(status), Class::Retryable, "{code}");
+        assert_eq!(default_class(status), Class::Retryable, "{code}");
     }
     for code in [400, 401, 403, 404, 405, 410, 413, 422, 301, 302, 304] {
         let status = StatusCode::from_u16(code).expect("status");
-        assert_eq!(classify_status(status), Class::Permanent, "{code}");
+        assert_eq!(default_class(status), Class::Permanent, "{code}");
     }
 }
 
@@ -35,12 +40,9 @@ async fn network_error_is_retryable_and_redacted() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let mut settings = ReceiverSettings::new(
-        "ops",
-        Secret::new(format!(
-            "http://user:{TOKEN}@127.0.0.1:{port}/hooks/{TOKEN}?key={TOKEN}"
-        )),
-    );
+    let mut settings = IntegrationSettings::webhook(Secret::new(format!(
+        "http://user:{TOKEN}@127.0.0.1:{port}/hooks/{TOKEN}?key={TOKEN}"
+    )));
     settings.headers.push((
         reqwest::header::AUTHORIZATION,
         Secret::new(format!("Bearer {TOKEN}")),
@@ -66,7 +68,7 @@ async fn network_error_is_retryable_and_redacted() {
 
 #[test]
 fn endpoint_rejects_what_validation_would() {
-    let bad = ReceiverSettings::new("ops", Secret::new(format!("/relative/{TOKEN}")));
+    let bad = IntegrationSettings::webhook(Secret::new(format!("/relative/{TOKEN}")));
     let err = Endpoint::new(&bad).err().expect("relative URL");
     assert!(
         err.contains("relative URL without a base") && !err.contains(TOKEN),
@@ -79,7 +81,7 @@ fn endpoint_rejects_what_validation_would() {
 #[test]
 fn the_host_is_redacted_too() {
     let url = format!("https://{TOKEN}.hooks.example/x");
-    let settings = ReceiverSettings::new("ops", Secret::new(url));
+    let settings = IntegrationSettings::webhook(Secret::new(url));
     let endpoint = Endpoint::new(&settings).expect("endpoint");
     let host = format!("{}.hooks.example", TOKEN.to_ascii_lowercase());
     let text = endpoint.redactor.redact(&format!(

@@ -59,19 +59,20 @@ const DELIVERY_BUCKETS: [f64; 16] = [
 /// [`super::Notifier`] (a reload starts a new notifier with the same metrics).
 #[derive(Clone)]
 pub struct NotifyMetrics {
-    /// `poolwatch_notifications_delivered_total{receiver}`.
+    /// `poolwatch_notifications_delivered_total{receiver,integration}`.
     delivered: IntCounterVec,
-    /// `poolwatch_notification_failures_total{receiver,class}`.
+    /// `poolwatch_notification_failures_total{receiver,integration,class}`.
     failures: IntCounterVec,
-    /// `poolwatch_notifications_dropped_total{receiver,reason}`.
+    /// `poolwatch_notifications_dropped_total{receiver,integration,reason}`.
     dropped: IntCounterVec,
-    /// `poolwatch_notification_queue_length{receiver}`.
+    /// `poolwatch_notification_queue_length{receiver,integration}`.
     queue_length: IntGaugeVec,
-    /// `poolwatch_notification_delivery_seconds{receiver}`.
+    /// `poolwatch_notification_delivery_seconds{receiver,integration}`.
     delivery_seconds: HistogramVec,
-    /// `poolwatch_receiver_reachable{receiver}`, set by the reachability probe.
+    /// `poolwatch_receiver_reachable{receiver,integration}`, set by the reachability probe.
     reachable: IntGaugeVec,
-    /// `poolwatch_notification_decisions_total{receiver,reason}`, counted by the daemon.
+    /// `poolwatch_notification_decisions_total{receiver,integration,reason}`, counted by the
+    /// daemon.
     decisions: IntCounterVec,
 }
 
@@ -81,30 +82,30 @@ impl NotifyMetrics {
         let delivered = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notifications_delivered_total",
-                "Notifications a receiver accepted with a 2xx response.",
+                "Notifications a receiver's integration accepted.",
             ),
-            &["receiver"],
+            &["receiver", "integration"],
         )?;
         let failures = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notification_failures_total",
                 "Failed delivery attempts, by whether retrying can help (retryable) or not (permanent).",
             ),
-            &["receiver", "class"],
+            &["receiver", "integration", "class"],
         )?;
         let dropped = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notifications_dropped_total",
                 "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown, superseded).",
             ),
-            &["receiver", "reason"],
+            &["receiver", "integration", "reason"],
         )?;
         let queue_length = IntGaugeVec::new(
             Opts::new(
                 "poolwatch_notification_queue_length",
-                "Notifications waiting for delivery to a receiver, including the one being retried.",
+                "Notifications waiting for delivery to a receiver's integration, including the one being retried.",
             ),
-            &["receiver"],
+            &["receiver", "integration"],
         )?;
         let delivery_seconds = HistogramVec::new(
             HistogramOpts::new(
@@ -112,21 +113,21 @@ impl NotifyMetrics {
                 "Time from queueing a notification to its delivery, retries included.",
             )
             .buckets(DELIVERY_BUCKETS.to_vec()),
-            &["receiver"],
+            &["receiver", "integration"],
         )?;
         let reachable = IntGaugeVec::new(
             Opts::new(
                 "poolwatch_receiver_reachable",
-                "1 when the receiver accepted a TCP connection (and TLS handshake for https) at the last probe (at start, then every 30s), 0 when it could not be reached.",
+                "1 when the integration's service accepted a TCP connection (and TLS handshake for https) at the last probe (at start, then every 30s), 0 when it could not be reached.",
             ),
-            &["receiver"],
+            &["receiver", "integration"],
         )?;
         let decisions = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notification_decisions_total",
-                "Group flushes checked against the notification log, by receiver and the decision's reason (first_notification, new_firing, new_resolved, all_resolved, repeat notify; up_to_date, never_fired, empty do not).",
+                "Group flushes checked against the notification log, by receiver, integration and the decision's reason (first_notification, new_firing, new_resolved, all_resolved, resolved_in_flight, repeat notify; up_to_date, never_fired, empty do not).",
             ),
-            &["receiver", "reason"],
+            &["receiver", "integration", "reason"],
         )?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
@@ -146,71 +147,84 @@ impl NotifyMetrics {
         })
     }
 
-    /// Counts one flush decision of `receiver`'s group, by its reason.
-    pub fn decided(&self, receiver: &str, reason: crate::dispatch::Reason) {
+    /// Counts one flush decision of a group of `receiver`'s `integration`, by its reason.
+    pub fn decided(&self, receiver: &str, integration: &str, reason: crate::dispatch::Reason) {
         self.decisions
-            .with_label_values(&[receiver, reason.as_str()])
+            .with_label_values(&[receiver, integration, reason.as_str()])
             .inc();
     }
 
-    /// The reachability gauge of `receiver`.
-    pub(crate) fn reachable(&self, receiver: &str) -> ReachableGauge {
+    /// The reachability gauge of `receiver`'s `integration`.
+    pub(crate) fn reachable(&self, receiver: &str, integration: &str) -> ReachableGauge {
         ReachableGauge {
             family: self.reachable.clone(),
             receiver: Arc::from(receiver),
+            integration: Arc::from(integration),
         }
     }
 
-    /// Removes the reachability series of a receiver that is no longer configured.
-    pub(crate) fn forget_reachable(&self, receiver: &str) {
-        let _ = self.reachable.remove_label_values(&[receiver]);
+    /// Removes the reachability series of an integration that is no longer configured.
+    pub(crate) fn forget_reachable(&self, receiver: &str, integration: &str) {
+        let _ = self.reachable.remove_label_values(&[receiver, integration]);
     }
 
-    /// The series of one receiver, created now so that they are exported at 0 before the first
-    /// event.
-    pub(crate) fn recorder(&self, receiver: &str) -> Recorder {
-        let dropped =
-            DropReason::ALL.map(|r| self.dropped.with_label_values(&[receiver, r.as_str()]));
+    /// The series of one integration of a receiver, created now so that they are exported at
+    /// 0 before the first event.
+    pub(crate) fn recorder(&self, receiver: &str, integration: &str) -> Recorder {
+        let ri = [receiver, integration];
+        let dropped = DropReason::ALL.map(|r| {
+            self.dropped
+                .with_label_values(&[receiver, integration, r.as_str()])
+        });
         for r in crate::dispatch::Reason::ALL {
-            self.decisions.with_label_values(&[receiver, r.as_str()]);
+            self.decisions
+                .with_label_values(&[receiver, integration, r.as_str()]);
         }
         Recorder {
             receiver: Arc::from(receiver),
-            delivered: self.delivered.with_label_values(&[receiver]),
-            retryable: self.failures.with_label_values(&[receiver, "retryable"]),
-            permanent: self.failures.with_label_values(&[receiver, "permanent"]),
+            integration: Arc::from(integration),
+            delivered: self.delivered.with_label_values(&ri),
+            retryable: self
+                .failures
+                .with_label_values(&[receiver, integration, "retryable"]),
+            permanent: self
+                .failures
+                .with_label_values(&[receiver, integration, "permanent"]),
             dropped,
-            queue_length: self.queue_length.with_label_values(&[receiver]),
-            delivery_seconds: self.delivery_seconds.with_label_values(&[receiver]),
+            queue_length: self.queue_length.with_label_values(&ri),
+            delivery_seconds: self.delivery_seconds.with_label_values(&ri),
         }
     }
 }
 
-/// One receiver's `poolwatch_receiver_reachable` series, created by its first [`set`], so that
-/// "not probed yet" (or not probed at all: a proxy) is not exported as "unreachable".
+/// One integration's `poolwatch_receiver_reachable` series, created by its first [`set`], so
+/// that "not probed yet" (or not probed at all: a proxy) is not exported as "unreachable".
 ///
 /// [`set`]: ReachableGauge::set
 #[derive(Clone)]
 pub(crate) struct ReachableGauge {
     family: IntGaugeVec,
     receiver: Arc<str>,
+    integration: Arc<str>,
 }
 
 impl ReachableGauge {
     /// Records a probe's outcome.
     pub(crate) fn set(&self, reachable: bool) {
         self.family
-            .with_label_values(&[&*self.receiver])
+            .with_label_values(&[&*self.receiver, &*self.integration])
             .set(i64::from(reachable));
     }
 }
 
-/// One receiver's series, and the only place that logs and counts its events. Log lines name
-/// the receiver and the alert, never the URL or a header.
+/// One integration's series, and the only place that logs and counts its events. Log lines
+/// name the receiver, the integration and the alert, never the URL or a header.
 #[derive(Clone)]
 pub(crate) struct Recorder {
     /// The receiver name: log field and metric label.
     receiver: Arc<str>,
+    /// The integration name: log field and metric label.
+    integration: Arc<str>,
     /// Resolved series, so that an event costs no label lookup.
     delivered: IntCounter,
     /// Failures of class `retryable`.
@@ -219,7 +233,7 @@ pub(crate) struct Recorder {
     permanent: IntCounter,
     /// Drops, in the order of [`DropReason::ALL`].
     dropped: [IntCounter; 5],
-    /// Shared by every queue of this receiver name: while an old notifier drains after a
+    /// Shared by every queue of this receiver and integration name: while an old notifier drains after a
     /// reload, both add their own length, so the gauge is the total held.
     pub(crate) queue_length: IntGauge,
     /// Enqueue-to-delivery latency.
@@ -236,7 +250,7 @@ impl Recorder {
     pub(crate) fn enqueued(&self, item: &Item) {
         tracing::debug!(
                 target: TARGET,
-            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
             id = %item.notification.id, "notification queued"
         );
     }
@@ -248,7 +262,7 @@ impl Recorder {
         self.delivery_seconds.observe(latency.as_secs_f64());
         tracing::info!(
                 target: TARGET,
-            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
             id = %item.notification.id, attempts, latency = ?latency,
             "notification delivered"
         );
@@ -267,13 +281,13 @@ impl Recorder {
         match retry_in {
             Some(retry_in) => tracing::warn!(
                 target: TARGET,
-                receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+                receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
                 id = %item.notification.id, attempts, error, retry_in = ?retry_in,
                 "notification delivery failed, will retry"
             ),
             None => tracing::warn!(
                 target: TARGET,
-                receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+                receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
                 id = %item.notification.id, attempts, error,
                 "notification delivery failed"
             ),
@@ -287,7 +301,7 @@ impl Recorder {
         self.dropped(DropReason::PermanentError).inc();
         tracing::error!(
                 target: TARGET,
-            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
             id = %item.notification.id, attempts, error,
             reason = DropReason::PermanentError.as_str(),
             "notification dropped: the receiver rejected it and retrying cannot help"
@@ -299,7 +313,7 @@ impl Recorder {
         self.dropped(reason).inc();
         tracing::warn!(
                 target: TARGET,
-            receiver = %self.receiver, group_key = item.group_key(), status = item.status(),
+            receiver = %self.receiver, integration = %self.integration, group_key = item.group_key(), status = item.status(),
             id = %item.notification.id, reason = reason.as_str(),
             age = ?item.enqueued.elapsed(), "notification dropped"
         );
@@ -313,7 +327,7 @@ impl Recorder {
         self.dropped(DropReason::Shutdown).inc_by(count as u64);
         tracing::warn!(
                 target: TARGET,
-            receiver = %self.receiver, count, reason = DropReason::Shutdown.as_str(),
+            receiver = %self.receiver, integration = %self.integration, count, reason = DropReason::Shutdown.as_str(),
             "notifications dropped: shutdown deadline reached before delivery"
         );
     }

@@ -1,26 +1,28 @@
-//! The notifier: delivers group [`Notification`]s from the dispatcher to webhook receivers in
-//! Alertmanager's format, and reports each delivery back ([`Outcome`]).
+//! The notifier: delivers group [`Notification`]s from the dispatcher through each receiver's
+//! integrations (webhook, ...), and reports each delivery back ([`Outcome`]).
 //!
 //! # Layout
 //!
 //! * `config` — `[[receivers]]` resolved and validated: [`settings_from_config`] gives
 //!   [`ReceiverSettings`].
-//! * `payload` — the Alertmanager webhook body (version 4), one group notification per payload.
-//! * `queue` — one bounded queue per receiver: one notification per group (a newer one
+//! * [`integrations`] — `[[receivers.integrations]]`: one module per kind, each turning a group
+//!   notification into a request body and classifying the answer; their shared settings.
+//! * `queue` — one bounded queue per integration: one notification per group (a newer one
 //!   supersedes), failed ones go to the back, drop-oldest when full, never blocking.
-//! * `deliver` — one HTTP attempt, classified retryable or permanent, errors redacted.
+//! * `deliver` — one HTTP attempt, classified by the integration's kind, errors redacted.
 //! * `retry` — capped exponential backoff with jitter, honouring `Retry-After` (pure).
-//! * `worker` — one task per receiver: delivery, retry with backoff, outcome reports, shutdown
-//!   flush.
+//! * `worker` — one task per integration: delivery, retry with backoff, outcome reports,
+//!   shutdown flush.
 //! * `metrics` — [`NotifyMetrics`], and the one place that logs and counts each event.
-//! * `probe` — the reachability probe of each receiver: at start, then every 30 s; a TCP
+//! * `probe` — the reachability probe of each integration: at start, then every 30 s; a TCP
 //!   connection (and TLS handshake), nothing posted; `poolwatch_receiver_reachable`.
-//! * `set` — [`ReceiverSet`], the daemon's receivers, replaced one by one on reload.
+//! * `set` — [`ReceiverSet`], the daemon's integrations, replaced one by one on reload.
 //!
 //! # Guarantees and bounds
 //!
-//! [`Notifier::notify`] never blocks or awaits: polling never waits on a receiver. A receiver
-//! holds at most one notification per group, the newest (an older one still waiting is dropped,
+//! [`Notifier::notify`] never blocks or awaits: polling never waits on a receiver. Each
+//! integration of a receiver has its own queue and worker, so a failing one delays no other.
+//! An integration holds at most one notification per group, the newest (an older one still waiting is dropped,
 //! reason `superseded`): a receiver that is down for minutes gets each group's current state
 //! once it is back, not a backlog. A failed attempt sends its notification to the back of the
 //! queue, so one group's retries hold up no other group beyond one backoff. Bounds:
@@ -28,12 +30,12 @@
 //! (a notification queued longer is dropped, reason `expired`). Delivery is at least once with a
 //! stable id (`Idempotency-Key`): a receiver that times out after accepting a request gets it
 //! again, with the same id. URLs and header values are secrets: they never appear in logs,
-//! errors or metrics; log lines name the receiver.
+//! errors or metrics; log lines name the receiver and the integration.
 
 mod config;
 mod deliver;
+pub mod integrations;
 mod metrics;
-pub(crate) mod payload;
 mod probe;
 mod queue;
 mod retry;
@@ -42,6 +44,7 @@ mod worker;
 
 pub use config::{settings_from_config, ReceiverConfig, ReceiverSettings};
 pub use deliver::{IDEMPOTENCY_KEY, USER_AGENT};
+pub use integrations::{IntegrationSettings, IntegrationType, Kind};
 pub use metrics::NotifyMetrics;
 pub use set::ReceiverSet;
 
@@ -58,7 +61,8 @@ use worker::{Stop, Worker};
 /// The smallest retry delay used, whatever the settings say.
 const MIN_BACKOFF: Duration = Duration::from_millis(1);
 
-/// Delivers notifications to a fixed set of receivers, each through its own queue and worker task.
+/// Delivers notifications to a fixed set of receivers, each integration through its own queue
+/// and worker task.
 ///
 /// A configuration reload starts a new `Notifier` and shuts the old one down in the background,
 /// so that the old queues still drain. Dropping a `Notifier` without [`Notifier::shutdown`]
@@ -66,18 +70,21 @@ const MIN_BACKOFF: Duration = Duration::from_millis(1);
 pub struct Notifier {
     /// Where [`Notifier::notify`] fans out to, in configuration order.
     receivers: Vec<Receiver>,
-    /// The worker tasks with their receiver names, awaited by [`Notifier::shutdown`].
-    workers: Vec<(String, JoinHandle<()>)>,
+    /// The worker tasks with their receiver and integration names, awaited by
+    /// [`Notifier::shutdown`].
+    workers: Vec<(String, String, JoinHandle<()>)>,
     /// `Some(deadline)` once shutdown is requested; dropping it stops the workers at once.
     stop: watch::Sender<Option<Instant>>,
     /// Where notifications dropped for a full queue are reported.
     outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
-/// The notifier's side of one receiver: where to queue its notifications.
+/// The notifier's side of one integration of a receiver: where to queue its notifications.
 struct Receiver {
     /// The receiver's name: notifications for it are queued here.
     name: String,
+    /// The integration's name: notifications for it are queued here.
+    integration: String,
     /// Shared with the worker, which drains it.
     queue: Arc<Queue>,
     /// Logs and counts `queue_full` and `superseded` drops, which happen on this side.
@@ -85,7 +92,7 @@ struct Receiver {
 }
 
 impl Notifier {
-    /// Starts one worker per receiver. `external_url` is this poolwatch's base URL, used for
+    /// Starts one worker per integration of each receiver. `external_url` is this poolwatch's base URL, used for
     /// `externalURL` and `generatorURL` in payloads. Every delivery, and every notification
     /// given up, is reported on `outcomes`. Every receiver's metric series are created here,
     /// at 0.
@@ -101,23 +108,27 @@ impl Notifier {
     ) -> Notifier {
         let (stop, stop_rx) = watch::channel(None);
         let external_url: Arc<str> = Arc::from(external_url);
-        let mut handles = Vec::with_capacity(receivers.len());
-        let mut workers = Vec::with_capacity(receivers.len());
-        for settings in receivers {
-            let recorder = metrics.recorder(&settings.name);
+        let mut handles = Vec::new();
+        let mut workers = Vec::new();
+        let lanes = receivers
+            .iter()
+            .flat_map(|r| r.integrations.iter().map(move |i| (r, i)));
+        for (settings, integration) in lanes {
+            let recorder = metrics.recorder(&settings.name, &integration.name);
             let queue = Arc::new(Queue::new(
                 settings.queue_capacity,
                 recorder.queue_length.clone(),
             ));
-            let endpoint = deliver::Endpoint::new(&settings);
+            let endpoint = deliver::Endpoint::new(integration);
             if let Err(e) = &endpoint {
                 tracing::error!(
-                    receiver = %settings.name, error = %e,
-                    "receiver cannot be used: its notifications will be dropped"
+                    receiver = %settings.name, integration = %integration.name, error = %e,
+                    "integration cannot be used: its notifications will be dropped"
                 );
             }
             let worker = Worker {
                 queue: Arc::clone(&queue),
+                integration: integration.clone(),
                 endpoint,
                 recorder: recorder.clone(),
                 // Never a zero backoff, even for hand-built settings: that would hammer a
@@ -132,9 +143,10 @@ impl Notifier {
                 outcomes: outcomes.clone(),
             };
             let handle = tokio::spawn(worker.run(Stop::new(stop_rx.clone())));
-            workers.push((settings.name.clone(), handle));
+            workers.push((settings.name.clone(), integration.name.clone(), handle));
             handles.push(Receiver {
-                name: settings.name,
+                name: settings.name.clone(),
+                integration: integration.name.clone(),
                 queue,
                 recorder,
             });
@@ -147,11 +159,15 @@ impl Notifier {
         }
     }
 
-    /// Queues `n` for its receiver (none if this notifier does not have it). Never blocks or
+    /// Queues `n` for its receiver's integration (none if this notifier does not have it). Never blocks or
     /// awaits; it supersedes a waiting notification of the same group (counted `superseded`),
     /// and a full queue drops its oldest (counted `queue_full`).
     pub fn notify(&self, n: &Notification) {
-        let Some(receiver) = self.receivers.iter().find(|r| r.name == n.receiver) else {
+        let Some(receiver) = self
+            .receivers
+            .iter()
+            .find(|r| r.name == n.receiver && r.integration == n.integration)
+        else {
             return;
         };
         let (item, out) = receiver.queue.push(Arc::new(n.clone()));
@@ -178,15 +194,21 @@ impl Notifier {
             .checked_add(deadline)
             .unwrap_or(now + Duration::from_secs(86_400 * 365));
         self.stop.send_replace(Some(until));
-        for (name, handle) in self.workers {
+        for (name, integration, handle) in self.workers {
             if let Err(e) = handle.await {
-                tracing::error!(receiver = %name, error = %e, "notification worker failed");
+                tracing::error!(receiver = %name, integration = %integration, error = %e, "notification worker failed");
             }
         }
     }
 
-    /// The receivers' names, in configuration order.
+    /// The receivers' names, in configuration order, once each.
     pub fn receiver_names(&self) -> Vec<String> {
-        self.receivers.iter().map(|r| r.name.clone()).collect()
+        let mut names: Vec<String> = Vec::new();
+        for r in &self.receivers {
+            if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        }
+        names
     }
 }

@@ -1,10 +1,10 @@
-//! The reachability probe: is anything there to take this receiver's notifications?
+//! The reachability probe: is anything there to take this integration's notifications?
 //!
-//! Right after a receiver starts (at start-up, or when a reload starts it) and every [`PERIOD`]
+//! Right after an integration starts (at start-up, or when a reload starts it) and every [`PERIOD`]
 //! after, the probe opens a TCP connection to the receiver's host and port, plus a TLS
 //! handshake (verified as deliveries verify it) for `https`, and closes it: nothing is posted.
-//! The outcome is `poolwatch_receiver_reachable{receiver}` (1 or 0) and a log line when it
-//! changes: a warning naming the receiver and a fixed reason (`refused`, `dns`, `timeout`,
+//! The outcome is `poolwatch_receiver_reachable{receiver,integration}` (1 or 0) and a log line
+//! when it changes: a warning naming the receiver and integration and a fixed reason (`refused`, `dns`, `timeout`,
 //! `network`, `tls`), never its URL, host or port, which may carry a token.
 //!
 //! The probe runs on a task of its own, its blocking parts (name resolution, the handshake) on
@@ -12,8 +12,8 @@
 //! through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`), a direct connection says nothing
 //! about them: the probe is skipped and the gauge stays absent.
 
+use super::integrations::IntegrationSettings;
 use super::metrics::ReachableGauge;
-use super::ReceiverSettings;
 use reqwest::Url;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
@@ -70,6 +70,13 @@ pub(crate) struct Probe {
     task: Option<JoinHandle<()>>,
 }
 
+impl Probe {
+    /// No probe at all.
+    pub(crate) fn none() -> Probe {
+        Probe { task: None }
+    }
+}
+
 impl Drop for Probe {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
@@ -78,16 +85,21 @@ impl Drop for Probe {
     }
 }
 
-/// Starts probing `settings`' receiver now and every [`PERIOD`], reporting into `gauge`.
-/// Returns at once. The probe is skipped (logged once at debug level) when a proxy carries
-/// this receiver's deliveries, or when its URL cannot be parsed (the notifier reports that).
-pub(crate) fn start(settings: &ReceiverSettings, gauge: ReachableGauge) -> Probe {
-    let name = settings.name.clone();
+/// Starts probing the service of `receiver`'s integration `settings` now and every
+/// [`PERIOD`], reporting into `gauge`. Returns at once. The probe is skipped (logged once at
+/// debug level) when a proxy carries this integration's deliveries, or when its URL cannot be
+/// parsed (the notifier reports that).
+pub(crate) fn start(
+    receiver: &str,
+    settings: &IntegrationSettings,
+    gauge: ReachableGauge,
+) -> Probe {
+    let name = (receiver.to_string(), settings.name.clone());
     let Ok(url) = Url::parse(settings.url.expose()) else {
         return Probe { task: None };
     };
     if let Some(var) = proxy_for(url.scheme(), |k| std::env::var(k).ok()) {
-        tracing::debug!(receiver = %name, proxy = var, "receiver reachability not probed: deliveries go through a proxy");
+        tracing::debug!(receiver = %name.0, integration = %name.1, proxy = var, "receiver reachability not probed: deliveries go through a proxy");
         return Probe { task: None };
     }
     let timeout = settings.timeout;
@@ -105,13 +117,21 @@ pub(crate) fn start(settings: &ReceiverSettings, gauge: ReachableGauge) -> Probe
 }
 
 /// Logs the first outcome, and then only changes.
-fn report(name: &str, last: Option<Result<(), Unreachable>>, now: Result<(), Unreachable>) {
+fn report(
+    (receiver, integration): &(String, String),
+    last: Option<Result<(), Unreachable>>,
+    now: Result<(), Unreachable>,
+) {
     match (last, now) {
         (Some(before), now) if before == now => {}
-        (None, Ok(())) => tracing::info!(receiver = %name, "receiver reachable"),
-        (Some(_), Ok(())) => tracing::info!(receiver = %name, "receiver reachable again"),
+        (None, Ok(())) => {
+            tracing::info!(receiver = %receiver, integration = %integration, "receiver reachable")
+        }
+        (Some(_), Ok(())) => {
+            tracing::info!(receiver = %receiver, integration = %integration, "receiver reachable again")
+        }
         (_, Err(why)) => tracing::warn!(
-            receiver = %name, reason = why.as_str(), detail = why.detail(),
+            receiver = %receiver, integration = %integration, reason = why.as_str(), detail = why.detail(),
             "receiver cannot be reached: notifications to it wait in its queue and are retried"
         ),
     }

@@ -1,4 +1,4 @@
-//! One receiver's bounded queue of group notifications, never blocking the producer.
+//! One integration's bounded queue of group notifications, never blocking the producer.
 //!
 //! * At most one notification per group: a newer one **supersedes** an older one still waiting
 //!   (the receiver gets the group's current state, not a backlog).
@@ -64,13 +64,13 @@ struct Inner {
     removed_attempt: Option<DropReason>,
 }
 
-/// A bounded queue of notifications for one receiver.
+/// A bounded queue of notifications for one integration of a receiver.
 #[derive(Debug)]
 pub(crate) struct Queue {
     inner: Mutex<Inner>,
     wake: Notify,
     capacity: usize,
-    /// `poolwatch_notification_queue_length{receiver}`: increased and decreased (not set) so that
+    /// `poolwatch_notification_queue_length{receiver,integration}`: increased and decreased (not set) so that
     /// an old notifier draining after a reload adds to the new one's count.
     length: IntGauge,
 }
@@ -231,6 +231,7 @@ mod tests {
     fn note(group: &str, name: &str) -> Arc<Notification> {
         Arc::new(Notification {
             receiver: "r".into(),
+            integration: "webhook".into(),
             group_key: group.into(),
             id: format!("{group}-{name}"),
             reason: Reason::FirstNotification,

@@ -1,7 +1,8 @@
-//! The daemon's receivers as a set of independent notifiers, one per receiver, so that a
-//! configuration reload replaces only the receivers whose settings changed: an unchanged
-//! receiver keeps its queue (and what is waiting in it while the receiver is down). Each
-//! receiver started here is also probed for reachability ([`super::probe`]).
+//! The daemon's receivers as a set of independent notifiers, one per integration of each
+//! receiver, so that a configuration reload replaces only the integrations whose settings
+//! changed (theirs or their receiver's): an unchanged one keeps its queue (and what is waiting
+//! in it while its service is down). Each integration started here is also probed for
+//! reachability ([`super::probe`]).
 
 use super::probe::{self, Probe};
 use super::{Notifier, NotifyMetrics, ReceiverSettings};
@@ -9,7 +10,8 @@ use crate::dispatch::{Notification, Outcome};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// One receiver: its settings, its notifier, and its reachability probe (stopped on drop).
+/// One integration of a receiver: the receiver's settings with only that integration, its
+/// notifier, and its reachability probe (stopped on drop).
 struct Lane {
     settings: ReceiverSettings,
     notifier: Notifier,
@@ -17,7 +19,8 @@ struct Lane {
 }
 
 impl Lane {
-    /// Starts the notifier and the probe of one receiver; returns at once.
+    /// Starts the notifier and the probe of one integration (`settings` has only that one);
+    /// returns at once.
     fn start(
         settings: ReceiverSettings,
         external_url: &str,
@@ -30,7 +33,14 @@ impl Lane {
             metrics.clone(),
             outcomes.clone(),
         );
-        let probe = probe::start(&settings, metrics.reachable(&settings.name));
+        let probe = match settings.integrations.first() {
+            Some(i) => probe::start(
+                &settings.name,
+                i,
+                metrics.reachable(&settings.name, &i.name),
+            ),
+            None => probe::Probe::none(),
+        };
         Lane {
             settings,
             notifier,
@@ -39,7 +49,7 @@ impl Lane {
     }
 }
 
-/// Every configured receiver, each with its own notifier (queue and worker).
+/// Every configured receiver, each integration with its own notifier (queue and worker).
 pub struct ReceiverSet {
     /// In configuration order.
     lanes: Vec<Lane>,
@@ -52,7 +62,7 @@ pub struct ReceiverSet {
 }
 
 impl ReceiverSet {
-    /// Starts one notifier and one reachability probe per receiver; returns at once. Deliveries
+    /// Starts one notifier and one reachability probe per integration; returns at once. Deliveries
     /// are reported on `outcomes`.
     pub fn start(
         receivers: Vec<ReceiverSettings>,
@@ -60,8 +70,7 @@ impl ReceiverSet {
         metrics: NotifyMetrics,
         outcomes: mpsc::UnboundedSender<Outcome>,
     ) -> Self {
-        let lanes = receivers
-            .into_iter()
+        let lanes = lanes(&receivers)
             .map(|r| Lane::start(r, &external_url, &metrics, &outcomes))
             .collect();
         ReceiverSet {
@@ -72,9 +81,14 @@ impl ReceiverSet {
         }
     }
 
-    /// Queues `n` for its receiver; never blocks.
+    /// Queues `n` for its receiver's integration; never blocks.
     pub fn notify(&self, n: &Notification) {
-        if let Some(lane) = self.lanes.iter().find(|l| l.settings.name == n.receiver) {
+        let lane = self.lanes.iter().find(|l| {
+            l.settings.name == n.receiver
+                && l.settings.integrations.first().map(|i| i.name.as_str())
+                    == Some(n.integration.as_str())
+        });
+        if let Some(lane) = lane {
             lane.notifier.notify(n);
         }
     }
@@ -84,9 +98,10 @@ impl ReceiverSet {
         &self.metrics
     }
 
-    /// Applies a reloaded receiver list: unchanged receivers keep their notifier (and probe);
-    /// removed and changed ones get `drain` to deliver what they hold, in the background, while
-    /// changed ones start afresh, probed at once. Returns how many receivers were (re)started.
+    /// Applies a reloaded receiver list: unchanged integrations keep their notifier (and
+    /// probe); removed and changed ones get `drain` to deliver what they hold, in the
+    /// background, while changed ones start afresh, probed at once. Returns how many
+    /// integrations were (re)started.
     pub fn reconfigure(
         &mut self,
         receivers: Vec<ReceiverSettings>,
@@ -96,7 +111,7 @@ impl ReceiverSet {
         let url_changed = external_url != self.external_url;
         let mut old: Vec<Lane> = std::mem::take(&mut self.lanes);
         let mut started = 0;
-        for settings in receivers {
+        for settings in lanes(&receivers) {
             let kept = (!url_changed)
                 .then(|| old.iter().position(|l| l.settings == settings))
                 .flatten()
@@ -108,9 +123,13 @@ impl ReceiverSet {
             self.lanes.push(lane);
         }
         for lane in old {
-            let name = lane.settings.name.clone();
-            if !self.lanes.iter().any(|l| l.settings.name == name) {
-                self.metrics.forget_reachable(&name);
+            let (name, integration) = lane_id(&lane.settings);
+            if !self
+                .lanes
+                .iter()
+                .any(|l| lane_id(&l.settings) == (name, integration))
+            {
+                self.metrics.forget_reachable(name, integration);
             }
             tokio::spawn(lane.notifier.shutdown(drain));
         }
@@ -128,4 +147,20 @@ impl ReceiverSet {
         )
         .await;
     }
+}
+
+/// Each integration of each receiver, as a receiver with only that integration.
+fn lanes(receivers: &[ReceiverSettings]) -> impl Iterator<Item = ReceiverSettings> + '_ {
+    receivers
+        .iter()
+        .flat_map(|r| (0..r.integrations.len()).map(move |i| r.only(i)))
+}
+
+/// The receiver and integration names of a lane.
+fn lane_id(settings: &ReceiverSettings) -> (&str, &str) {
+    let integration = settings
+        .integrations
+        .first()
+        .map_or("", |i| i.name.as_str());
+    (&settings.name, integration)
 }

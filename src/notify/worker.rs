@@ -1,11 +1,11 @@
-//! One receiver's worker: delivers its queue front first; a notification whose attempt fails
+//! One integration's worker: delivers its queue front first; a notification whose attempt fails
 //! goes to the back and the next one is tried after the backoff, until each is delivered,
 //! refused, expired, superseded or evicted. Every delivery (and every notification given up)
 //! is reported to the dispatcher. At shutdown it flushes until the deadline.
 
 use super::deliver::{AttemptError, Endpoint};
+use super::integrations::{Context, IntegrationSettings};
 use super::metrics::{DropReason, Recorder};
-use super::payload;
 use super::queue::{AttemptEnd, Item, Queue};
 use super::retry::RetryPolicy;
 use crate::dispatch::Outcome;
@@ -81,10 +81,12 @@ enum Turn {
     },
 }
 
-/// Delivers one receiver's queue.
+/// Delivers one integration's queue.
 pub(crate) struct Worker {
     /// The queue shared with [`super::Notifier::notify`].
     pub(crate) queue: Arc<Queue>,
+    /// What it delivers through: renders bodies.
+    pub(crate) integration: IntegrationSettings,
     /// Where to post; an error (already logged) makes every notice a permanent failure.
     pub(crate) endpoint: Result<Endpoint, String>,
     /// Logs and counts every event.
@@ -93,9 +95,9 @@ pub(crate) struct Worker {
     pub(crate) policy: RetryPolicy,
     /// Age after which a queued notice is given up.
     pub(crate) max_retry_age: Duration,
-    /// `externalURL` of payloads.
+    /// `externalURL` of bodies.
     pub(crate) external_url: Arc<str>,
-    /// At most this many alerts per payload (0: all).
+    /// At most this many alerts per body (0: all).
     pub(crate) max_alerts: usize,
     /// Where deliveries and give-ups are reported (to the dispatcher).
     pub(crate) outcomes: mpsc::UnboundedSender<Outcome>,
@@ -181,16 +183,13 @@ impl Worker {
         let result = match &self.endpoint {
             Err(e) => Err(AttemptError::Permanent { message: e.clone() }),
             Ok(endpoint) => {
-                let rendered = payload::render(
-                    &item.notification,
-                    self.recorder.receiver(),
-                    &self.external_url,
-                    self.max_alerts,
-                );
-                match rendered {
-                    Err(e) => Err(AttemptError::Permanent {
-                        message: format!("cannot encode the payload: {e}"),
-                    }),
+                let ctx = Context {
+                    receiver: self.recorder.receiver(),
+                    external_url: &self.external_url,
+                    max_alerts: self.max_alerts,
+                };
+                match self.integration.render(&item.notification, &ctx) {
+                    Err(message) => Err(AttemptError::Permanent { message }),
                     Ok(body) => {
                         if !self.queue.begin_attempt(item.seq) {
                             // Evicted (and reported) since we looked at the queue.

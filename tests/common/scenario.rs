@@ -88,8 +88,9 @@ pub fn target(name: &str, port: u16, extra: &str) -> String {
     )
 }
 
-/// A `[[receivers]]` table with fast retries (50 ms doubling up to 500 ms) and a 5 s timeout
-/// (left out when `extra` sets `timeout`); `extra` lines are appended.
+/// A `[[receivers]]` table with fast retries (50 ms doubling up to 500 ms) and one webhook
+/// integration to `url` with a 5 s timeout (left out when `extra` sets `timeout`); `extra`
+/// lines are appended to the integration.
 pub fn receiver(name: &str, url: &str, extra: &str) -> String {
     let timeout = if extra.contains("timeout") {
         ""
@@ -97,8 +98,8 @@ pub fn receiver(name: &str, url: &str, extra: &str) -> String {
         "timeout = \"5s\"\n"
     };
     format!(
-        "[[receivers]]\nname = \"{name}\"\nurl = \"{url}\"\n{timeout}\
-         initial_backoff = \"50ms\"\nmax_backoff = \"500ms\"\n{extra}\n"
+        "[[receivers]]\nname = \"{name}\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"500ms\"\n\
+         [[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{url}\"\n{timeout}{extra}\n"
     )
 }
 

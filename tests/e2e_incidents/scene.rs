@@ -111,9 +111,11 @@ reconnect_max_backoff = "400ms"
 
 [[receivers]]
 name = "{RECEIVER_NAME}"
-url = "{url}"
 initial_backoff = "50ms"
 max_backoff = "500ms"
+[[receivers.integrations]]
+type = "webhook"
+url = "{url}"
 "#,
             target = self.target,
             port = self.pg.port(),

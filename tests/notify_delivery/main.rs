@@ -5,7 +5,9 @@
 use poolwatch::config::values::Secret;
 use poolwatch::dispatch::{gofmt, Alert, AlertState, Notification, Outcome, Reason};
 use poolwatch::notice::fingerprint;
-use poolwatch::notify::{Notifier, NotifyMetrics, ReceiverSettings, USER_AGENT};
+use poolwatch::notify::{
+    IntegrationSettings, Notifier, NotifyMetrics, ReceiverSettings, USER_AGENT,
+};
 use prometheus::{Registry, TextEncoder};
 use std::collections::BTreeMap;
 use std::io;
@@ -59,6 +61,7 @@ fn group(receiver: &str, alerts: Vec<Alert>) -> Notification {
     let states: Vec<String> = alerts.iter().map(|a| format!("{:?}", a.state)).collect();
     Notification {
         receiver: receiver.into(),
+        integration: "webhook".into(),
         group_key: format!("{{}}:{}", gofmt::label_set(&labels)),
         id: fingerprint(&BTreeMap::from([("states".to_string(), states.join(","))]))
             + &alerts[0].fingerprint,
@@ -78,10 +81,11 @@ fn firing(alertname: &str) -> Notification {
     firing_to("ops", alertname)
 }
 
-/// Settings with millisecond backoffs so that retries are quick.
+/// Settings of one webhook integration with millisecond backoffs so that retries are quick.
 fn fast(name: &str, url: String) -> ReceiverSettings {
-    let mut s = ReceiverSettings::new(name, Secret::new(url));
-    s.timeout = Duration::from_secs(5);
+    let mut hook = IntegrationSettings::webhook(Secret::new(url));
+    hook.timeout = Duration::from_secs(5);
+    let mut s = ReceiverSettings::new(name, vec![hook]);
     s.initial_backoff = Duration::from_millis(5);
     s.max_backoff = Duration::from_millis(50);
     s
@@ -192,7 +196,7 @@ async fn delivers_the_alertmanager_payload_with_headers_and_metrics() {
     let fx = Fixture::new();
     let hook = Hook::start(0, vec![]).await;
     let mut settings = fast("ops", hook.url("/hooks/ops"));
-    settings
+    settings.integrations[0]
         .headers
         .push(("x-team".parse().expect("name"), Secret::new("dba")));
     let notifier = fx.start(vec![settings]);
@@ -522,7 +526,7 @@ async fn secrets_never_reach_logs_errors_or_metrics() {
     };
     let hook = Hook::start(0, vec![echo(500), echo(404)]).await;
     let mut echoed = fast("echoed", hook.url(&format!("/hooks/{TOKEN}")));
-    echoed.headers.push((
+    echoed.integrations[0].headers.push((
         "authorization".parse().expect("name"),
         Secret::new(format!("Bearer {TOKEN}")),
     ));
@@ -572,7 +576,7 @@ async fn a_redirect_is_a_permanent_error_and_is_not_followed() {
     };
     let hook = Hook::start(0, vec![moved]).await;
     let mut settings = fast("ops", hook.url("/"));
-    settings
+    settings.integrations[0]
         .headers
         .push(("x-api-key".parse().expect("name"), Secret::new(TOKEN)));
     let notifier = fx.start(vec![settings]);

@@ -38,6 +38,7 @@ fn notice(state: AlertState) -> Notification {
     let a = alert("server", state);
     Notification {
         receiver: "ops".into(),
+        integration: "webhook".into(),
         group_key: format!("{{}}:{}", crate::dispatch::gofmt::label_set(&a.labels)),
         id: "0123456789abcdef".into(),
         reason: Reason::FirstNotification,

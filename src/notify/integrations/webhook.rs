@@ -1,5 +1,6 @@
-//! The Alertmanager webhook payload, version 4, byte for byte as Alertmanager's
-//! `notify/webhook` sends it, so that every receiver built for Alertmanager works unchanged.
+//! `type = "webhook"`: the Alertmanager webhook payload, version 4, byte for byte as
+//! Alertmanager's `notify/webhook` sends it, so that every receiver built for Alertmanager works
+//! unchanged.
 //!
 //! One payload is one group notification ([`Notification`]): the group's alerts (at most the
 //! receiver's `max_alerts`, the rest counted in `truncatedAlerts`), its `groupLabels`, the
@@ -164,5 +165,5 @@ impl Formatter for GoJsonFormatter {
 }
 
 #[cfg(test)]
-#[path = "payload_tests.rs"]
+#[path = "webhook_tests.rs"]
 mod tests;

@@ -1,0 +1,201 @@
+//! `[[receivers.integrations]]`: what every integration has (`type`, `name`, `url` or
+//! `url_file`, `timeout`, `headers`), resolved (secrets read) and validated, so that a worker
+//! never meets a bad URL or header at delivery time. Messages never contain a secret.
+
+use super::{IntegrationSettings, IntegrationType, Kind};
+use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
+use reqwest::header::{HeaderName, HeaderValue};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+/// `[[receivers.integrations]]`: one way the receiver's notifications go out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    /// `"webhook"` (Alertmanager's webhook payload). Required.
+    #[serde(rename = "type")]
+    pub kind: IntegrationType,
+    /// Name within the receiver: the `integration` metric label and log field. Default: the
+    /// type, then `<type>-2`, `<type>-3` for further integrations of the same type.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
+    #[serde(default)]
+    pub url: Option<SecretRef>,
+    /// File holding the URL. Exclusive with `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// Timeout of one delivery attempt. Default `"10s"`.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+/// Headers poolwatch sets itself; a configured value would break the request or lie about it.
+const RESERVED_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    super::super::IDEMPOTENCY_KEY,
+];
+
+/// Resolves and validates the integrations of the receiver at key path `receiver`
+/// (`receivers[2]`). Problems are recorded at their key paths
+/// (`receivers[2].integrations[0].url`); `None` when there was any.
+pub(crate) fn resolve(
+    cfgs: &[IntegrationConfig],
+    receiver: &str,
+    problems: &mut Problems,
+) -> Option<Vec<IntegrationSettings>> {
+    if cfgs.is_empty() {
+        problems.at(
+            format!("{receiver}.integrations"),
+            "required: add at least one [[receivers.integrations]] with a `type` \
+             (\"webhook\") and a `url`",
+        );
+        return None;
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(cfgs.len());
+    let mut ok = true;
+    for (i, cfg) in cfgs.iter().enumerate() {
+        let mut check = Check {
+            prefix: format!("{receiver}.integrations[{i}]"),
+            problems,
+            ok: true,
+        };
+        let name = cfg
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(cfgs, i, cfg.kind));
+        if name.trim().is_empty() {
+            check.fail("name", "must not be empty");
+        } else if !names.insert(name.clone()) {
+            check.fail(
+                "name",
+                format!(
+                    "duplicate integration name \"{name}\" in this receiver: \
+                     give each a unique `name`"
+                ),
+            );
+        }
+        let url = check.url(cfg);
+        let headers = check.headers(cfg);
+        if cfg.timeout.0.is_zero() {
+            check.fail("timeout", "must be greater than 0");
+        }
+        let kind = match cfg.kind {
+            IntegrationType::Webhook => Some(Kind::Webhook),
+        };
+        ok &= check.ok;
+        if let (true, Some(url), Some(kind)) = (check.ok, url, kind) {
+            out.push(IntegrationSettings {
+                name,
+                kind,
+                url,
+                timeout: cfg.timeout.0,
+                headers,
+            });
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `webhook` for the first webhook of the receiver, `webhook-2` for the second, and so on.
+fn default_name(cfgs: &[IntegrationConfig], index: usize, kind: IntegrationType) -> String {
+    let nth = cfgs[..index].iter().filter(|c| c.kind == kind).count();
+    match nth {
+        0 => kind.as_str().to_string(),
+        n => format!("{}-{}", kind.as_str(), n + 1),
+    }
+}
+
+/// Records problems of one integration and remembers whether there were any.
+struct Check<'a> {
+    /// Key path of the integration, e.g. `receivers[0].integrations[1]`.
+    prefix: String,
+    /// Where every problem goes.
+    problems: &'a mut Problems,
+    /// No problem recorded yet.
+    ok: bool,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.ok = false;
+        self.problems.at(format!("{}.{key}", self.prefix), message);
+    }
+
+    fn url(&mut self, cfg: &IntegrationConfig) -> Option<Secret> {
+        let key = if cfg.url_file.is_some() && cfg.url.is_none() {
+            "url_file"
+        } else {
+            "url"
+        };
+        match resolve_secret(cfg.url.as_ref(), cfg.url_file.as_deref(), "url") {
+            Err(e) => self.fail(key, e),
+            Ok(None) => self.fail("url", "required: set `url` or `url_file`"),
+            Ok(Some(url)) => match check_url(url.expose()) {
+                Ok(()) => return Some(url),
+                Err(e) => self.fail(key, e),
+            },
+        }
+        None
+    }
+
+    fn headers(&mut self, cfg: &IntegrationConfig) -> Vec<(HeaderName, Secret)> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(cfg.headers.len());
+        for (name, value) in &cfg.headers {
+            let key = format!("headers.{name}");
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                self.fail(&key, format!("\"{name}\" is not a valid HTTP header name"));
+                continue;
+            };
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                self.fail(
+                    &key,
+                    format!("\"{name}\" is set by poolwatch and cannot be configured"),
+                );
+                continue;
+            }
+            if !seen.insert(header.clone()) {
+                self.fail(
+                    &key,
+                    format!("header \"{name}\" is set twice (names are case-insensitive)"),
+                );
+                continue;
+            }
+            match value.resolve() {
+                Err(e) => self.fail(&key, e),
+                Ok(secret) if HeaderValue::from_str(secret.expose()).is_err() => self.fail(
+                    &key,
+                    "value is not a valid HTTP header value (control characters or non-ASCII)",
+                ),
+                Ok(secret) => out.push((header, secret)),
+            }
+        }
+        out
+    }
+}
+
+/// Checks that `s` is an absolute http(s) URL with a host. The error never quotes the URL.
+pub(crate) fn check_url(s: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a valid http(s) URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        // The scheme is not quoted: a token pasted without a URL parses as a scheme.
+        return Err("not a valid http(s) URL: the scheme is not http or https".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("not a valid http(s) URL: no host".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Integrations: how one receiver's notifications reach a service. A receiver has one or more
+//! (`[[receivers.integrations]]`); each has its own queue, worker, retries and acknowledgements,
+//! so a failing one never delays another.
+//!
+//! An integration kind is one module that turns a group [`Notification`] into a request body
+//! (its URL and headers come from the settings) and classifies the answer:
+//!
+//! * [`webhook`] — the Alertmanager webhook payload (version 4).
+//!
+//! Adding a kind means: a variant of [`IntegrationType`] (its `type` name), of [`Kind`] (its
+//! resolved settings, built in [`config`]), a module with its `render` (and `classify` when the
+//! service answers differently from the [`default_class`]), and one arm in each `match` here.
+
+pub mod config;
+pub mod webhook;
+
+pub use config::IntegrationConfig;
+
+use crate::config::values::Secret;
+use crate::dispatch::Notification;
+use reqwest::header::HeaderName;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The `type` of an integration, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrationType {
+    /// `webhook`: Alertmanager's webhook payload.
+    Webhook,
+}
+
+impl IntegrationType {
+    /// The `type` value, also the default integration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationType::Webhook => "webhook",
+        }
+    }
+}
+
+/// An integration kind with its own resolved settings (beyond what every integration has).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Alertmanager's webhook payload.
+    Webhook,
+}
+
+impl Kind {
+    /// What an answer with `status` means for this kind.
+    pub(crate) fn classify(&self, status: StatusCode) -> Class {
+        match self {
+            Kind::Webhook => default_class(status),
+        }
+    }
+
+    /// Its `type`.
+    pub fn integration_type(&self) -> IntegrationType {
+        match self {
+            Kind::Webhook => IntegrationType::Webhook,
+        }
+    }
+}
+
+/// One integration of a receiver, resolved and validated.
+///
+/// Fields are public so that tests and tools can build one by hand; start from
+/// [`IntegrationSettings::webhook`], which has the config file's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationSettings {
+    /// Unique within its receiver: the `integration` metric label and log field (the URL is
+    /// never logged). Default: the type (`webhook`), `webhook-2` for the second of a type.
+    pub name: String,
+    /// The kind, with its own settings.
+    pub kind: Kind,
+    /// Where requests go, an http(s) URL. A secret because it often carries a token.
+    pub url: Secret,
+    /// Timeout of one delivery attempt, connection included.
+    pub timeout: Duration,
+    /// Extra request headers; the values are secrets (e.g. `Authorization`) and never logged.
+    pub headers: Vec<(HeaderName, Secret)>,
+}
+
+impl IntegrationSettings {
+    /// A webhook integration named `webhook` posting to `url`, with a 10s timeout and no extra
+    /// headers.
+    pub fn webhook(url: Secret) -> Self {
+        IntegrationSettings {
+            name: IntegrationType::Webhook.as_str().to_string(),
+            kind: Kind::Webhook,
+            url,
+            timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Renders the request body of `n`.
+    pub(crate) fn render(&self, n: &Notification, ctx: &Context<'_>) -> Result<Vec<u8>, String> {
+        match &self.kind {
+            Kind::Webhook => webhook::render(n, ctx.receiver, ctx.external_url, ctx.max_alerts)
+                .map_err(|e| format!("cannot encode the payload: {e}")),
+        }
+    }
+}
+
+/// What rendering a body needs besides the notification.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// The receiver's name.
+    pub(crate) receiver: &'a str,
+    /// This poolwatch's base URL (`externalURL`, links back).
+    pub(crate) external_url: &'a str,
+    /// At most this many alerts per body (0: all).
+    pub(crate) max_alerts: usize,
+}
+
+/// What an HTTP answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Accepted: acknowledged.
+    Accepted,
+    /// A later attempt may succeed: the service or something in front of it is overloaded or
+    /// failing.
+    Retryable,
+    /// Refused: retrying cannot help.
+    Permanent,
+}
+
+/// 2xx is accepted; 5xx, 429 (rate limited) and 408 (the service timed out reading us) are
+/// retryable; every other status (4xx, and 3xx: redirects are not followed) is permanent.
+pub(crate) fn default_class(status: StatusCode) -> Class {
+    if status.is_success() {
+        Class::Accepted
+    } else if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
+        Class::Retryable
+    } else {
+        Class::Permanent
+    }
+}
