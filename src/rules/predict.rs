@@ -16,15 +16,11 @@
 
 use crate::store::history::{millis, Samples};
 pub use crate::store::trend::Fit;
-use crate::store::trend::{minutes_between, Slot, Sums};
+use crate::store::trend::Sums;
 use std::time::{Duration, SystemTime};
 
 /// Fewest points a fit is made from.
 pub const MIN_SAMPLES: usize = 8;
-
-/// A spacing between two samples longer than this many times the shortest one (and than a
-/// tenth of the window) is a gap: polls were missed; only the samples after it are fitted.
-pub const GAP_FACTOR: f64 = 3.0;
 
 /// The recent half of the window must rise at least this fraction of the whole window's
 /// slope; below it the rise has stopped (a step, a ramp that levelled off).
@@ -99,46 +95,17 @@ pub fn fit(points: impl Iterator<Item = (f64, f64)>) -> Option<Fit> {
     Sums::of(points).fit()
 }
 
-/// The slots a fit uses, newest first: those within `window` of `now` (whole slots only), and
-/// none from before the last gap or capacity change. A gap is a spacing longer than
-/// [`GAP_FACTOR`] times the shortest one among them and than a tenth of the window. The cost is
-/// that of the slots (at most [`crate::store::history::SLOTS_PER_WINDOW`]), whatever the poll
-/// rate.
-fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Vec<&Slot> {
+/// The slots a fit uses: positions `from..=to` of the slots of `samples`, the newest at or
+/// before `now` and the oldest starting within `window` of it and not before its segment (the
+/// last gap or capacity change, see [`crate::store::trend`]).
+fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Option<(usize, usize)> {
+    let slots = samples.slots();
+    let to = slots.newest_at(now_ms)?;
+    let newest = slots.get(to)?;
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    let from_ms = now_ms.saturating_sub(window_ms);
-    let mut in_window: Vec<&Slot> = samples
-        .slots()
-        .newest_first()
-        .skip_while(|s| s.last_ms > now_ms)
-        .take_while(|s| s.first_ms >= from_ms)
-        .collect();
-    let inner = in_window.iter().map(|s| s.shortest_ms);
-    let between = in_window.iter().rev().skip(1).map(|s| s.gap_before_ms);
-    let shortest = inner.chain(between).min().unwrap_or(u64::MAX);
-    let gap = (GAP_FACTOR * shortest as f64).max(window_ms as f64 / 10.0);
-    let capacity = in_window.first().map(|s| s.capacity);
-    let mut keep = 0;
-    for s in &in_window {
-        if Some(s.capacity) != capacity {
-            break;
-        }
-        keep += 1;
-        if s.gap_before_ms as f64 > gap {
-            break;
-        }
-    }
-    in_window.truncate(keep);
-    in_window
-}
-
-/// The sums of `slots` with `x` in minutes relative to `now_ms`.
-fn sums<'a>(slots: impl Iterator<Item = &'a &'a Slot>, now_ms: u64) -> Sums {
-    let mut total = Sums::default();
-    for s in slots {
-        total.merge(&s.sums.shifted(minutes_between(s.first_ms, now_ms)));
-    }
-    total
+    let start = now_ms.saturating_sub(window_ms).max(newest.segment_ms);
+    let from = slots.first_from(start, 0, to);
+    (from <= to).then_some((from, to))
 }
 
 /// Whether a target observed at `now`, and before that at `previous`, is due for refits of its
@@ -165,12 +132,13 @@ fn minutes_to(f: &Fit, capacity: f64) -> f64 {
 /// predicted to be full within `p.horizon` of `now`.
 pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Prediction, Quiet> {
     let now_ms = millis(now);
-    let used = usable(samples, now_ms, p.window);
-    let (Some(last), Some(first)) = (used.first(), used.last()) else {
+    let slots = samples.slots();
+    let (from, to) = usable(samples, now_ms, p.window).ok_or(Quiet::TooLittleHistory)?;
+    let (Some(first), Some(last)) = (slots.get(from), slots.get(to)) else {
         return Err(Quiet::TooLittleHistory);
     };
     let span_ms = last.last_ms - first.first_ms;
-    let whole = sums(used.iter(), now_ms);
+    let whole = slots.range(from, to, now_ms);
     if whole.n < MIN_SAMPLES as f64 || u128::from(span_ms) * 2 < p.window.as_millis() {
         return Err(Quiet::TooLittleHistory);
     }
@@ -191,7 +159,10 @@ pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Predic
         return Err(Quiet::BeyondHorizon);
     }
     let half_from = now_ms.saturating_sub(now_ms - last.last_ms + span_ms / 2);
-    let recent = sums(used.iter().take_while(|s| s.first_ms >= half_from), now_ms).fit();
+    let recent_from = slots.first_from(half_from, from, to);
+    let recent = (recent_from <= to)
+        .then(|| slots.range(recent_from, to, now_ms).fit())
+        .flatten();
     if recent.is_none_or(|f| f.slope < whole.slope * STALLED_BELOW) {
         return Err(Quiet::Stalled);
     }

@@ -2,8 +2,9 @@
 //! (`[history] window`, default 15 minutes), for rules that need a trend and for people who
 //! want to see one. Bounded whatever the poll interval: at most [`MAX_SAMPLES`] per pool,
 //! thinned to one per `window / MAX_SAMPLES` when polls come faster. Beside the samples, the
-//! least-squares sums of their in-use counts per [`SLOTS_PER_WINDOW`]th of the window
-//! ([`super::trend`]), from which a trend is fitted without reading the samples.
+//! least-squares sums of their in-use counts, running per segment and kept per
+//! [`SLOTS_PER_WINDOW`]th of the window ([`super::trend`]), from which a trend is fitted without
+//! reading the samples.
 
 use super::trend::Slots;
 use serde::Serialize;
@@ -15,6 +16,10 @@ pub const MAX_SAMPLES: usize = 900;
 
 /// Trend slots per window (10 s each for the default 15 minutes; about 8 KB per pool).
 pub const SLOTS_PER_WINDOW: u64 = 90;
+
+/// A spacing between samples longer than the window divided by this (1 minute for the default
+/// 15) and than three times the shortest one is a gap, after which trends start anew.
+pub const GAP_FLOOR_PER_WINDOW: u64 = 15;
 
 /// One pool at one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,7 +79,9 @@ impl Samples {
         }
         self.samples.push_back(s);
         let slot_ms = (window_ms / SLOTS_PER_WINDOW).max(1);
-        self.slots.record(s.at_ms, s.in_use, s.capacity, slot_ms);
+        let gap_floor_ms = window_ms / GAP_FLOOR_PER_WINDOW;
+        self.slots
+            .record(s.at_ms, s.in_use, s.capacity, slot_ms, gap_floor_ms);
         let oldest = s.at_ms.saturating_sub(window_ms);
         while self.samples.front().is_some_and(|f| f.at_ms <= oldest) {
             self.samples.pop_front();

@@ -1,13 +1,23 @@
-//! Least-squares sums of a pool's in-use count, kept per time slot as samples arrive, so that a
-//! trend over minutes is fitted from a few dozen slot sums instead of hundreds of samples.
+//! Least-squares sums of a pool's in-use count, kept as samples arrive, so that a trend over
+//! minutes is fitted from two or three reads instead of hundreds of samples.
 //!
-//! A [`Slot`] covers the samples of one `slot` length of time that share one capacity (a
-//! capacity change starts a new slot). Each keeps its count, first and last time, the spacing
-//! from the sample before it, its shortest inner spacing, and the sums Σx, Σy, Σx², Σxy, Σy²
-//! with `x` in minutes since its own first sample — small numbers, so that the sums stay exact.
-//! [`Sums::shifted`] moves sums to another origin, which is how slots are combined.
+//! Samples fall into *segments*: a segment ends at a gap (a spacing over [`GAP_FACTOR`] times
+//! the shortest one of the segment and over the gap floor: polls were missed, the target was
+//! down) or a capacity change (a restart, a reconfiguration), because a line through both sides
+//! would lie. Within a segment, samples are grouped per [`Slot`] of time; each slot keeps the
+//! running sums Σx, Σy, Σx², Σxy, Σy² of its segment *through* it (x in minutes since the
+//! origin of the [`Slots`]), so the sums of any run of slots of one segment are one subtraction
+//! ([`Slots::range`]). The origin moves forward once a day, and the sums with it, so that they
+//! stay small enough to be exact.
 
 use std::collections::VecDeque;
+
+/// A spacing longer than this many times the shortest one of its segment (and than the gap
+/// floor) ends the segment: polls were missed.
+pub const GAP_FACTOR: f64 = 3.0;
+
+/// The origin of x moves forward when the newest sample is this far past it.
+const REBASE_AFTER_MS: u64 = 24 * 3600 * 1000;
 
 /// Sums of points `(x, y)` from which a least-squares line is computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -55,14 +65,16 @@ impl Sums {
         self.yy += y * y;
     }
 
-    /// Adds the points of `other`.
-    pub fn merge(&mut self, other: &Sums) {
-        self.n += other.n;
-        self.x += other.x;
-        self.y += other.y;
-        self.xx += other.xx;
-        self.xy += other.xy;
-        self.yy += other.yy;
+    /// The sums of the points of `self` that are not in `other` (which must be a part of them).
+    pub fn minus(&self, other: &Sums) -> Sums {
+        Sums {
+            n: self.n - other.n,
+            x: self.x - other.x,
+            y: self.y - other.y,
+            xx: self.xx - other.xx,
+            xy: self.xy - other.xy,
+            yy: self.yy - other.yy,
+        }
     }
 
     /// The same points with `d` added to every `x`.
@@ -102,25 +114,23 @@ impl Sums {
     }
 }
 
-/// The samples of one slot of time with one capacity.
+/// The samples of one slot of time within one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slot {
-    /// The slot's index: its start in milliseconds divided by the slot length.
+    /// The slot's number: its start in milliseconds divided by the slot length.
     pub index: u64,
-    /// The capacity of every sample in it.
-    pub capacity: u32,
     /// When its first sample was taken (ms since the Unix epoch).
     pub first_ms: u64,
     /// When its last sample was taken.
     pub last_ms: u64,
-    /// Time from the sample before its first one; `u64::MAX` when there was none.
-    pub gap_before_ms: u64,
-    /// Shortest spacing between two of its samples; `u64::MAX` with one sample.
-    pub shortest_ms: u64,
+    /// When its segment's first sample was taken.
+    pub segment_ms: u64,
+    /// The capacity of every sample in it.
+    pub capacity: u32,
     /// The in-use count of its last sample.
     pub last_in_use: u32,
-    /// Sums of (minutes since `first_ms`, in use).
-    pub sums: Sums,
+    /// The sums of its segment's samples through its last one.
+    through: Sums,
 }
 
 /// Minutes from `to_ms` to `from_ms` (negative when `from_ms` is earlier).
@@ -128,125 +138,175 @@ pub fn minutes_between(from_ms: u64, to_ms: u64) -> f64 {
     (from_ms as f64 - to_ms as f64) / 60_000.0
 }
 
-/// The slots of one pool, oldest first.
+/// The slots of one pool, oldest first, with the state that cuts segments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Slots {
     slots: VecDeque<Slot>,
+    /// Where x is 0.
+    origin_ms: u64,
+    /// The running sums through the last forgotten slot, when the oldest kept slot continues
+    /// its segment.
+    base: Sums,
+    /// The shortest spacing between two samples since the last gap.
+    shortest_ms: u64,
 }
 
 impl Slots {
-    /// Adds a sample taken at `at_ms` (not before the last one) to its slot of `slot_ms`.
-    pub fn record(&mut self, at_ms: u64, in_use: u32, capacity: u32, slot_ms: u64) {
-        let index = at_ms / slot_ms.max(1);
-        let y = f64::from(in_use);
-        match self.slots.back_mut() {
-            Some(s) if s.index == index && s.capacity == capacity => {
-                s.shortest_ms = s.shortest_ms.min(at_ms - s.last_ms);
-                s.last_ms = at_ms;
-                s.last_in_use = in_use;
-                s.sums.add(minutes_between(at_ms, s.first_ms), y);
-            }
-            last => {
-                let gap_before_ms = last.map_or(u64::MAX, |s| at_ms - s.last_ms);
-                self.slots.push_back(Slot {
-                    index,
-                    capacity,
-                    first_ms: at_ms,
-                    last_ms: at_ms,
-                    gap_before_ms,
-                    shortest_ms: u64::MAX,
-                    last_in_use: in_use,
-                    sums: Sums::of(std::iter::once((0.0, y))),
-                });
-            }
+    /// Adds a sample taken at `at_ms` (not before the last one) to its slot of `slot_ms`; a
+    /// spacing over `gap_floor_ms` (and [`GAP_FACTOR`] times the shortest) or a new capacity
+    /// starts a segment.
+    pub fn record(
+        &mut self,
+        at_ms: u64,
+        in_use: u32,
+        capacity: u32,
+        slot_ms: u64,
+        gap_floor_ms: u64,
+    ) {
+        if self.slots.is_empty() {
+            self.origin_ms = at_ms;
+        } else if at_ms - self.origin_ms > REBASE_AFTER_MS {
+            self.rebase(at_ms);
         }
+        let index = at_ms / slot_ms.max(1);
+        let point = (minutes_between(at_ms, self.origin_ms), f64::from(in_use));
+        // A gap makes the spacing unknown again; a capacity change does not.
+        let (mut continues, mut gap) = (None, true);
+        if let Some(last) = self.slots.back() {
+            let spacing = at_ms - last.last_ms;
+            let floor = (GAP_FACTOR * self.shortest_ms as f64).max(gap_floor_ms as f64);
+            gap = spacing as f64 > floor;
+            continues = (!gap && last.capacity == capacity).then_some(last);
+        }
+        self.shortest_ms = match (gap, self.slots.back()) {
+            (false, Some(last)) => self.shortest_ms.min(at_ms - last.last_ms),
+            _ => u64::MAX,
+        };
+        let (segment_ms, mut through, same_slot) = match continues {
+            Some(last) => (last.segment_ms, last.through, last.index == index),
+            None => (at_ms, Sums::default(), false),
+        };
+        through.add(point.0, point.1);
+        if let (true, Some(last)) = (same_slot, self.slots.back_mut()) {
+            last.last_ms = at_ms;
+            last.last_in_use = in_use;
+            last.through = through;
+            return;
+        }
+        self.slots.push_back(Slot {
+            index,
+            first_ms: at_ms,
+            last_ms: at_ms,
+            segment_ms,
+            capacity,
+            last_in_use: in_use,
+            through,
+        });
+    }
+
+    /// Moves the origin to `at_ms` and drops from the running sums what precedes the kept
+    /// slots, so that they stay the size of the kept history.
+    fn rebase(&mut self, at_ms: u64) {
+        let d = minutes_between(self.origin_ms, at_ms);
+        let oldest_segment = self.slots.front().map(|s| s.segment_ms);
+        for s in self.slots.iter_mut() {
+            if Some(s.segment_ms) == oldest_segment {
+                s.through = s.through.minus(&self.base);
+            }
+            s.through = s.through.shifted(d);
+        }
+        self.base = Sums::default();
+        self.origin_ms = at_ms;
     }
 
     /// Forgets the slots whose last sample is at or before `oldest_ms`, and the oldest beyond
     /// `max` slots.
     pub fn forget(&mut self, oldest_ms: u64, max: usize) {
-        while self.slots.front().is_some_and(|s| s.last_ms <= oldest_ms) {
-            self.slots.pop_front();
-        }
-        while self.slots.len() > max {
-            self.slots.pop_front();
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.last_ms <= oldest_ms || self.slots.len() > max)
+        {
+            if let Some(gone) = self.slots.pop_front() {
+                let continued = self
+                    .slots
+                    .front()
+                    .is_some_and(|s| s.segment_ms == gone.segment_ms);
+                self.base = if continued {
+                    gone.through
+                } else {
+                    Sums::default()
+                };
+            }
         }
     }
 
-    /// The slots, newest first.
-    pub fn newest_first(&self) -> impl Iterator<Item = &Slot> + Clone {
-        self.slots.iter().rev()
+    /// How many slots are kept.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no slot is kept.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The `i`-th slot, oldest first.
+    pub fn get(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)
+    }
+
+    /// The position of the newest slot whose first sample is at or before `at_ms`.
+    pub fn newest_at(&self, at_ms: u64) -> Option<usize> {
+        let last = self.slots.len().checked_sub(1)?;
+        if self.slots[last].first_ms <= at_ms {
+            return Some(last);
+        }
+        self.first_from(at_ms.saturating_add(1), 0, last)
+            .checked_sub(1)
+    }
+
+    /// The position of the first slot in `lo..=hi` whose first sample is at or after `at_ms`
+    /// (`hi + 1` when none is). Slots are nearly one per slot number, so the search starts
+    /// where the number says and walks the few steps that gaps and capacity changes add.
+    pub fn first_from(&self, at_ms: u64, lo: usize, hi: usize) -> usize {
+        let (Some(first), Some(last)) = (self.slots.get(lo), self.slots.get(hi)) else {
+            return hi + 1;
+        };
+        let slot_ms = if last.index > first.index {
+            (last.first_ms - first.first_ms) / (last.index - first.index)
+        } else {
+            1
+        };
+        let behind = last.first_ms.saturating_sub(at_ms) / slot_ms.max(1);
+        let mut i = hi
+            .saturating_sub(usize::try_from(behind).unwrap_or(usize::MAX))
+            .max(lo);
+        while i > lo && self.slots[i - 1].first_ms >= at_ms {
+            i -= 1;
+        }
+        while i <= hi && self.slots[i].first_ms < at_ms {
+            i += 1;
+        }
+        i
+    }
+
+    /// The sums of the samples of slots `from..=to` (which must be of one segment), with x in
+    /// minutes since `to_ms`.
+    pub fn range(&self, from: usize, to: usize, to_ms: u64) -> Sums {
+        let starts_segment = |s: &Slot| s.first_ms == s.segment_ms;
+        let before = match (from.checked_sub(1), self.slots.get(from)) {
+            (_, Some(s)) if starts_segment(s) => Sums::default(),
+            (Some(prev), _) => self.slots[prev].through,
+            (None, _) => self.base,
+        };
+        let through = self.slots.get(to).map_or(Sums::default(), |s| s.through);
+        through
+            .minus(&before)
+            .shifted(minutes_between(self.origin_ms, to_ms))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sums_fit_a_line_and_shift_exactly() {
-        let line = Sums::of((0..10).map(|i| (f64::from(i), 3.0 + 2.0 * f64::from(i))));
-        let f = line.fit().expect("fit");
-        assert!((f.slope - 2.0).abs() < 1e-9 && (f.intercept - 3.0).abs() < 1e-9);
-        assert!((f.r2 - 1.0).abs() < 1e-9);
-        // Shifting x by -10 moves the intercept to the value at x = 10.
-        let g = line.shifted(-10.0).fit().expect("fit");
-        assert!((g.slope - 2.0).abs() < 1e-9 && (g.intercept - 23.0).abs() < 1e-9);
-        let mut halves = Sums::of((0..5).map(|i| (f64::from(i), 3.0 + 2.0 * f64::from(i))));
-        halves.merge(
-            &Sums::of((0..5).map(|i| (f64::from(i), 13.0 + 2.0 * f64::from(i)))).shifted(5.0),
-        );
-        assert_eq!(halves.fit().map(|f| f.slope.round()), Some(2.0));
-        assert_eq!(Sums::of([(1.0, 1.0), (1.0, 2.0)].into_iter()).fit(), None);
-        assert_eq!(Sums::of([(1.0, 1.0)].into_iter()).fit(), None);
-        let flat = Sums::of((0..10).map(|i| (f64::from(i), 7.0))).fit();
-        assert_eq!(flat.map(|f| (f.slope, f.r2)), Some((0.0, 1.0)));
-    }
-
-    #[test]
-    fn large_values_far_from_the_origin_stay_exact() {
-        // Ten minutes of a pool of 50,000 rising 1 a minute, one sample a second.
-        let s = Sums::of((0..600).map(|i| {
-            let x = f64::from(i) / 60.0;
-            (x, 40_000.0 + x)
-        }));
-        let f = s.shifted(-1e4).fit().expect("fit");
-        assert!((f.slope - 1.0).abs() < 1e-6, "{f:?}");
-        assert!(f.r2 > 0.999_999, "{f:?}");
-    }
-
-    #[test]
-    fn slots_split_on_time_and_capacity_and_record_gaps() {
-        let mut slots = Slots::default();
-        // slot of 10 s: samples at 0, 1, 2 s; capacity change at 3 s; 30 s gap; next slot.
-        for (at, in_use, cap) in [(0, 1, 10), (1_000, 2, 10), (2_000, 3, 10), (3_000, 4, 20)] {
-            slots.record(at, in_use, cap, 10_000);
-        }
-        slots.record(33_000, 5, 20, 10_000);
-        let got: Vec<(u64, u32, f64, u64, u64)> = slots
-            .newest_first()
-            .map(|s| {
-                (
-                    s.index,
-                    s.capacity,
-                    s.sums.n,
-                    s.gap_before_ms,
-                    s.shortest_ms,
-                )
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (3, 20, 1.0, 30_000, u64::MAX),
-                (0, 20, 1.0, 1_000, u64::MAX),
-                (0, 10, 3.0, u64::MAX, 1_000),
-            ]
-        );
-        slots.forget(3_000, 10);
-        assert_eq!(slots.newest_first().count(), 1);
-        slots.record(34_000, 5, 20, 10_000);
-        slots.forget(0, 0);
-        assert_eq!(slots.newest_first().count(), 0);
-    }
-}
+#[path = "trend_tests.rs"]
+mod tests;
