@@ -34,12 +34,13 @@ fn at(secs: u64) -> SystemTime {
 }
 
 /// A report of `pools` role pools at `secs`: every pool wanders around 45%, or with `ramps`
-/// every third pool rises 4 a minute (those predict exhaustion, and their alerts fire).
+/// every third pool rises 2 a minute, from 40 to 80 over the timed rounds (those predict
+/// exhaustion, and their alerts fire).
 fn report(pools: usize, secs: u64, ramps: bool) -> TargetReport {
     let pools = (0..pools)
         .map(|i| {
             let in_use = match i % 3 {
-                0 if ramps => 10 + secs / 15,
+                0 if ramps => 10 + secs / 30,
                 _ => 40 + (secs * 7 + i as u64 * 13) % 11,
             };
             PoolSnapshot {
@@ -112,7 +113,7 @@ pub fn run_predict(plan: &Plan) {
 
 /// Times one load; prints its table rows and returns its summary line. Each round is the next
 /// second's report, applied to the store, then evaluated by both engines (in alternating
-/// order): one poll in ten refits the trends (`predict::due`), as in the daemon at the default
+/// order): one poll in twenty refits the trends (`predict::due`), as in the daemon at the default
 /// interval.
 fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
     let (store, _) = filled_store(pools, ramps);
@@ -134,7 +135,7 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
         let now = report.at;
         let view = store.view();
         // Alternate which engine goes first: the second finds more of the store in cache.
-        let mut time = |engine: &mut Engine| {
+        let time = |engine: &mut Engine| {
             let started = Instant::now();
             engine.observe(now, &report, &labels, &view);
             micros(started.elapsed())
@@ -158,15 +159,15 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
     }
     // The rule's own cost, robust to the machine's noise: per round, with minus without
     // (adjacent in time), split into the refit rounds and those between; amortized over the
-    // refit period (10 reports).
+    // refit period (20 reports).
     let (mut d_refit, mut d_between) = (Vec::new(), Vec::new());
     for (round, (w, wo)) in t_with.iter().zip(&t_without).enumerate() {
         let secs = HISTORY + 1 + round as u64;
-        let refit = round == 0 || secs.is_multiple_of(10);
+        let refit = round == 0 || secs % 20 == 0;
         if refit { &mut d_refit } else { &mut d_between }.push(w - wo);
     }
     let (d_refit, d_between) = (Summary::new(d_refit), Summary::new(d_between));
-    let amortized = (d_refit.median() + 9.0 * d_between.median()) / 10.0;
+    let amortized = (d_refit.median() + 19.0 * d_between.median()) / 20.0;
     println!("| {load} | the rule's own cost on a refit report (with − without, same round) | {d_refit} |");
     println!("| {load} | the rule's own cost on a report between refits | {d_between} |");
     let (w, wo, p, a) = (
@@ -177,7 +178,7 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
     );
     println!("| {load} | the store taking the report in (`Store::apply`) | {a} |");
     println!("| {load} | built-in rules without PoolExhaustionPredicted | {wo} |");
-    println!("| {load} | built-in rules with it (a refit every 10th poll) | {w} |");
+    println!("| {load} | built-in rules with it (a refit every 20th poll) | {w} |");
     println!("| {load} | {pools} refits alone ({predicted} predict exhaustion) | {p} |");
     format!(
         "{load}: the rule's own cost, amortized over a refit period from the medians, is \

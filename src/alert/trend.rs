@@ -107,9 +107,11 @@ impl Engine {
                     value: f64::NAN,
                     active: false,
                 },
+                // The last refit's verdict: a time to exhaustion, or NaN when it predicted none
+                // (the alert then keeps firing for `keep_firing_for`, which a hold must not reset).
                 (None, Some(i)) => Observation {
                     value: i.value,
-                    active: true,
+                    active: !i.value.is_nan(),
                 },
                 (_, None) => continue,
             };

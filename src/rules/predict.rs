@@ -26,10 +26,10 @@ pub const MIN_SAMPLES: usize = 8;
 /// slope; below it the rise has stopped (a step, a ramp that levelled off).
 pub const STALLED_BELOW: f64 = 0.5;
 
-/// A pool is refitted once per `window / REFITS_PER_WINDOW` (10 s for the default window):
+/// A pool is refitted once per `window / REFITS_PER_WINDOW` (20 s for the default window):
 /// a trend over minutes does not change between two polls a second apart, and refitting every
 /// pool on every poll would cost more than all other rules together.
-pub const REFITS_PER_WINDOW: u32 = 60;
+pub const REFITS_PER_WINDOW: u32 = 30;
 
 /// Default fitting window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10 * 60);

@@ -386,19 +386,19 @@ fn texts_for_people() {
 
 #[test]
 fn refits_once_per_slot_of_the_window() {
-    let p = Predict::default(); // 10m: slots of 10 s
+    let p = Predict::default(); // 10m: slots of 20 s
                                 // (observed at seconds, due)
     let cases = [
         (0.0, true),
         (1.0, false),
-        (9.0, false),
-        (10.0, true),
-        (11.0, false),
-        (25.0, true),
-        (25.5, false),
-        (29.9, false),
-        (30.0, true),
-        (75.0, true),
+        (19.0, false),
+        (20.0, true),
+        (21.0, false),
+        (45.0, true),
+        (45.5, false),
+        (59.9, false),
+        (60.0, true),
+        (135.0, true),
     ];
     let mut previous = None;
     for (secs, want) in cases {

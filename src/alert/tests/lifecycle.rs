@@ -194,7 +194,7 @@ fn labels_combine_target_rule_and_reserved() {
 }
 
 #[test]
-fn a_predicted_exhaustion_is_refitted_every_10s_and_held_in_between() {
+fn a_predicted_exhaustion_is_refitted_every_20s_and_held_in_between() {
     let mut e = engine();
     // +1 connection every 15s (+4/min) from 20 of 100, polled every second.
     let mut events = Vec::new();
@@ -211,7 +211,7 @@ fn a_predicted_exhaustion_is_refitted_every_10s_and_held_in_between() {
         }
     }
     // Half the window (300 s) of history is needed; the verdict changes only on a refit, at a
-    // 10 s slot boundary, and holds (firing, no resolve) on the polls between.
+    // 20 s slot boundary, and holds (firing, no resolve) on the polls between.
     assert_eq!(events, [(300, "fired")]);
     assert_eq!(
         states(&e),
@@ -219,4 +219,27 @@ fn a_predicted_exhaustion_is_refitted_every_10s_and_held_in_between() {
     );
     // At 425 s, between two refits: held as holding, not kept firing by keep_firing_for.
     assert_eq!(e.alerts()[0].keep_firing_since, None);
+}
+
+#[test]
+fn a_prediction_that_stops_resolves_after_keep_firing_for_even_between_refits() {
+    let mut e = engine();
+    // +4/min from 20 of 60, polled every second, full (and flat) from 600 s on.
+    let mut events = Vec::new();
+    for secs in 0..=900u64 {
+        let in_use = (20 + secs / 15).min(60);
+        let report = crate::rules::fixtures::up(
+            "db",
+            t(secs),
+            vec![crate::rules::fixtures::pool("db", 60, in_use)],
+        );
+        for n in e.observe(t(secs), &report, &Labels::new()) {
+            if n.labels["alertname"] == "PoolExhaustionPredicted" {
+                events.push((secs, n.reason.as_str()));
+            }
+        }
+    }
+    // Full at 600 s, a refit slot boundary: the verdict turns quiet there, and the polls held
+    // in between keep it quiet, so it resolves keep_firing_for (2m) later.
+    assert_eq!(events, [(300, "fired"), (720, "resolved")]);
 }
