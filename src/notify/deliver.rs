@@ -3,7 +3,7 @@
 //! redirects, which are not followed). Error texts are built here and redacted of the
 //! integration's secrets (URL, its path and query, header values) before anyone sees them.
 
-use super::integrations::{Class, IntegrationSettings, Kind};
+use super::integrations::{Class, IntegrationSettings, Kind, Signing};
 use super::retry::parse_retry_after;
 use crate::errtext;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -43,6 +43,8 @@ pub(crate) struct Endpoint {
     client: Client,
     /// Classifies answers.
     kind: Kind,
+    /// Signs each request.
+    signing: Signing,
     /// The webhook URL (secret).
     url: Url,
     /// `Content-Type` and the configured headers, values marked sensitive.
@@ -93,6 +95,7 @@ impl Endpoint {
         Ok(Endpoint {
             client,
             kind: settings.kind.clone(),
+            signing: settings.signing.clone(),
             url,
             headers,
             timeout: settings.timeout,
@@ -111,6 +114,11 @@ impl Endpoint {
         if let Ok(v) = HeaderValue::from_str(id) {
             headers.insert(IDEMPOTENCY_KEY, v);
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        headers.extend(self.signing.headers(id, now, &body));
         let sent = self
             .client
             .post(self.url.clone())

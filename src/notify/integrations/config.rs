@@ -2,6 +2,7 @@
 //! `url_file`, `timeout`, `headers`), resolved (secrets read) and validated, so that a worker
 //! never meets a bad URL or header at delivery time. Messages never contain a secret.
 
+use super::signing::{self, Signing};
 use super::{IntegrationSettings, IntegrationType, Kind};
 use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
 use reqwest::header::{HeaderName, HeaderValue};
@@ -32,6 +33,21 @@ pub struct IntegrationConfig {
     /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
+    /// Standard Webhooks signing secret, `whsec_<base64>` (literal or `${ENV_VAR}`): requests
+    /// get `webhook-id`, `webhook-timestamp` and `webhook-signature`. `webhook` only. Default:
+    /// not signed.
+    #[serde(default)]
+    pub signing_secret: Option<SecretRef>,
+    /// File holding the Standard Webhooks secret. Exclusive with `signing_secret`.
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+    /// GitHub-style secret: requests get `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the
+    /// body>`. `webhook` only. Default: none.
+    #[serde(default)]
+    pub github_secret: Option<SecretRef>,
+    /// File holding the GitHub-style secret. Exclusive with `github_secret`.
+    #[serde(default)]
+    pub github_secret_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -89,6 +105,7 @@ pub(crate) fn resolve(
         }
         let url = check.url(cfg);
         let headers = check.headers(cfg);
+        let signing = check.signing(cfg);
         if cfg.timeout.0.is_zero() {
             check.fail("timeout", "must be greater than 0");
         }
@@ -103,6 +120,7 @@ pub(crate) fn resolve(
                 url,
                 timeout: cfg.timeout.0,
                 headers,
+                signing,
             });
         }
     }
@@ -160,7 +178,9 @@ impl Check<'_> {
                 self.fail(&key, format!("\"{name}\" is not a valid HTTP header name"));
                 continue;
             };
-            if RESERVED_HEADERS.contains(&header.as_str()) {
+            if RESERVED_HEADERS.contains(&header.as_str())
+                || signing::HEADERS.contains(&header.as_str())
+            {
                 self.fail(
                     &key,
                     format!("\"{name}\" is set by poolwatch and cannot be configured"),
@@ -184,6 +204,60 @@ impl Check<'_> {
             }
         }
         out
+    }
+}
+
+impl Check<'_> {
+    /// The signing keys: each a secret (or a file), only where the type signs.
+    fn signing(&mut self, cfg: &IntegrationConfig) -> Signing {
+        let signs = cfg.kind.signs();
+        let mut key = |name: &str, inline: Option<&SecretRef>, file: Option<&std::path::Path>| {
+            let at = if file.is_some() && inline.is_none() {
+                format!("{name}_file")
+            } else {
+                name.to_string()
+            };
+            match resolve_secret(inline, file, name) {
+                Ok(Some(_)) if !signs => {
+                    self.fail(
+                        &at,
+                        format!(
+                            "only for type = \"webhook\" (this one is \"{}\")",
+                            cfg.kind.as_str()
+                        ),
+                    );
+                    None
+                }
+                Ok(value) => value,
+                Err(e) => {
+                    self.fail(&at, e);
+                    None
+                }
+            }
+            .map(|secret| (at, secret))
+        };
+        let standard = key(
+            "signing_secret",
+            cfg.signing_secret.as_ref(),
+            cfg.signing_secret_file.as_deref(),
+        );
+        let github = key(
+            "github_secret",
+            cfg.github_secret.as_ref(),
+            cfg.github_secret_file.as_deref(),
+        );
+        let standard_webhooks =
+            standard.and_then(|(at, s)| match signing::decode_whsec(s.expose()) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    self.fail(&at, e);
+                    None
+                }
+            });
+        Signing {
+            standard_webhooks,
+            github: github.map(|(_, s)| signing::Key::new(s.expose().as_bytes())),
+        }
     }
 }
 

@@ -12,9 +12,11 @@
 //! service answers differently from the [`default_class`]), and one arm in each `match` here.
 
 pub mod config;
+pub mod signing;
 pub mod webhook;
 
 pub use config::IntegrationConfig;
+pub use signing::Signing;
 
 use crate::config::values::Secret;
 use crate::dispatch::Notification;
@@ -37,6 +39,12 @@ impl IntegrationType {
         match self {
             IntegrationType::Webhook => "webhook",
         }
+    }
+
+    /// Whether requests of this type can be signed ([`signing`]): only where the receiving
+    /// end is ours to write, not a service with its own authentication.
+    pub fn signs(self) -> bool {
+        matches!(self, IntegrationType::Webhook)
     }
 }
 
@@ -80,6 +88,8 @@ pub struct IntegrationSettings {
     pub timeout: Duration,
     /// Extra request headers; the values are secrets (e.g. `Authorization`) and never logged.
     pub headers: Vec<(HeaderName, Secret)>,
+    /// How requests are signed (Standard Webhooks, GitHub-style); not by default.
+    pub signing: Signing,
 }
 
 impl IntegrationSettings {
@@ -92,6 +102,7 @@ impl IntegrationSettings {
             url,
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
+            signing: Signing::default(),
         }
     }
 
