@@ -5,6 +5,8 @@
 //! and `poolwatch test-receiver`.
 
 mod common;
+#[path = "e2e_integrations/formats.rs"]
+mod formats;
 #[path = "e2e_integrations/signing.rs"]
 mod signing;
 #[path = "e2e_integrations/verifier.rs"]

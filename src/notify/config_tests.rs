@@ -330,3 +330,38 @@ fn signing_secrets_are_read_checked_and_never_quoted() {
         assert_one_problem(&text, &format!("{I0}.headers.{name}"), "set by poolwatch");
     }
 }
+
+#[test]
+fn slack_and_pagerduty_take_their_own_keys_only() {
+    let integration = |keys: &str| format!("name = \"a\"\n[[integrations]]\n{keys}\n");
+    let text = integration(&format!("type = \"pagerduty\"\nrouting_key = \"{TOKEN}\""));
+    let (settings, problems) = validate(&[receiver(&text)]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let pd = &settings[0].integrations[0];
+    assert_eq!(pd.name, "pagerduty");
+    assert_eq!(pd.url.expose(), "https://events.pagerduty.com/v2/enqueue");
+    assert!(matches!(&pd.kind, Kind::PagerDuty { routing_key } if routing_key.expose() == TOKEN));
+    assert!(!format!("{pd:?}").contains(TOKEN));
+    assert_one_problem(
+        &integration("type = \"pagerduty\""),
+        &format!("{I0}.routing_key"),
+        "required for type = \"pagerduty\"",
+    );
+    assert_one_problem(
+        &integration(&format!(
+            "type = \"webhook\"\nurl = \"http://h/\"\nrouting_key = \"{TOKEN}\""
+        )),
+        &format!("{I0}.routing_key"),
+        "only for type = \"pagerduty\"",
+    );
+    assert_one_problem(
+        &integration("type = \"slack\""),
+        &format!("{I0}.url"),
+        "required",
+    );
+    assert_one_problem(
+        &integration("type = \"slack\"\nurl = \"http://h/\"\nsigning_secret = \"whsec_eA==\""),
+        &format!("{I0}.signing_secret"),
+        "only for type = \"webhook\"",
+    );
+}

@@ -71,6 +71,10 @@ impl Endpoint {
         redactor.add(url.query().unwrap_or_default());
         redactor.add(url.username());
         redactor.add(url.password().unwrap_or_default());
+        if let Kind::PagerDuty { routing_key } = &settings.kind {
+            // In the body, not in errors; but a service may echo what it was sent.
+            redactor.add(routing_key.expose());
+        }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &settings.headers {

@@ -14,14 +14,16 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfig {
-    /// `"webhook"` (Alertmanager's webhook payload). Required.
+    /// `"webhook"` (Alertmanager's webhook payload), `"slack"` (an incoming webhook) or
+    /// `"pagerduty"` (Events API v2). Required.
     #[serde(rename = "type")]
     pub kind: IntegrationType,
     /// Name within the receiver: the `integration` metric label and log field. Default: the
     /// type, then `<type>-2`, `<type>-3` for further integrations of the same type.
     #[serde(default)]
     pub name: Option<String>,
-    /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
+    /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token. Required, except for
+    /// `pagerduty` (default `https://events.pagerduty.com/v2/enqueue`).
     #[serde(default)]
     pub url: Option<SecretRef>,
     /// File holding the URL. Exclusive with `url`.
@@ -48,6 +50,13 @@ pub struct IntegrationConfig {
     /// File holding the GitHub-style secret. Exclusive with `github_secret`.
     #[serde(default)]
     pub github_secret_file: Option<PathBuf>,
+    /// PagerDuty's integration key of the service (literal or `${ENV_VAR}`); `pagerduty` only,
+    /// where it is required. A secret.
+    #[serde(default)]
+    pub routing_key: Option<SecretRef>,
+    /// File holding the routing key. Exclusive with `routing_key`.
+    #[serde(default)]
+    pub routing_key_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -75,7 +84,7 @@ pub(crate) fn resolve(
         problems.at(
             format!("{receiver}.integrations"),
             "required: add at least one [[receivers.integrations]] with a `type` \
-             (\"webhook\") and a `url`",
+             (\"webhook\", \"slack\" or \"pagerduty\") and its keys",
         );
         return None;
     }
@@ -109,9 +118,7 @@ pub(crate) fn resolve(
         if cfg.timeout.0.is_zero() {
             check.fail("timeout", "must be greater than 0");
         }
-        let kind = match cfg.kind {
-            IntegrationType::Webhook => Some(Kind::Webhook),
-        };
+        let kind = check.kind(cfg);
         ok &= check.ok;
         if let (true, Some(url), Some(kind)) = (check.ok, url, kind) {
             out.push(IntegrationSettings {
@@ -160,6 +167,9 @@ impl Check<'_> {
         };
         match resolve_secret(cfg.url.as_ref(), cfg.url_file.as_deref(), "url") {
             Err(e) => self.fail(key, e),
+            Ok(None) if cfg.kind == IntegrationType::Pagerduty => {
+                return Some(Secret::new(super::pagerduty::DEFAULT_URL));
+            }
             Ok(None) => self.fail("url", "required: set `url` or `url_file`"),
             Ok(Some(url)) => match check_url(url.expose()) {
                 Ok(()) => return Some(url),
@@ -208,6 +218,51 @@ impl Check<'_> {
 }
 
 impl Check<'_> {
+    /// The kind with its own settings: `routing_key` for `pagerduty` (and only there).
+    fn kind(&mut self, cfg: &IntegrationConfig) -> Option<Kind> {
+        let at = if cfg.routing_key_file.is_some() && cfg.routing_key.is_none() {
+            "routing_key_file"
+        } else {
+            "routing_key"
+        };
+        let key = match resolve_secret(
+            cfg.routing_key.as_ref(),
+            cfg.routing_key_file.as_deref(),
+            "routing_key",
+        ) {
+            Ok(key) => key,
+            Err(e) => {
+                self.fail(at, e);
+                return None;
+            }
+        };
+        match (cfg.kind, key) {
+            (IntegrationType::Pagerduty, Some(routing_key)) => {
+                Some(Kind::PagerDuty { routing_key })
+            }
+            (IntegrationType::Pagerduty, None) => {
+                self.fail(
+                    "routing_key",
+                    "required for type = \"pagerduty\": the integration key of the PagerDuty \
+                     service (set `routing_key` or `routing_key_file`)",
+                );
+                None
+            }
+            (other, Some(_)) => {
+                self.fail(
+                    at,
+                    format!(
+                        "only for type = \"pagerduty\" (this one is \"{}\")",
+                        other.as_str()
+                    ),
+                );
+                None
+            }
+            (IntegrationType::Webhook, None) => Some(Kind::Webhook),
+            (IntegrationType::Slack, None) => Some(Kind::Slack),
+        }
+    }
+
     /// The signing keys: each a secret (or a file), only where the type signs.
     fn signing(&mut self, cfg: &IntegrationConfig) -> Signing {
         let signs = cfg.kind.signs();

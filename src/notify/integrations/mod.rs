@@ -5,14 +5,19 @@
 //! An integration kind is one module that turns a group [`Notification`] into a request body
 //! (its URL and headers come from the settings) and classifies the answer:
 //!
-//! * [`webhook`] — the Alertmanager webhook payload (version 4).
+//! * [`webhook`] — the Alertmanager webhook payload (version 4), optionally signed
+//!   ([`signing`]).
+//! * [`slack`] — a Slack incoming webhook: readable text and one attachment per alert.
+//! * [`pagerduty`] — PagerDuty Events API v2: trigger / resolve with a stable `dedup_key`.
 //!
 //! Adding a kind means: a variant of [`IntegrationType`] (its `type` name), of [`Kind`] (its
 //! resolved settings, built in [`config`]), a module with its `render` (and `classify` when the
 //! service answers differently from the [`default_class`]), and one arm in each `match` here.
 
 pub mod config;
+pub mod pagerduty;
 pub mod signing;
+pub mod slack;
 pub mod webhook;
 
 pub use config::IntegrationConfig;
@@ -31,6 +36,10 @@ use std::time::Duration;
 pub enum IntegrationType {
     /// `webhook`: Alertmanager's webhook payload.
     Webhook,
+    /// `slack`: a Slack incoming webhook.
+    Slack,
+    /// `pagerduty`: PagerDuty's Events API v2.
+    Pagerduty,
 }
 
 impl IntegrationType {
@@ -38,6 +47,8 @@ impl IntegrationType {
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationType::Webhook => "webhook",
+            IntegrationType::Slack => "slack",
+            IntegrationType::Pagerduty => "pagerduty",
         }
     }
 
@@ -53,13 +64,21 @@ impl IntegrationType {
 pub enum Kind {
     /// Alertmanager's webhook payload.
     Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// PagerDuty's Events API v2.
+    PagerDuty {
+        /// The integration key of the PagerDuty service (a secret: it lets anyone page).
+        routing_key: Secret,
+    },
 }
 
 impl Kind {
     /// What an answer with `status` means for this kind.
     pub(crate) fn classify(&self, status: StatusCode) -> Class {
         match self {
-            Kind::Webhook => default_class(status),
+            // PagerDuty: 202 accepted, 429 rate limited, 400 invalid: what the default says.
+            Kind::Webhook | Kind::Slack | Kind::PagerDuty { .. } => default_class(status),
         }
     }
 
@@ -67,6 +86,8 @@ impl Kind {
     pub fn integration_type(&self) -> IntegrationType {
         match self {
             Kind::Webhook => IntegrationType::Webhook,
+            Kind::Slack => IntegrationType::Slack,
+            Kind::PagerDuty { .. } => IntegrationType::Pagerduty,
         }
     }
 }
@@ -108,22 +129,29 @@ impl IntegrationSettings {
 
     /// Renders the request body of `n`.
     pub(crate) fn render(&self, n: &Notification, ctx: &Context<'_>) -> Result<Vec<u8>, String> {
+        let json = |v: serde_json::Value| {
+            serde_json::to_vec(&v).map_err(|e| format!("cannot encode the body: {e}"))
+        };
         match &self.kind {
             Kind::Webhook => webhook::render(n, ctx.receiver, ctx.external_url, ctx.max_alerts)
                 .map_err(|e| format!("cannot encode the payload: {e}")),
+            Kind::Slack => json(slack::render(n, ctx)),
+            Kind::PagerDuty { routing_key } => {
+                json(pagerduty::render(n, ctx, routing_key.expose()))
+            }
         }
     }
 }
 
 /// What rendering a body needs besides the notification.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Context<'a> {
+pub struct Context<'a> {
     /// The receiver's name.
-    pub(crate) receiver: &'a str,
+    pub receiver: &'a str,
     /// This poolwatch's base URL (`externalURL`, links back).
-    pub(crate) external_url: &'a str,
+    pub external_url: &'a str,
     /// At most this many alerts per body (0: all).
-    pub(crate) max_alerts: usize,
+    pub max_alerts: usize,
 }
 
 /// What an HTTP answer means.
