@@ -7,6 +7,8 @@
 mod common;
 #[path = "e2e_integrations/formats.rs"]
 mod formats;
+#[path = "e2e_integrations/gone.rs"]
+mod gone;
 #[path = "e2e_integrations/signing.rs"]
 mod signing;
 #[path = "e2e_integrations/verifier.rs"]

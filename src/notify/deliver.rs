@@ -34,6 +34,11 @@ pub(crate) enum AttemptError {
         /// What went wrong, redacted.
         message: String,
     },
+    /// The service answered 410 Gone: the integration is to be disabled.
+    Gone {
+        /// What went wrong, redacted.
+        message: String,
+    },
 }
 
 /// Where and how to post one integration's notifications. Holds secrets, so it has no `Debug`.
@@ -155,6 +160,7 @@ impl Endpoint {
                 message,
                 retry_after,
             },
+            Class::Gone => AttemptError::Gone { message },
             Class::Accepted | Class::Permanent => AttemptError::Permanent { message },
         })
     }

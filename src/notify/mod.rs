@@ -45,7 +45,7 @@ mod worker;
 pub use config::{settings_from_config, ReceiverConfig, ReceiverSettings};
 pub use deliver::{IDEMPOTENCY_KEY, USER_AGENT};
 pub use integrations::{IntegrationSettings, IntegrationType, Kind};
-pub use metrics::NotifyMetrics;
+pub use metrics::{Disabled, NotifyMetrics};
 pub use set::ReceiverSet;
 
 use crate::dispatch::{Notification, Outcome};

@@ -164,13 +164,18 @@ pub(crate) enum Class {
     Retryable,
     /// Refused: retrying cannot help.
     Permanent,
+    /// 410 Gone: the endpoint no longer exists; the integration is disabled.
+    Gone,
 }
 
 /// 2xx is accepted; 5xx, 429 (rate limited) and 408 (the service timed out reading us) are
-/// retryable; every other status (4xx, and 3xx: redirects are not followed) is permanent.
+/// retryable; 410 Gone disables the integration; every other status (4xx, and 3xx: redirects
+/// are not followed) is permanent.
 pub(crate) fn default_class(status: StatusCode) -> Class {
     if status.is_success() {
         Class::Accepted
+    } else if status == StatusCode::GONE {
+        Class::Gone
     } else if status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
