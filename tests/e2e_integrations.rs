@@ -1,8 +1,8 @@
 //! End-to-end: receiver integrations through the binary, against a real PostgreSQL cluster
 //! (an idle transaction fires the alert, its commit resolves it) and real local HTTP
 //! receivers: signed webhooks verified by an independent implementation (the
-//! `standardwebhooks` package from PyPI, Python's hmac), Slack and PagerDuty bodies, 410 Gone,
-//! and `poolwatch test-receiver`.
+//! `standardwebhooks` package from PyPI, Python's hmac), Slack and PagerDuty bodies and
+//! independent delivery, 410 Gone, and `poolwatch test-receiver`.
 
 mod common;
 #[path = "e2e_integrations/formats.rs"]
@@ -11,6 +11,8 @@ mod formats;
 mod gone;
 #[path = "e2e_integrations/signing.rs"]
 mod signing;
+#[path = "e2e_integrations/test_receiver.rs"]
+mod test_receiver;
 #[path = "e2e_integrations/verifier.rs"]
 mod verifier;
 

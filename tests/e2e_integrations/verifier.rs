@@ -1,12 +1,11 @@
 //! The signature-verifying receiver (`tests/apps/webhook_verifier/app.py`, with the
 //! `standardwebhooks` package from PyPI) as a child process.
 
-use crate::common::pg::install::cache_dir;
+use crate::common::apps::{listening_port, python};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A running verifier; killed on drop.
@@ -20,15 +19,9 @@ impl Verifier {
     /// Starts it with the Standard Webhooks secret `whsec` and the GitHub-style `github`
     /// secret; returns once it serves.
     pub async fn start(whsec: &str, github: &str) -> Verifier {
-        let python = cache_dir().join("venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/install-test-deps.sh",
-            python.display()
-        );
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps/webhook_verifier/app.py");
-        let mut child = Command::new(python)
+        let mut child = Command::new(python())
             .arg(script)
             .env("POOLWATCH_TEST_WHSEC", whsec)
             .env("POOLWATCH_TEST_GITHUB_SECRET", github)
@@ -38,19 +31,7 @@ impl Verifier {
             .kill_on_drop(true)
             .spawn()
             .expect("start the verifier");
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::time::timeout(
-            Duration::from_secs(30),
-            BufReader::new(stdout).lines().next_line(),
-        )
-        .await
-        .expect("the verifier did not start within 30 s")
-        .expect("read its stdout")
-        .expect("it exited before serving");
-        let port = line
-            .strip_prefix("listening on ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let port = listening_port(&mut child, "the verifier", Duration::from_secs(30)).await;
         Verifier {
             _child: child,
             port,
