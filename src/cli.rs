@@ -277,8 +277,14 @@ fn check_config(file: &std::path::Path) -> i32 {
                     r.queue_capacity,
                 );
                 for i in &r.integrations {
+                    let signed = match (&i.signing.standard_webhooks, &i.signing.github) {
+                        (Some(_), Some(_)) => ", signed (standard-webhooks, github)",
+                        (Some(_), None) => ", signed (standard-webhooks)",
+                        (None, Some(_)) => ", signed (github)",
+                        (None, None) => "",
+                    };
                     println!(
-                        "    {:<18} {} url <redacted>, timeout {}, headers {}",
+                        "    {:<18} {} url <redacted>, timeout {}, headers {}{signed}",
                         i.name,
                         i.kind.integration_type().as_str(),
                         crate::timefmt::human(i.timeout),

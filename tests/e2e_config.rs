@@ -232,7 +232,10 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("receivers (1):\n  oncall"), "{stdout}");
     assert!(
-        stdout.contains("    webhook            webhook url <redacted>"),
+        stdout.contains(
+            "    webhook            webhook url <redacted>, timeout 10s, headers 0, \
+             signed (standard-webhooks, github)"
+        ),
         "{stdout}"
     );
     assert!(
