@@ -2,13 +2,16 @@
 //! (an idle transaction fires the alert, its commit resolves it) and real local HTTP
 //! receivers: signed webhooks verified by an independent implementation (the
 //! `standardwebhooks` package from PyPI, Python's hmac), Slack and PagerDuty bodies and
-//! independent delivery, 410 Gone, and `poolwatch test-receiver`.
+//! independent delivery, acknowledgements per integration across `kill -9`, 410 Gone, and
+//! `poolwatch test-receiver`.
 
 mod common;
 #[path = "e2e_integrations/formats.rs"]
 mod formats;
 #[path = "e2e_integrations/gone.rs"]
 mod gone;
+#[path = "e2e_integrations/restart.rs"]
+mod restart;
 #[path = "e2e_integrations/signing.rs"]
 mod signing;
 #[path = "e2e_integrations/test_receiver.rs"]
