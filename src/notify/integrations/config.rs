@@ -8,7 +8,7 @@ use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, Sec
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[[receivers.integrations]]`: one way the receiver's notifications go out.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,24 +159,46 @@ impl Check<'_> {
         self.problems.at(format!("{}.{key}", self.prefix), message);
     }
 
-    fn url(&mut self, cfg: &IntegrationConfig) -> Option<Secret> {
-        let key = if cfg.url_file.is_some() && cfg.url.is_none() {
-            "url_file"
-        } else {
-            "url"
+    /// Resolves the secret `name`, written inline or as `{name}_file`: `Err(())` when a
+    /// problem was recorded (at the key that was written), else the value, if given, with
+    /// that key.
+    fn secret(
+        &mut self,
+        name: &str,
+        inline: Option<&SecretRef>,
+        file: Option<&Path>,
+    ) -> Result<Option<(String, Secret)>, ()> {
+        let at = match (inline, file) {
+            (None, Some(_)) => format!("{name}_file"),
+            _ => name.to_string(),
         };
-        match resolve_secret(cfg.url.as_ref(), cfg.url_file.as_deref(), "url") {
-            Err(e) => self.fail(key, e),
-            Ok(None) if cfg.kind == IntegrationType::Pagerduty => {
-                return Some(Secret::new(super::pagerduty::DEFAULT_URL));
+        match resolve_secret(inline, file, name) {
+            Ok(value) => Ok(value.map(|v| (at, v))),
+            Err(e) => {
+                self.fail(&at, e);
+                Err(())
             }
-            Ok(None) => self.fail("url", "required: set `url` or `url_file`"),
-            Ok(Some(url)) => match check_url(url.expose()) {
-                Ok(()) => return Some(url),
-                Err(e) => self.fail(key, e),
+        }
+    }
+
+    fn url(&mut self, cfg: &IntegrationConfig) -> Option<Secret> {
+        match self.secret("url", cfg.url.as_ref(), cfg.url_file.as_deref()) {
+            Err(()) => None,
+            Ok(None) if cfg.kind == IntegrationType::Pagerduty => {
+                Some(Secret::new(super::pagerduty::DEFAULT_URL))
+            }
+            Ok(None) => {
+                self.fail("url", "required: set `url` or `url_file`");
+                None
+            }
+            Ok(Some((at, url))) => match check_url(url.expose()) {
+                Ok(()) => Some(url),
+                Err(e) => {
+                    self.fail(&at, e);
+                    None
+                }
             },
         }
-        None
     }
 
     fn headers(&mut self, cfg: &IntegrationConfig) -> Vec<(HeaderName, Secret)> {
@@ -220,24 +242,15 @@ impl Check<'_> {
 impl Check<'_> {
     /// The kind with its own settings: `routing_key` for `pagerduty` (and only there).
     fn kind(&mut self, cfg: &IntegrationConfig) -> Option<Kind> {
-        let at = if cfg.routing_key_file.is_some() && cfg.routing_key.is_none() {
-            "routing_key_file"
-        } else {
-            "routing_key"
-        };
-        let key = match resolve_secret(
-            cfg.routing_key.as_ref(),
-            cfg.routing_key_file.as_deref(),
-            "routing_key",
-        ) {
-            Ok(key) => key,
-            Err(e) => {
-                self.fail(at, e);
-                return None;
-            }
-        };
+        let key = self
+            .secret(
+                "routing_key",
+                cfg.routing_key.as_ref(),
+                cfg.routing_key_file.as_deref(),
+            )
+            .ok()?;
         match (cfg.kind, key) {
-            (IntegrationType::Pagerduty, Some(routing_key)) => {
+            (IntegrationType::Pagerduty, Some((_, routing_key))) => {
                 Some(Kind::PagerDuty { routing_key })
             }
             (IntegrationType::Pagerduty, None) => {
@@ -248,14 +261,8 @@ impl Check<'_> {
                 );
                 None
             }
-            (other, Some(_)) => {
-                self.fail(
-                    at,
-                    format!(
-                        "only for type = \"pagerduty\" (this one is \"{}\")",
-                        other.as_str()
-                    ),
-                );
+            (other, Some((at, _))) => {
+                self.fail(&at, only_for("pagerduty", other));
                 None
             }
             (IntegrationType::Webhook, None) => Some(Kind::Webhook),
@@ -265,31 +272,13 @@ impl Check<'_> {
 
     /// The signing keys: each a secret (or a file), only where the type signs.
     fn signing(&mut self, cfg: &IntegrationConfig) -> Signing {
-        let signs = cfg.kind.signs();
-        let mut key = |name: &str, inline: Option<&SecretRef>, file: Option<&std::path::Path>| {
-            let at = if file.is_some() && inline.is_none() {
-                format!("{name}_file")
-            } else {
-                name.to_string()
-            };
-            match resolve_secret(inline, file, name) {
-                Ok(Some(_)) if !signs => {
-                    self.fail(
-                        &at,
-                        format!(
-                            "only for type = \"webhook\" (this one is \"{}\")",
-                            cfg.kind.as_str()
-                        ),
-                    );
-                    None
-                }
-                Ok(value) => value,
-                Err(e) => {
-                    self.fail(&at, e);
-                    None
-                }
+        let mut key = |name: &str, inline: Option<&SecretRef>, file: Option<&Path>| {
+            let (at, secret) = self.secret(name, inline, file).ok()??;
+            if !cfg.kind.signs() {
+                self.fail(&at, only_for("webhook", cfg.kind));
+                return None;
             }
-            .map(|secret| (at, secret))
+            Some((at, secret))
         };
         let standard = key(
             "signing_secret",
@@ -314,6 +303,14 @@ impl Check<'_> {
             github: github.map(|(_, s)| signing::Key::new(s.expose().as_bytes())),
         }
     }
+}
+
+/// `only for type = "TYPE" (this one is "...")`.
+fn only_for(allowed: &str, this: IntegrationType) -> String {
+    format!(
+        "only for type = \"{allowed}\" (this one is \"{}\")",
+        this.as_str()
+    )
 }
 
 /// Checks that `s` is an absolute http(s) URL with a host. The error never quotes the URL.
