@@ -18,7 +18,8 @@
 #     with a private apt configuration under $CACHE (the system's apt sources stay as they are).
 #   * One Python virtualenv at $CACHE/venv with every Python test application's pinned PyPI
 #     packages (tests/apps/*/requirements.txt: psycopg, psycopg_pool, prometheus_client, Django,
-#     SQLAlchemy, the OpenTelemetry SDK, instrumentation and Prometheus exporter), made with the
+#     SQLAlchemy, the OpenTelemetry SDK, instrumentation and Prometheus exporter, the
+#     standardwebhooks reference verifier), made with the
 #     machine's python3 (python3-venv from Debian when its venv module is missing).
 #   * The Node push application's package (tests/e2e_push_node.rs) into $CACHE/push-apps/node:
 #     node-postgres (`pg`) from the npm registry (nodejs, npm).

@@ -15,6 +15,7 @@ Examples:
   poolwatch snapshot --config poolwatch.toml
   poolwatch snapshot --config poolwatch.toml --json | jq '.targets[].pools[]'
   poolwatch budget --config poolwatch.toml --propose checkout=20x6
+  poolwatch test-receiver oncall --config poolwatch.toml
   poolwatch silence add --matcher 'target=\"orders-db\"' --author ana --comment deploy --duration 2h
   poolwatch silence list --url http://poolwatch-0:9671
 
@@ -87,6 +88,16 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Send a test notification (firing, then resolved) through every integration of one
+    /// receiver and print what each answered. Exit 0 when all accepted, 1 when any refused or
+    /// failed, 2 for an invalid configuration or an unknown receiver.
+    TestReceiver {
+        /// The receiver's `name`.
+        name: String,
+        /// Configuration file.
+        #[arg(long, short, env = "POOLWATCH_CONFIG")]
+        config: PathBuf,
     },
     /// Add, list or expire silences of a running poolwatch (through its HTTP API).
     Silence {
@@ -179,6 +190,10 @@ pub fn main() -> i32 {
             runtime.block_on(crate::daemon::run(&config))
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::TestReceiver { name, config } => {
+            init_logging(cli.log_format);
+            with_config(&config, |c| runtime.block_on(test_receiver(c, &name)))
+        }
         Command::Silence { url, action } => {
             runtime.block_on(crate::silence_client::run(&url, action))
         }
@@ -197,6 +212,29 @@ pub fn main() -> i32 {
             })
         }
     }
+}
+
+/// `poolwatch test-receiver NAME`: exit 2 for an unknown receiver, else what
+/// [`crate::notify::test_receiver::run`] says.
+async fn test_receiver(c: settings::Config, name: &str) -> i32 {
+    let Some(receiver) = c.receivers.iter().find(|r| r.name == name) else {
+        let known: Vec<&str> = c.receivers.iter().map(|r| r.name.as_str()).collect();
+        let known = if known.is_empty() {
+            "there are no [[receivers]]".to_string()
+        } else {
+            format!("receivers are {}", known.join(", "))
+        };
+        eprintln!(
+            "poolwatch: unknown receiver \"{name}\" in {}: {known}",
+            c.path.display()
+        );
+        return 2;
+    };
+    let external_url = c
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", c.listen));
+    crate::notify::test_receiver::run(receiver, &external_url).await
 }
 
 /// Loads `path` and runs `f` on it; exit 2 listing every problem if invalid.
@@ -239,8 +277,14 @@ fn check_config(file: &std::path::Path) -> i32 {
                     r.queue_capacity,
                 );
                 for i in &r.integrations {
+                    let signed = match (&i.signing.standard_webhooks, &i.signing.github) {
+                        (Some(_), Some(_)) => ", signed (standard-webhooks, github)",
+                        (Some(_), None) => ", signed (standard-webhooks)",
+                        (None, Some(_)) => ", signed (github)",
+                        (None, None) => "",
+                    };
                     println!(
-                        "    {:<18} {} url <redacted>, timeout {}, headers {}",
+                        "    {:<18} {} url <redacted>, timeout {}, headers {}{signed}",
                         i.name,
                         i.kind.integration_type().as_str(),
                         crate::timefmt::human(i.timeout),

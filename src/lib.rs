@@ -60,7 +60,8 @@
 //!   together into one [`settings::Config`].
 //! * [`daemon`] — wiring, signals (SIGTERM/SIGINT shutdown, SIGHUP reload off the loop), the
 //!   state file, lifecycle.
-//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, `budget`, logging set-up.
+//! * [`cli`] — the command line: `run`, `check-config`, `snapshot`, `budget`, `test-receiver`
+//!   (in [`notify::test_receiver`]), logging set-up.
 //! * [`snapshot`] — `poolwatch snapshot`: poll once, print pools, holders and alerts.
 //! * [`silence_client`] — `poolwatch silence add|list|expire`: a client of `/api/v1/silences`.
 //! * [`timefmt`] — RFC 3339 and human duration formatting.

@@ -115,10 +115,12 @@ fn with_state_file(pg: &common::PgCluster, hook: &Receiver, file: &Path, alertin
     .concat()
 }
 
-/// Entries of the notification log in the state file.
+/// Entries of the notification log in the state file (by receiver, integration, group key).
 fn log_entries(st: &Value) -> usize {
     st["dispatch"]["log"]["entries"].as_object().map_or(0, |r| {
         r.values()
+            .filter_map(Value::as_object)
+            .flat_map(|i| i.values())
             .filter_map(Value::as_object)
             .map(|g| g.len())
             .sum()

@@ -39,6 +39,7 @@ POOLWATCH_PY_REQUIREMENTS=(
     tests/apps/python_pool/requirements.txt
     tests/apps/python_push/requirements.txt
     tests/apps/sqlalchemy_otel/requirements.txt
+    tests/apps/webhook_verifier/requirements.txt
 )
 
 # The Go test application (tests/apps/go_sql): built offline in GOPATH mode from these Debian

@@ -163,6 +163,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
     let silences = Arc::new(SilenceStore::default());
     let app = Arc::new(AppState {
         silences: silences.clone(),
+        disabled: notify_metrics.disabled(),
         store: store.clone(),
         alerts: board.clone(),
         exposition: exposition.clone(),

@@ -116,7 +116,7 @@ impl Daemon {
         let notices = self.engine.set_rules(now, rules, &target_labels);
         self.dispatcher.set_routes(routes, now);
         self.dispatcher.set_inhibit_rules(inhibit_rules);
-        let restarted_receivers =
+        let restarted_integrations =
             self.receivers
                 .reconfigure(receivers, external_url, alerting.shutdown_flush_timeout.0);
         self.dispatch(notices);
@@ -128,7 +128,7 @@ impl Daemon {
         tracing::info!(
             targets = self.sources.len(),
             restarted = removed.len(),
-            restarted_receivers,
+            restarted_integrations,
             "configuration reloaded"
         );
     }

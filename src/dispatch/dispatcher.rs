@@ -228,7 +228,11 @@ impl Dispatcher {
             }
         }
         self.groups.retain(|_, g| !g.alerts.is_empty());
+        // A notification given up for a group that is gone no longer stands for anything: the
+        // group's next episode (the same alerts firing again) is news, not a repeat of it.
         let groups = &self.groups;
+        self.offered
+            .retain(|id, (_, in_flight)| *in_flight || groups.contains_key(id));
         self.log.prune(now, LOG_RETENTION, |r, i, k| {
             groups.contains_key(&(r.to_string(), i.to_string(), k.to_string()))
         });

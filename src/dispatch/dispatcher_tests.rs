@@ -245,6 +245,25 @@ fn a_restart_resends_what_was_not_acknowledged_with_the_same_id() {
     assert_eq!(sent(&ds)[0].group_key, na.group_key);
 }
 
+#[test]
+fn a_group_given_up_then_resolved_is_notified_when_it_fires_again() {
+    let mut d = by_target(0, 0, true);
+    let a = firing("A", &[("target", "db")], 0);
+    d.ingest(std::slice::from_ref(&a), t(0));
+    let first = sent(&d.flush(t(0)))[0].clone();
+    give_up(&mut d, &first, 1);
+    // Resolved before anything was acknowledged: nothing to tell, the group goes.
+    d.ingest(&[resolved(a.clone(), 5)], t(5));
+    assert!(sent(&d.flush(t(5))).is_empty());
+    assert_eq!(d.groups().count(), 0);
+    // It fires again: a new episode, notified (with the same state, hence the same id).
+    d.ingest(std::slice::from_ref(&a), t(10));
+    let ds = d.flush(t(10));
+    let again = sent(&ds);
+    assert_eq!(again.len(), 1, "the new episode is notified");
+    assert_eq!(again[0].id, first.id);
+}
+
 /// A receiver with two integrations: each is notified, acknowledges and is restored on its own.
 fn two_integrations() -> Dispatcher {
     let mut root = route("r", &[], false, vec![]);

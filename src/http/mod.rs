@@ -65,6 +65,8 @@ pub struct AppState {
     pub pushed: Arc<crate::source::push::Registry>,
     /// Silences, created and expired through `/api/v1/silences`.
     pub silences: Arc<crate::dispatch::silence::SilenceStore>,
+    /// Integrations disabled by a 410 Gone, listed by `/readyz`.
+    pub disabled: crate::notify::Disabled,
 }
 
 /// A response with `status`, `content_type` and `body`.

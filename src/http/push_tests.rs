@@ -46,6 +46,9 @@ async fn start() -> Running {
         registry: prom.clone(),
         pushed: pushed.clone(),
         silences: Arc::default(),
+        disabled: crate::notify::NotifyMetrics::new(&prom)
+            .expect("notify metrics")
+            .disabled(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!(

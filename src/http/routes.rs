@@ -54,14 +54,26 @@ fn pools(state: &AppState) -> Response<Full<Bytes>> {
     )
 }
 
-/// `/readyz`: 200 once every target has been polled at least once.
+/// `/readyz`: 200 once every target has been polled at least once; then a line per
+/// integration disabled by a 410 Gone (a detail: it does not make poolwatch unready, which
+/// would only stop its scrapes).
 fn readyz(state: &AppState) -> Response<Full<Bytes>> {
     let waiting = state.store.not_polled();
+    let disabled: String = state
+        .disabled
+        .list()
+        .into_iter()
+        .map(|(r, i, why)| {
+            format!(
+                "integration disabled: receiver {r}, integration {i}: {why}; fix it and reload\n"
+            )
+        })
+        .collect();
     if waiting.is_empty() {
-        respond(StatusCode::OK, "text/plain", "ready\n")
+        respond(StatusCode::OK, "text/plain", format!("ready\n{disabled}"))
     } else {
         let body = format!(
-            "not ready: waiting for the first poll of {}\n",
+            "not ready: waiting for the first poll of {}\n{disabled}",
             waiting.join(", ")
         );
         respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body)

@@ -43,6 +43,9 @@ async fn run(server: Server, registry: Registry) -> Running {
         registry: registry.clone(),
         pushed: Arc::new(crate::source::push::Registry::new(&registry).expect("push metrics")),
         silences: Arc::default(),
+        disabled: crate::notify::NotifyMetrics::new(&registry)
+            .expect("notify metrics")
+            .disabled(),
     });
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(server.serve(listener, state, stop_rx));

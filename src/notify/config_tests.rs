@@ -278,3 +278,90 @@ fn every_problem_is_reported_at_once() {
                 [[integrations]]\ntype = \"webhook\"\nurl = \"nope\"\ntimeout = \"0s\"";
     assert_eq!(problems_of(text).len(), 5);
 }
+
+#[test]
+fn signing_secrets_are_read_checked_and_never_quoted() {
+    let whsec = "whsec_cG9vbHdhdGNoLWtleQ==";
+    let text = hook(
+        "",
+        &format!("url = \"http://h/\"\nsigning_secret = \"{whsec}\"\ngithub_secret = \"{TOKEN}\""),
+    );
+    let (settings, problems) = validate(&[receiver(&text)]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let signing = &settings[0].integrations[0].signing;
+    assert_eq!(
+        signing.standard_webhooks,
+        Some(crate::notify::integrations::signing::Key::new(
+            *b"poolwatch-key"
+        ))
+    );
+    assert!(signing.github.is_some());
+    assert!(!format!("{signing:?}").contains(TOKEN));
+    // Not `whsec_...`: refused without quoting it.
+    let bad = hook(
+        "",
+        &format!("url = \"http://h/\"\nsigning_secret = \"{TOKEN}\""),
+    );
+    assert_one_problem(
+        &bad,
+        &format!("{I0}.signing_secret"),
+        "starts with `whsec_`",
+    );
+    let both = hook(
+        "",
+        &format!("url = \"http://h/\"\ngithub_secret = \"{TOKEN}\"\ngithub_secret_file = \"/x\""),
+    );
+    assert_one_problem(&both, &format!("{I0}.github_secret"), "not both");
+    let missing = hook(
+        "",
+        "url = \"http://h/\"\nsigning_secret_file = \"/nonexistent/whsec\"",
+    );
+    assert_one_problem(
+        &missing,
+        &format!("{I0}.signing_secret_file"),
+        "cannot read secret file",
+    );
+    // Signature headers are poolwatch's to set.
+    for name in ["webhook-signature", "X-Hub-Signature-256", "webhook-id"] {
+        let text = hook(
+            "",
+            &format!("url = \"http://h/\"\nheaders = {{ {name} = \"x\" }}"),
+        );
+        assert_one_problem(&text, &format!("{I0}.headers.{name}"), "set by poolwatch");
+    }
+}
+
+#[test]
+fn slack_and_pagerduty_take_their_own_keys_only() {
+    let integration = |keys: &str| format!("name = \"a\"\n[[integrations]]\n{keys}\n");
+    let text = integration(&format!("type = \"pagerduty\"\nrouting_key = \"{TOKEN}\""));
+    let (settings, problems) = validate(&[receiver(&text)]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let pd = &settings[0].integrations[0];
+    assert_eq!(pd.name, "pagerduty");
+    assert_eq!(pd.url.expose(), "https://events.pagerduty.com/v2/enqueue");
+    assert!(matches!(&pd.kind, Kind::PagerDuty { routing_key } if routing_key.expose() == TOKEN));
+    assert!(!format!("{pd:?}").contains(TOKEN));
+    assert_one_problem(
+        &integration("type = \"pagerduty\""),
+        &format!("{I0}.routing_key"),
+        "required for type = \"pagerduty\"",
+    );
+    assert_one_problem(
+        &integration(&format!(
+            "type = \"webhook\"\nurl = \"http://h/\"\nrouting_key = \"{TOKEN}\""
+        )),
+        &format!("{I0}.routing_key"),
+        "only for type = \"pagerduty\"",
+    );
+    assert_one_problem(
+        &integration("type = \"slack\""),
+        &format!("{I0}.url"),
+        "required",
+    );
+    assert_one_problem(
+        &integration("type = \"slack\"\nurl = \"http://h/\"\nsigning_secret = \"whsec_eA==\""),
+        &format!("{I0}.signing_secret"),
+        "only for type = \"webhook\"",
+    );
+}

@@ -3,7 +3,7 @@
 //! redirects, which are not followed). Error texts are built here and redacted of the
 //! integration's secrets (URL, its path and query, header values) before anyone sees them.
 
-use super::integrations::{Class, IntegrationSettings, Kind};
+use super::integrations::{Class, IntegrationSettings, Kind, Signing};
 use super::retry::parse_retry_after;
 use crate::errtext;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -34,6 +34,11 @@ pub(crate) enum AttemptError {
         /// What went wrong, redacted.
         message: String,
     },
+    /// The service answered 410 Gone: the integration is to be disabled.
+    Gone {
+        /// What went wrong, redacted.
+        message: String,
+    },
 }
 
 /// Where and how to post one integration's notifications. Holds secrets, so it has no `Debug`.
@@ -43,6 +48,8 @@ pub(crate) struct Endpoint {
     client: Client,
     /// Classifies answers.
     kind: Kind,
+    /// Signs each request.
+    signing: Signing,
     /// The webhook URL (secret).
     url: Url,
     /// `Content-Type` and the configured headers, values marked sensitive.
@@ -69,6 +76,10 @@ impl Endpoint {
         redactor.add(url.query().unwrap_or_default());
         redactor.add(url.username());
         redactor.add(url.password().unwrap_or_default());
+        if let Kind::PagerDuty { routing_key } = &settings.kind {
+            // In the body, not in errors; but a service may echo what it was sent.
+            redactor.add(routing_key.expose());
+        }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &settings.headers {
@@ -93,6 +104,7 @@ impl Endpoint {
         Ok(Endpoint {
             client,
             kind: settings.kind.clone(),
+            signing: settings.signing.clone(),
             url,
             headers,
             timeout: settings.timeout,
@@ -111,6 +123,11 @@ impl Endpoint {
         if let Ok(v) = HeaderValue::from_str(id) {
             headers.insert(IDEMPOTENCY_KEY, v);
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        headers.extend(self.signing.headers(id, now, &body));
         let sent = self
             .client
             .post(self.url.clone())
@@ -143,6 +160,7 @@ impl Endpoint {
                 message,
                 retry_after,
             },
+            Class::Gone => AttemptError::Gone { message },
             Class::Accepted | Class::Permanent => AttemptError::Permanent { message },
         })
     }

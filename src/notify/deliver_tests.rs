@@ -14,7 +14,8 @@ fn status_classes() {
         let status = StatusCode::from_u16(code).expect("status");
         assert_eq!(default_class(status), Class::Retryable, "{code}");
     }
-    for code in [400, 401, 403, 404, 405, 410, 413, 422, 301, 302, 304] {
+    assert_eq!(default_class(StatusCode::GONE), Class::Gone);
+    for code in [400, 401, 403, 404, 405, 413, 422, 301, 302, 304] {
         let status = StatusCode::from_u16(code).expect("status");
         assert_eq!(default_class(status), Class::Permanent, "{code}");
     }

@@ -22,16 +22,19 @@ pub enum DropReason {
     Shutdown,
     /// A newer notification of the same group replaced it before it was delivered.
     Superseded,
+    /// Its integration is disabled: the service answered 410 Gone.
+    Disabled,
 }
 
 impl DropReason {
     /// Every reason, for pre-initialised series.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::Expired,
         DropReason::PermanentError,
         DropReason::Shutdown,
         DropReason::Superseded,
+        DropReason::Disabled,
     ];
 
     /// The label value.
@@ -42,6 +45,7 @@ impl DropReason {
             DropReason::PermanentError => "permanent_error",
             DropReason::Shutdown => "shutdown",
             DropReason::Superseded => "superseded",
+            DropReason::Disabled => "disabled",
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct NotifyMetrics {
     /// `poolwatch_notification_decisions_total{receiver,integration,reason}`, counted by the
     /// daemon.
     decisions: IntCounterVec,
+    /// The integrations disabled by a 410 Gone, and their gauge.
+    disabled: Disabled,
 }
 
 impl NotifyMetrics {
@@ -96,7 +102,7 @@ impl NotifyMetrics {
         let dropped = IntCounterVec::new(
             Opts::new(
                 "poolwatch_notifications_dropped_total",
-                "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown, superseded).",
+                "Notifications given up without delivery, by reason (queue_full, expired, permanent_error, shutdown, superseded, disabled).",
             ),
             &["receiver", "integration", "reason"],
         )?;
@@ -129,6 +135,14 @@ impl NotifyMetrics {
             ),
             &["receiver", "integration", "reason"],
         )?;
+        let disabled_gauge = IntGaugeVec::new(
+            Opts::new(
+                "poolwatch_integration_disabled",
+                "1 while an integration is disabled because its service answered 410 Gone (until a reload changes it), else 0.",
+            ),
+            &["receiver", "integration"],
+        )?;
+        registry.register(Box::new(disabled_gauge.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(failures.clone()))?;
@@ -144,7 +158,16 @@ impl NotifyMetrics {
             delivery_seconds,
             reachable,
             decisions,
+            disabled: Disabled {
+                gauge: disabled_gauge,
+                why: Arc::default(),
+            },
         })
+    }
+
+    /// The integrations disabled by a 410 Gone (shared: `/readyz` lists them).
+    pub fn disabled(&self) -> Disabled {
+        self.disabled.clone()
     }
 
     /// Counts one flush decision of a group of `receiver`'s `integration`, by its reason.
@@ -163,9 +186,10 @@ impl NotifyMetrics {
         }
     }
 
-    /// Removes the reachability series of an integration that is no longer configured.
+    /// Removes the series of an integration that is no longer configured.
     pub(crate) fn forget_reachable(&self, receiver: &str, integration: &str) {
         let _ = self.reachable.remove_label_values(&[receiver, integration]);
+        self.disabled.forget(receiver, integration);
     }
 
     /// The series of one integration of a receiver, created now so that they are exported at
@@ -180,7 +204,10 @@ impl NotifyMetrics {
             self.decisions
                 .with_label_values(&[receiver, integration, r.as_str()]);
         }
+        // A (re)started integration starts enabled.
+        self.disabled.set(receiver, integration, None);
         Recorder {
+            disabled: self.disabled.clone(),
             receiver: Arc::from(receiver),
             integration: Arc::from(integration),
             delivered: self.delivered.with_label_values(&ri),
@@ -232,7 +259,9 @@ pub(crate) struct Recorder {
     /// Failures of class `permanent`.
     permanent: IntCounter,
     /// Drops, in the order of [`DropReason::ALL`].
-    dropped: [IntCounter; 5],
+    dropped: [IntCounter; 6],
+    /// Where a 410 Gone disables this integration.
+    disabled: Disabled,
     /// Shared by every queue of this receiver and integration name: while an old notifier drains after a
     /// reload, both add their own length, so the gauge is the total held.
     pub(crate) queue_length: IntGauge,
@@ -308,6 +337,27 @@ impl Recorder {
         );
     }
 
+    /// The service answered 410 Gone: the integration is disabled (logged at error, the gauge
+    /// at 1, listed on `/readyz`) and `item` dropped (`disabled`).
+    pub(crate) fn gone(&self, item: &Item, attempts: u32, error: &str) {
+        self.permanent.inc();
+        self.dropped(DropReason::Disabled).inc();
+        self.disabled.set(
+            &self.receiver,
+            &self.integration,
+            Some("its service answered 410 Gone"),
+        );
+        tracing::error!(
+            target: TARGET,
+            receiver = %self.receiver, integration = %self.integration,
+            group_key = item.group_key(), status = item.status(),
+            id = %item.notification.id, attempts, error,
+            reason = DropReason::Disabled.as_str(),
+            "integration disabled: its service answered 410 Gone; its notifications are dropped \
+             until a reload changes it"
+        );
+    }
+
     /// The notification was given up for `reason` (not a receiver's rejection).
     pub(crate) fn dropped_one(&self, reason: DropReason, item: &Item) {
         self.dropped(reason).inc();
@@ -340,7 +390,48 @@ impl Recorder {
             DropReason::PermanentError => 2,
             DropReason::Shutdown => 3,
             DropReason::Superseded => 4,
+            DropReason::Disabled => 5,
         };
         &self.dropped[index]
+    }
+}
+
+/// The integrations disabled by a 410 Gone, with why: `poolwatch_integration_disabled` and the
+/// list `/readyz` shows. Shared by every notifier and the HTTP handlers.
+#[derive(Clone)]
+pub struct Disabled {
+    /// `poolwatch_integration_disabled{receiver,integration}`.
+    gauge: IntGaugeVec,
+    /// (receiver, integration) → why, for the disabled ones.
+    why: Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>>,
+}
+
+impl Disabled {
+    /// Marks the integration disabled (`Some(why)`) or enabled (`None`).
+    fn set(&self, receiver: &str, integration: &str, why: Option<&str>) {
+        self.gauge
+            .with_label_values(&[receiver, integration])
+            .set(i64::from(why.is_some()));
+        let mut map = self.why.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (receiver.to_string(), integration.to_string());
+        match why {
+            Some(why) => map.insert(key, why.to_string()),
+            None => map.remove(&key),
+        };
+    }
+
+    /// Forgets an integration that is no longer configured.
+    fn forget(&self, receiver: &str, integration: &str) {
+        let _ = self.gauge.remove_label_values(&[receiver, integration]);
+        let mut map = self.why.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(receiver.to_string(), integration.to_string()));
+    }
+
+    /// The disabled integrations: (receiver, integration, why), sorted.
+    pub fn list(&self) -> Vec<(String, String, String)> {
+        let map = self.why.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|((r, i), why)| (r.clone(), i.clone(), why.clone()))
+            .collect()
     }
 }

@@ -17,6 +17,8 @@
 //! * `probe` — the reachability probe of each integration: at start, then every 30 s; a TCP
 //!   connection (and TLS handshake), nothing posted; `poolwatch_receiver_reachable`.
 //! * `set` — [`ReceiverSet`], the daemon's integrations, replaced one by one on reload.
+//! * [`test_receiver`] — `poolwatch test-receiver`: a sample firing and resolved notification
+//!   through every integration of one receiver, and what each answered.
 //!
 //! # Guarantees and bounds
 //!
@@ -40,12 +42,13 @@ mod probe;
 mod queue;
 mod retry;
 mod set;
+pub mod test_receiver;
 mod worker;
 
 pub use config::{settings_from_config, ReceiverConfig, ReceiverSettings};
 pub use deliver::{IDEMPOTENCY_KEY, USER_AGENT};
 pub use integrations::{IntegrationSettings, IntegrationType, Kind};
-pub use metrics::NotifyMetrics;
+pub use metrics::{Disabled, NotifyMetrics};
 pub use set::ReceiverSet;
 
 use crate::dispatch::{Notification, Outcome};

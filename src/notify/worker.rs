@@ -72,6 +72,9 @@ enum Turn {
         /// The receiver's `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// The service answered 410 Gone (the item is settled, dropped): the integration is
+    /// disabled from now on.
+    Gone,
     /// The item failed and is worth retrying (it went to the back of the queue).
     Retry {
         /// What went wrong, redacted.
@@ -112,6 +115,9 @@ impl Worker {
         let mut failures = 0u32;
         // Attempts made per queued item, for log lines.
         let mut attempts: std::collections::HashMap<u64, u32> = Default::default();
+        // Set by a 410 Gone: from then on, every notification is dropped (`disabled`) unsent,
+        // until a reload that changes this integration starts a new worker.
+        let mut disabled = false;
         loop {
             let Some(item) = self.queue.front() else {
                 if stop.deadline().is_some() {
@@ -123,6 +129,13 @@ impl Worker {
                 }
                 continue;
             };
+            if disabled {
+                if self.queue.remove(item.seq) {
+                    self.recorder.dropped_one(DropReason::Disabled, &item);
+                    self.report(&item, false);
+                }
+                continue;
+            }
             if item.enqueued.elapsed() > self.max_retry_age {
                 if self.queue.remove(item.seq) {
                     self.recorder.dropped_one(DropReason::Expired, &item);
@@ -147,6 +160,10 @@ impl Worker {
                     continue;
                 }
                 Turn::Skipped => continue,
+                Turn::Gone => {
+                    disabled = true;
+                    continue;
+                }
                 Turn::Backoff { retry_after } => (retry_after, None),
                 Turn::Retry {
                     message,
@@ -219,6 +236,12 @@ impl Worker {
                 self.report(item, false);
                 Turn::Settled
             }
+            Err(AttemptError::Gone { message }) => {
+                self.queue.remove(item.seq);
+                self.recorder.gone(item, attempts, &message);
+                self.report(item, false);
+                Turn::Gone
+            }
             Err(AttemptError::Retryable {
                 message,
                 retry_after,
@@ -247,6 +270,11 @@ impl Worker {
                 self.recorder.permanent_failure(item, attempts, &message);
                 self.report(item, false);
                 Turn::Settled
+            }
+            Err(AttemptError::Gone { message }) => {
+                self.recorder.gone(item, attempts, &message);
+                self.report(item, false);
+                Turn::Gone
             }
             Err(AttemptError::Retryable {
                 message,

@@ -43,8 +43,22 @@ pub struct PythonPoolApp {
     http: reqwest::Client,
 }
 
+/// The port of a child process that prints `listening on PORT` as its first line of standard
+/// output (piped); panics naming `what` when it does not within `within`.
+pub async fn listening_port(child: &mut Child, what: &str, within: Duration) -> u16 {
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(within, BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not start within {within:?}"))
+        .expect("read its stdout")
+        .unwrap_or_else(|| panic!("{what} exited before serving"));
+    line.strip_prefix("listening on ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{what}: unexpected first line {line:?}"))
+}
+
 /// The virtualenv's python; panics (never skips) when the install script has not made it.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let python = cache_dir().join("venv/bin/python");
     assert!(
         python.exists(),
@@ -87,17 +101,12 @@ impl PythonPoolApp {
             .kill_on_drop(true)
             .spawn()
             .expect("start the Python application");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("the application did not start within 60 s")
-            .expect("read its stdout")
-            .expect("it exited before serving");
-        let port = line
-            .strip_prefix("listening on ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let port = listening_port(
+            &mut child,
+            "the Python application",
+            Duration::from_secs(60),
+        )
+        .await;
         self.port = port;
         self.child = Some(child);
     }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use poolwatch::model::PoolSnapshot;
 use poolwatch::source::app_metrics::{exposition, map, presets};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::common::pg::install::cache_dir;
@@ -143,19 +142,9 @@ impl RealApp {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {kind:?}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::time::timeout(
-            Duration::from_secs(60),
-            BufReader::new(stdout).lines().next_line(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{kind:?} did not start within 60 s"))
-        .expect("read its stdout")
-        .unwrap_or_else(|| panic!("{kind:?} exited before serving"));
-        let port = line
-            .strip_prefix("listening on ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{kind:?}: unexpected first line {line:?}"));
+        let what = format!("{kind:?}");
+        let port =
+            crate::common::apps::listening_port(&mut child, &what, Duration::from_secs(60)).await;
         // instrumentation-pg names the pool itself, "host:port/database".
         let pool = match kind {
             AppKind::NodeOtel => format!("127.0.0.1:{}/postgres", pg.port()),

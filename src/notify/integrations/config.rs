@@ -2,25 +2,28 @@
 //! `url_file`, `timeout`, `headers`), resolved (secrets read) and validated, so that a worker
 //! never meets a bad URL or header at delivery time. Messages never contain a secret.
 
+use super::signing::{self, Signing};
 use super::{IntegrationSettings, IntegrationType, Kind};
 use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[[receivers.integrations]]`: one way the receiver's notifications go out.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfig {
-    /// `"webhook"` (Alertmanager's webhook payload). Required.
+    /// `"webhook"` (Alertmanager's webhook payload), `"slack"` (an incoming webhook) or
+    /// `"pagerduty"` (Events API v2). Required.
     #[serde(rename = "type")]
     pub kind: IntegrationType,
     /// Name within the receiver: the `integration` metric label and log field. Default: the
     /// type, then `<type>-2`, `<type>-3` for further integrations of the same type.
     #[serde(default)]
     pub name: Option<String>,
-    /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token.
+    /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token. Required, except for
+    /// `pagerduty` (default `https://events.pagerduty.com/v2/enqueue`).
     #[serde(default)]
     pub url: Option<SecretRef>,
     /// File holding the URL. Exclusive with `url`.
@@ -32,6 +35,28 @@ pub struct IntegrationConfig {
     /// Extra HTTP headers (values may be `${ENV_VAR}`, e.g. `Authorization`). Never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
+    /// Standard Webhooks signing secret, `whsec_<base64>` (literal or `${ENV_VAR}`): requests
+    /// get `webhook-id`, `webhook-timestamp` and `webhook-signature`. `webhook` only. Default:
+    /// not signed.
+    #[serde(default)]
+    pub signing_secret: Option<SecretRef>,
+    /// File holding the Standard Webhooks secret. Exclusive with `signing_secret`.
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+    /// GitHub-style secret: requests get `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the
+    /// body>`. `webhook` only. Default: none.
+    #[serde(default)]
+    pub github_secret: Option<SecretRef>,
+    /// File holding the GitHub-style secret. Exclusive with `github_secret`.
+    #[serde(default)]
+    pub github_secret_file: Option<PathBuf>,
+    /// PagerDuty's integration key of the service (literal or `${ENV_VAR}`); `pagerduty` only,
+    /// where it is required. A secret.
+    #[serde(default)]
+    pub routing_key: Option<SecretRef>,
+    /// File holding the routing key. Exclusive with `routing_key`.
+    #[serde(default)]
+    pub routing_key_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -59,7 +84,7 @@ pub(crate) fn resolve(
         problems.at(
             format!("{receiver}.integrations"),
             "required: add at least one [[receivers.integrations]] with a `type` \
-             (\"webhook\") and a `url`",
+             (\"webhook\", \"slack\" or \"pagerduty\") and its keys",
         );
         return None;
     }
@@ -89,12 +114,11 @@ pub(crate) fn resolve(
         }
         let url = check.url(cfg);
         let headers = check.headers(cfg);
+        let signing = check.signing(cfg);
         if cfg.timeout.0.is_zero() {
             check.fail("timeout", "must be greater than 0");
         }
-        let kind = match cfg.kind {
-            IntegrationType::Webhook => Some(Kind::Webhook),
-        };
+        let kind = check.kind(cfg);
         ok &= check.ok;
         if let (true, Some(url), Some(kind)) = (check.ok, url, kind) {
             out.push(IntegrationSettings {
@@ -103,6 +127,7 @@ pub(crate) fn resolve(
                 url,
                 timeout: cfg.timeout.0,
                 headers,
+                signing,
             });
         }
     }
@@ -134,21 +159,46 @@ impl Check<'_> {
         self.problems.at(format!("{}.{key}", self.prefix), message);
     }
 
-    fn url(&mut self, cfg: &IntegrationConfig) -> Option<Secret> {
-        let key = if cfg.url_file.is_some() && cfg.url.is_none() {
-            "url_file"
-        } else {
-            "url"
+    /// Resolves the secret `name`, written inline or as `{name}_file`: `Err(())` when a
+    /// problem was recorded (at the key that was written), else the value, if given, with
+    /// that key.
+    fn secret(
+        &mut self,
+        name: &str,
+        inline: Option<&SecretRef>,
+        file: Option<&Path>,
+    ) -> Result<Option<(String, Secret)>, ()> {
+        let at = match (inline, file) {
+            (None, Some(_)) => format!("{name}_file"),
+            _ => name.to_string(),
         };
-        match resolve_secret(cfg.url.as_ref(), cfg.url_file.as_deref(), "url") {
-            Err(e) => self.fail(key, e),
-            Ok(None) => self.fail("url", "required: set `url` or `url_file`"),
-            Ok(Some(url)) => match check_url(url.expose()) {
-                Ok(()) => return Some(url),
-                Err(e) => self.fail(key, e),
+        match resolve_secret(inline, file, name) {
+            Ok(value) => Ok(value.map(|v| (at, v))),
+            Err(e) => {
+                self.fail(&at, e);
+                Err(())
+            }
+        }
+    }
+
+    fn url(&mut self, cfg: &IntegrationConfig) -> Option<Secret> {
+        match self.secret("url", cfg.url.as_ref(), cfg.url_file.as_deref()) {
+            Err(()) => None,
+            Ok(None) if cfg.kind == IntegrationType::Pagerduty => {
+                Some(Secret::new(super::pagerduty::DEFAULT_URL))
+            }
+            Ok(None) => {
+                self.fail("url", "required: set `url` or `url_file`");
+                None
+            }
+            Ok(Some((at, url))) => match check_url(url.expose()) {
+                Ok(()) => Some(url),
+                Err(e) => {
+                    self.fail(&at, e);
+                    None
+                }
             },
         }
-        None
     }
 
     fn headers(&mut self, cfg: &IntegrationConfig) -> Vec<(HeaderName, Secret)> {
@@ -160,7 +210,9 @@ impl Check<'_> {
                 self.fail(&key, format!("\"{name}\" is not a valid HTTP header name"));
                 continue;
             };
-            if RESERVED_HEADERS.contains(&header.as_str()) {
+            if RESERVED_HEADERS.contains(&header.as_str())
+                || signing::HEADERS.contains(&header.as_str())
+            {
                 self.fail(
                     &key,
                     format!("\"{name}\" is set by poolwatch and cannot be configured"),
@@ -185,6 +237,80 @@ impl Check<'_> {
         }
         out
     }
+}
+
+impl Check<'_> {
+    /// The kind with its own settings: `routing_key` for `pagerduty` (and only there).
+    fn kind(&mut self, cfg: &IntegrationConfig) -> Option<Kind> {
+        let key = self
+            .secret(
+                "routing_key",
+                cfg.routing_key.as_ref(),
+                cfg.routing_key_file.as_deref(),
+            )
+            .ok()?;
+        match (cfg.kind, key) {
+            (IntegrationType::Pagerduty, Some((_, routing_key))) => {
+                Some(Kind::PagerDuty { routing_key })
+            }
+            (IntegrationType::Pagerduty, None) => {
+                self.fail(
+                    "routing_key",
+                    "required for type = \"pagerduty\": the integration key of the PagerDuty \
+                     service (set `routing_key` or `routing_key_file`)",
+                );
+                None
+            }
+            (other, Some((at, _))) => {
+                self.fail(&at, only_for("pagerduty", other));
+                None
+            }
+            (IntegrationType::Webhook, None) => Some(Kind::Webhook),
+            (IntegrationType::Slack, None) => Some(Kind::Slack),
+        }
+    }
+
+    /// The signing keys: each a secret (or a file), only where the type signs.
+    fn signing(&mut self, cfg: &IntegrationConfig) -> Signing {
+        let mut key = |name: &str, inline: Option<&SecretRef>, file: Option<&Path>| {
+            let (at, secret) = self.secret(name, inline, file).ok()??;
+            if !cfg.kind.signs() {
+                self.fail(&at, only_for("webhook", cfg.kind));
+                return None;
+            }
+            Some((at, secret))
+        };
+        let standard = key(
+            "signing_secret",
+            cfg.signing_secret.as_ref(),
+            cfg.signing_secret_file.as_deref(),
+        );
+        let github = key(
+            "github_secret",
+            cfg.github_secret.as_ref(),
+            cfg.github_secret_file.as_deref(),
+        );
+        let standard_webhooks =
+            standard.and_then(|(at, s)| match signing::decode_whsec(s.expose()) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    self.fail(&at, e);
+                    None
+                }
+            });
+        Signing {
+            standard_webhooks,
+            github: github.map(|(_, s)| signing::Key::new(s.expose().as_bytes())),
+        }
+    }
+}
+
+/// `only for type = "TYPE" (this one is "...")`.
+fn only_for(allowed: &str, this: IntegrationType) -> String {
+    format!(
+        "only for type = \"{allowed}\" (this one is \"{}\")",
+        this.as_str()
+    )
 }
 
 /// Checks that `s` is an absolute http(s) URL with a host. The error never quotes the URL.

@@ -5,16 +5,23 @@
 //! An integration kind is one module that turns a group [`Notification`] into a request body
 //! (its URL and headers come from the settings) and classifies the answer:
 //!
-//! * [`webhook`] — the Alertmanager webhook payload (version 4).
+//! * [`webhook`] — the Alertmanager webhook payload (version 4), optionally signed
+//!   ([`signing`]).
+//! * [`slack`] — a Slack incoming webhook: readable text and one attachment per alert.
+//! * [`pagerduty`] — PagerDuty Events API v2: trigger / resolve with a stable `dedup_key`.
 //!
 //! Adding a kind means: a variant of [`IntegrationType`] (its `type` name), of [`Kind`] (its
 //! resolved settings, built in [`config`]), a module with its `render` (and `classify` when the
 //! service answers differently from the [`default_class`]), and one arm in each `match` here.
 
 pub mod config;
+pub mod pagerduty;
+pub mod signing;
+pub mod slack;
 pub mod webhook;
 
 pub use config::IntegrationConfig;
+pub use signing::Signing;
 
 use crate::config::values::Secret;
 use crate::dispatch::Notification;
@@ -29,6 +36,10 @@ use std::time::Duration;
 pub enum IntegrationType {
     /// `webhook`: Alertmanager's webhook payload.
     Webhook,
+    /// `slack`: a Slack incoming webhook.
+    Slack,
+    /// `pagerduty`: PagerDuty's Events API v2.
+    Pagerduty,
 }
 
 impl IntegrationType {
@@ -36,7 +47,15 @@ impl IntegrationType {
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationType::Webhook => "webhook",
+            IntegrationType::Slack => "slack",
+            IntegrationType::Pagerduty => "pagerduty",
         }
+    }
+
+    /// Whether requests of this type can be signed ([`signing`]): only where the receiving
+    /// end is ours to write, not a service with its own authentication.
+    pub fn signs(self) -> bool {
+        matches!(self, IntegrationType::Webhook)
     }
 }
 
@@ -45,13 +64,21 @@ impl IntegrationType {
 pub enum Kind {
     /// Alertmanager's webhook payload.
     Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// PagerDuty's Events API v2.
+    PagerDuty {
+        /// The integration key of the PagerDuty service (a secret: it lets anyone page).
+        routing_key: Secret,
+    },
 }
 
 impl Kind {
     /// What an answer with `status` means for this kind.
     pub(crate) fn classify(&self, status: StatusCode) -> Class {
         match self {
-            Kind::Webhook => default_class(status),
+            // PagerDuty: 202 accepted, 429 rate limited, 400 invalid: what the default says.
+            Kind::Webhook | Kind::Slack | Kind::PagerDuty { .. } => default_class(status),
         }
     }
 
@@ -59,6 +86,8 @@ impl Kind {
     pub fn integration_type(&self) -> IntegrationType {
         match self {
             Kind::Webhook => IntegrationType::Webhook,
+            Kind::Slack => IntegrationType::Slack,
+            Kind::PagerDuty { .. } => IntegrationType::Pagerduty,
         }
     }
 }
@@ -80,6 +109,8 @@ pub struct IntegrationSettings {
     pub timeout: Duration,
     /// Extra request headers; the values are secrets (e.g. `Authorization`) and never logged.
     pub headers: Vec<(HeaderName, Secret)>,
+    /// How requests are signed (Standard Webhooks, GitHub-style); not by default.
+    pub signing: Signing,
 }
 
 impl IntegrationSettings {
@@ -92,27 +123,35 @@ impl IntegrationSettings {
             url,
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
+            signing: Signing::default(),
         }
     }
 
     /// Renders the request body of `n`.
     pub(crate) fn render(&self, n: &Notification, ctx: &Context<'_>) -> Result<Vec<u8>, String> {
+        let json = |v: serde_json::Value| {
+            serde_json::to_vec(&v).map_err(|e| format!("cannot encode the body: {e}"))
+        };
         match &self.kind {
             Kind::Webhook => webhook::render(n, ctx.receiver, ctx.external_url, ctx.max_alerts)
                 .map_err(|e| format!("cannot encode the payload: {e}")),
+            Kind::Slack => json(slack::render(n, ctx)),
+            Kind::PagerDuty { routing_key } => {
+                json(pagerduty::render(n, ctx, routing_key.expose()))
+            }
         }
     }
 }
 
 /// What rendering a body needs besides the notification.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Context<'a> {
+pub struct Context<'a> {
     /// The receiver's name.
-    pub(crate) receiver: &'a str,
+    pub receiver: &'a str,
     /// This poolwatch's base URL (`externalURL`, links back).
-    pub(crate) external_url: &'a str,
+    pub external_url: &'a str,
     /// At most this many alerts per body (0: all).
-    pub(crate) max_alerts: usize,
+    pub max_alerts: usize,
 }
 
 /// What an HTTP answer means.
@@ -125,13 +164,18 @@ pub(crate) enum Class {
     Retryable,
     /// Refused: retrying cannot help.
     Permanent,
+    /// 410 Gone: the endpoint no longer exists; the integration is disabled.
+    Gone,
 }
 
 /// 2xx is accepted; 5xx, 429 (rate limited) and 408 (the service timed out reading us) are
-/// retryable; every other status (4xx, and 3xx: redirects are not followed) is permanent.
+/// retryable; 410 Gone disables the integration; every other status (4xx, and 3xx: redirects
+/// are not followed) is permanent.
 pub(crate) fn default_class(status: StatusCode) -> Class {
     if status.is_success() {
         Class::Accepted
+    } else if status == StatusCode::GONE {
+        Class::Gone
     } else if status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
