@@ -9,11 +9,14 @@
 //!   ([`signing`]).
 //! * [`slack`] — a Slack incoming webhook: readable text and one attachment per alert.
 //! * [`pagerduty`] — PagerDuty Events API v2: trigger / resolve with a stable `dedup_key`.
+//! * [`alertmanager`] — the body pushed to an Alertmanager (`POST /api/v2/alerts`): alerts, not
+//!   groups, firing ones with their end in the future as Prometheus sends them.
 //!
 //! Adding a kind means: a variant of [`IntegrationType`] (its `type` name), of [`Kind`] (its
 //! resolved settings, built in [`config`]), a module with its `render` (and `classify` when the
 //! service answers differently from the [`default_class`]), and one arm in each `match` here.
 
+pub mod alertmanager;
 pub mod config;
 pub mod pagerduty;
 pub mod signing;
