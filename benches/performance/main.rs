@@ -3,7 +3,8 @@
 //! ```text
 //! cargo bench --bench performance                     # every section
 //! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, spread,
-//!                                                     # metrics, pgbouncer, predict, status, push
+//!                                                     # metrics, pgbouncer, predict, status, push,
+//!                                                     # restart
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
 //! ```
 //!
@@ -29,6 +30,8 @@
 //! * [`evaluation`] — in-process, no server: `predict`, what `PoolExhaustionPredicted` adds to
 //!   evaluating a report with 500 pools; `status`, rendering `GET /` with 100 pools, and its
 //!   weight.
+//! * [`restart`] — 1,000 firing alerts in 50 groups to 3 receivers, all unacknowledged:
+//!   `kill -9`, restart, time to the first notification; the state file's size and write time.
 //! * [`stats`] — medians and percentiles.
 //! * [`wire`] — a recording TCP proxy that counts round trips and decodes protocol messages.
 
@@ -44,6 +47,7 @@ mod full_pool;
 mod metrics_cost;
 mod poll_cost;
 mod push_rate;
+mod restart;
 mod spread;
 mod stats;
 mod wire;
@@ -189,6 +193,16 @@ fn main() {
             metrics_cost::run(metrics_cost::Plan {
                 roles: 500,
                 window: Duration::from_secs(if quick { 8 } else { 20 }),
+            })
+            .await;
+        }
+        if wants("restart") {
+            restart::run(restart::Plan {
+                groups: 50,
+                rules: 20,
+                receivers: 3,
+                runs: if quick { 3 } else { 10 },
+                rounds: if quick { 20 } else { 100 },
             })
             .await;
         }

@@ -102,8 +102,8 @@ async fn window(
     )
 }
 
-/// Creates the roles (connection limit 5 each) and opens one session per role.
-async fn roles_with_sessions(pg: &PgCluster, n: usize) -> Vec<tokio_postgres::Client> {
+/// Creates the roles `r001`.. (connection limit 5 each) and opens one session per role.
+pub(crate) async fn roles_with_sessions(pg: &PgCluster, n: usize) -> Vec<tokio_postgres::Client> {
     pg.exec(&format!(
         "DO $$ BEGIN FOR i IN 1..{n} LOOP EXECUTE format('CREATE ROLE %I LOGIN CONNECTION LIMIT 5 \
          PASSWORD %L', 'r' || lpad(i::text, 3, '0'), '{PASSWORD}'); END LOOP; END $$"

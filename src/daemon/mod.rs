@@ -36,7 +36,7 @@ mod reload;
 mod state;
 
 use reload::{finish, read_config, Reloading};
-use state::load_state;
+use state::{load_state, StateWriter};
 
 /// A running source task.
 struct Running {
@@ -84,6 +84,8 @@ struct Daemon {
     default_external_url: String,
     /// Where alert state is saved, if anywhere.
     state_file: Option<PathBuf>,
+    /// Writes the state file off this loop.
+    state_writer: StateWriter,
     /// How long queued notices may take to flush at shutdown.
     flush_timeout: Duration,
     /// The bound address (a reload cannot move it).
@@ -217,6 +219,7 @@ async fn start(config: Config) -> anyhow::Result<i32> {
         daemon_metrics,
         default_external_url,
         state_file: alerting.state_file.clone(),
+        state_writer: StateWriter::start().context("cannot start the state file writer")?,
         flush_timeout: alerting.shutdown_flush_timeout.0,
         listen,
         http: http_server,
@@ -476,6 +479,13 @@ impl Daemon {
             self.dispatcher.outcome(&o);
         }
         self.save_state();
+        let writer = self.state_writer;
+        if tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .is_err()
+        {
+            tracing::error!("the state file writer failed");
+        }
     }
 }
 
