@@ -244,9 +244,15 @@ fn validate(doc: &Document, s: Sections, problems: &mut Problems) -> Option<Conf
     let inhibit_rules = s
         .inhibit_rules
         .map(|r| crate::dispatch::inhibit::build(&r, builtin, problems));
-    let receivers = s
-        .receivers
-        .map(|r| notify::settings_from_config(&r, problems));
+    let longest_interval = targets.iter().map(|t| t.cadence.interval).max();
+    let receivers = s.receivers.map(|r| {
+        let mut receivers = notify::settings_from_config(&r, problems);
+        notify::integrations::alertmanager::set_evaluation_interval(
+            &mut receivers,
+            longest_interval.unwrap_or_default(),
+        );
+        receivers
+    });
     let routes = match (&s.route, &receivers, &s.alerting) {
         (Some(route), Some(receivers), Some(a)) => {
             crate::dispatch::config::build(route.as_ref(), receivers, a.repeat_interval.0, problems)

@@ -115,8 +115,11 @@ pub fn build(
         problems,
     };
     let route = ck.route(cfg, &root, "route");
-    (problems.len() == before)
-        .then(|| RouteTree::new(route).with_integrations(integrations(receivers)))
+    (problems.len() == before).then(|| {
+        RouteTree::new(route)
+            .with_integrations(integrations(receivers))
+            .with_resend(resend(receivers))
+    })
 }
 
 /// Each receiver's integration names, for the tree.
@@ -124,6 +127,20 @@ fn integrations(receivers: &[ReceiverSettings]) -> Vec<(String, Vec<String>)> {
     receivers
         .iter()
         .map(|r| (r.name.clone(), r.integration_names()))
+        .collect()
+}
+
+/// The integrations that re-send still-firing groups on a schedule of their own (an
+/// Alertmanager's `resend_interval`), for the tree.
+fn resend(receivers: &[ReceiverSettings]) -> Vec<((String, String), Duration)> {
+    receivers
+        .iter()
+        .flat_map(|r| {
+            r.integrations.iter().filter_map(|i| {
+                let every = i.kind.resend_interval()?;
+                Some(((r.name.clone(), i.name.clone()), every))
+            })
+        })
         .collect()
 }
 
@@ -155,6 +172,7 @@ fn implicit(receivers: &[ReceiverSettings], repeat_interval: Duration) -> RouteT
         routes: receivers.iter().map(child).collect(),
     })
     .with_integrations(integrations(receivers))
+    .with_resend(resend(receivers))
 }
 
 /// The receiver's `severities` as a matcher; none when it takes every severity.

@@ -242,7 +242,16 @@ impl Dispatcher {
     fn flush_group(&mut self, id: &GroupId, now: SystemTime) -> Option<Decision> {
         let g = self.groups.get_mut(id)?;
         let route = &self.routes.nodes().get(g.route)?.route;
-        g.next_flush = now + route.timing.group_interval;
+        let timing = self.routes.timing(g.route, &id.0, &id.1)?;
+        g.next_flush = now + timing.group_interval;
+        if let Some(last) = self.log.get(&id.0, &id.1, &id.2) {
+            let due = last.at + timing.repeat_interval;
+            if self.routes.resends(&id.0, &id.1) && !last.firing.is_empty() && due > now {
+                // Re-sent on time (an Alertmanager resolves what is not): looked at again
+                // when the repeat is due, not up to a group_interval later.
+                g.next_flush = g.next_flush.min(due);
+            }
+        }
         let (muted, silenced) = (&self.muted, &self.silenced);
         let mut firing = g.firing();
         firing.retain(|fp| !muted.contains_key(fp) && !silenced.contains_key(fp));
@@ -251,7 +260,7 @@ impl Dispatcher {
         let state = GroupState {
             firing: &firing,
             resolved: &resolved,
-            repeat_interval: route.timing.repeat_interval,
+            repeat_interval: timing.repeat_interval,
             send_resolved: route.send_resolved,
             firing_in_flight: self
                 .offered
@@ -279,7 +288,7 @@ impl Dispatcher {
             .cloned()
             .collect();
         alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
-        let repeat = (reason == Reason::Repeat).then_some((now, route.timing.repeat_interval));
+        let repeat = (reason == Reason::Repeat).then_some((now, timing.repeat_interval));
         let n = Notification {
             receiver: id.0.clone(),
             integration: id.1.clone(),

@@ -534,3 +534,52 @@ fn dispatch_cost() {
         json.len()
     );
 }
+
+#[test]
+fn an_alertmanager_integration_is_sent_firing_groups_every_resend_interval() {
+    // The route: group_interval 5 min, repeat 1 h; the alertmanager integration re-sends every
+    // 60 s, the webhook of the same receiver keeps the route's timing.
+    let build = || {
+        let mut root = route("r", &[], false, vec![]);
+        root.timing.group_interval = S(300);
+        let tree = RouteTree::new(root)
+            .with_integrations([(
+                "r".to_string(),
+                vec!["webhook".to_string(), "alertmanager".to_string()],
+            )])
+            .with_resend([(("r".to_string(), "alertmanager".to_string()), S(60))]);
+        Dispatcher::new(tree)
+    };
+    let mut d = build();
+    let a = firing("A", &[("target", "db")], 0);
+    let sent_to = |ds: &[Decision]| -> Vec<(String, &'static str)> {
+        sent(ds)
+            .iter()
+            .map(|n| (n.integration.clone(), n.reason.as_str()))
+            .collect()
+    };
+    d.ingest(std::slice::from_ref(&a), t(0));
+    let first = d.flush(t(0));
+    for n in sent(&first) {
+        ack(&mut d, n, 0);
+    }
+    d.ingest(std::slice::from_ref(&a), t(59));
+    assert!(sent_to(&d.flush(t(59))).is_empty());
+    d.ingest(std::slice::from_ref(&a), t(60));
+    let ds = d.flush(t(60));
+    assert_eq!(sent_to(&ds), [("alertmanager".to_string(), "repeat")]);
+    let repeat = sent(&ds)[0].clone();
+    ack(&mut d, &repeat, 61);
+    // Across a restart the schedule holds: due 60 s after the last acknowledgement (61 s),
+    // not 60 s after the start.
+    let json = serde_json::to_string(&d.export()).unwrap();
+    let mut d = build();
+    d.import(serde_json::from_str(&json).unwrap(), t(100));
+    d.ingest(std::slice::from_ref(&a), t(100));
+    assert!(sent_to(&d.flush(t(100))).is_empty());
+    d.ingest(std::slice::from_ref(&a), t(121));
+    assert_eq!(
+        sent_to(&d.flush(t(121))),
+        [("alertmanager".to_string(), "repeat")]
+    );
+}

@@ -86,6 +86,9 @@ pub struct RouteTree {
     /// Each receiver's integration names: a route to a receiver makes one group per
     /// integration. A receiver without any gets no groups.
     integrations: BTreeMap<String, Vec<String>>,
+    /// (receiver, integration) that must be sent a still-firing group at least this often
+    /// (an Alertmanager's `resend_interval`).
+    resend: BTreeMap<(String, String), Duration>,
 }
 
 impl RouteTree {
@@ -95,6 +98,7 @@ impl RouteTree {
         let mut tree = RouteTree {
             nodes: Vec::new(),
             integrations: BTreeMap::new(),
+            resend: BTreeMap::new(),
         };
         tree.add(root, None);
         tree
@@ -107,6 +111,35 @@ impl RouteTree {
     ) -> RouteTree {
         self.integrations = integrations.into_iter().collect();
         self
+    }
+
+    /// The tree with the integrations (receiver name, integration name) that re-send a
+    /// still-firing group at least every so often.
+    pub fn with_resend(
+        mut self,
+        resend: impl IntoIterator<Item = ((String, String), Duration)>,
+    ) -> RouteTree {
+        self.resend = resend.into_iter().collect();
+        self
+    }
+
+    /// The timing of a group of route `index` for `receiver`'s `integration`: the route's,
+    /// with `group_interval` and `repeat_interval` at most the integration's resend interval.
+    /// `None` for an index out of range.
+    pub fn timing(&self, index: usize, receiver: &str, integration: &str) -> Option<Timing> {
+        let mut timing = self.nodes.get(index)?.route.timing;
+        let key = (receiver.to_string(), integration.to_string());
+        if let Some(&every) = self.resend.get(&key) {
+            timing.group_interval = timing.group_interval.min(every);
+            timing.repeat_interval = timing.repeat_interval.min(every);
+        }
+        Some(timing)
+    }
+
+    /// Whether `receiver`'s `integration` re-sends still-firing groups on a schedule of its own.
+    pub fn resends(&self, receiver: &str, integration: &str) -> bool {
+        self.resend
+            .contains_key(&(receiver.to_string(), integration.to_string()))
     }
 
     /// The integration names of `receiver`, in configuration order.

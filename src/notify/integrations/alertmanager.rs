@@ -1,6 +1,20 @@
-//! The body poolwatch pushes to an Alertmanager: `POST /api/v2/alerts`, a JSON array of alerts
-//! (`labels`, `annotations`, `startsAt`, `endsAt`, `generatorURL`), with Prometheus's policy for
-//! the end of an alert. Pure: the time is an argument.
+//! The `alertmanager` integration: alerts pushed to an Alertmanager's `POST /api/v2/alerts`, a
+//! JSON array of alerts (`labels`, `annotations`, `startsAt`, `endsAt`, `generatorURL`), with
+//! Prometheus's policy for the end of an alert. The body is pure: the time is an argument.
+//!
+//! Each URL of `urls` is an integration of its own (queue, retries, acknowledgements), so every
+//! Alertmanager of a cluster gets every alert and one that is down delays no other. A route
+//! chooses which alerts go there; its groups decide when. Every alert of the group is pushed
+//! (`max_alerts` does not apply: an Alertmanager told of only some would resolve the others).
+//!
+//! Re-sending is the dispatcher's repeat: for these integrations a group's `group_interval` and
+//! `repeat_interval` are at most `resend_interval` ([`crate::dispatch::RouteTree::timing`]), so
+//! a still-firing group is pushed again every `resend_interval` after its last acknowledgement.
+//! That schedule lives in the notification log, which the state file keeps: it holds across
+//! restarts (a restarted daemon pushes again when the last push is `resend_interval` old, not
+//! `resend_interval` after it started) and reloads (the log outlives the routes). A timer in
+//! the worker would forget it at every restart, and a reload restarting the worker would lose
+//! what it had to re-send.
 //!
 //! * A firing alert is sent with `endsAt` in the future, [`PushPolicy::horizon`] from now:
 //!   4 × max(`resend_interval`, evaluation interval), as Prometheus does. It is sent again
@@ -14,8 +28,8 @@
 //! same targets with the same configuration push identical label sets, so the Alertmanager
 //! holds one alert (one fingerprint) for both and pages once.
 
-use crate::dispatch::{Alert, AlertState};
 use super::webhook::go_time;
+use crate::dispatch::{Alert, AlertState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -58,6 +72,19 @@ impl PushPolicy {
             AlertState::Resolved => alert.ends_at.map_or(now, |end| end.min(now)),
         };
         Some(end.max(alert.starts_at))
+    }
+}
+
+/// Gives every `alertmanager` integration of `receivers` the evaluation interval of this
+/// configuration: `interval`, the longest poll interval of its targets.
+pub fn set_evaluation_interval(
+    receivers: &mut [crate::notify::ReceiverSettings],
+    interval: Duration,
+) {
+    for i in receivers.iter_mut().flat_map(|r| r.integrations.iter_mut()) {
+        if let super::Kind::Alertmanager(policy) = &mut i.kind {
+            policy.evaluation_interval = interval;
+        }
     }
 }
 

@@ -135,3 +135,106 @@ fn two_replicas_push_the_same_labels() {
     );
     assert_eq!(labels_of(&one, "http://a").as_object().unwrap().len(), 3);
 }
+
+/// `[[receivers]]` named `r` with one `alertmanager` integration of `keys`: its integrations,
+/// or its problems as `key: message` (none quoting the secret `s3cr3t`).
+fn configured(keys: &str) -> Result<Vec<super::super::IntegrationSettings>, Vec<String>> {
+    let text = format!("name = \"r\"\n[[integrations]]\ntype = \"alertmanager\"\n{keys}\n");
+    let cfg: crate::notify::ReceiverConfig = toml::from_str(&text).expect("test TOML");
+    let mut problems = crate::config::values::Problems::new("poolwatch.toml");
+    let mut receivers = crate::notify::settings_from_config(&[cfg], &mut problems);
+    let lines: Vec<String> = problems
+        .into_vec()
+        .iter()
+        .map(|p| format!("{}: {}", p.key.as_deref().unwrap_or("?"), p.message))
+        .collect();
+    assert!(lines.iter().all(|l| !l.contains("s3cr3t")), "{lines:?}");
+    match receivers.pop() {
+        Some(r) if lines.is_empty() => Ok(r.integrations),
+        _ => Err(lines),
+    }
+}
+
+#[test]
+fn every_url_is_an_integration_of_its_own() {
+    let got = configured(
+        "urls = [\"http://am-1:9093\", \"http://am-2:9093/\"]\nresend_interval = \"30s\"\n\
+         basic_auth = { username = \"pw\", password = \"s3cr3t\" }",
+    )
+    .unwrap();
+    let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["alertmanager/1", "alertmanager/2"]);
+    let urls: Vec<&str> = got.iter().map(|i| i.url.expose()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://am-1:9093/api/v2/alerts",
+            "http://am-2:9093/api/v2/alerts"
+        ]
+    );
+    for i in &got {
+        assert_eq!(i.kind.resend_interval(), Some(Duration::from_secs(30)));
+        let auth: Vec<&str> = i.headers.iter().map(|(_, v)| v.expose()).collect();
+        // base64("pw:s3cr3t")
+        assert_eq!(auth, ["Basic cHc6czNjcjN0"]);
+    }
+    let one = configured("urls = [\"https://am:9093\"]").unwrap();
+    assert_eq!(one[0].name, "alertmanager");
+    assert_eq!(one[0].kind.resend_interval(), Some(DEFAULT_RESEND_INTERVAL));
+}
+
+#[test]
+fn alertmanager_keys_are_checked() {
+    let i0 = "receivers[0].integrations[0]";
+    let cases = [
+        ("", "urls: required"),
+        (
+            "urls = [\"http://am:9093\"]\nurl = \"http://am:9093\"",
+            "url: an alertmanager",
+        ),
+        (
+            "urls = [\"ftp://am/s3cr3t\"]",
+            "urls[0]: not a valid http(s) URL",
+        ),
+        (
+            "urls = [\"http://am\"]\nresend_interval = \"0s\"",
+            "resend_interval: must be",
+        ),
+        (
+            "urls = [\"http://am\"]\nresend_interval = \"2h\"",
+            "resend_interval: must be",
+        ),
+        (
+            "urls = [\"http://am\"]\nbasic_auth = { username = \"u\" }",
+            "basic_auth.password: required",
+        ),
+        (
+            "urls = [\"http://am\"]\nbasic_auth = { username = \"u\", password = \"s3cr3t\" }\n\
+             headers = { Authorization = \"Bearer s3cr3t\" }",
+            "basic_auth: set either",
+        ),
+    ];
+    for (keys, want) in cases {
+        let lines = configured(keys).expect_err(keys);
+        assert_eq!(lines.len(), 1, "{keys}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("{i0}.{want}")),
+            "{keys}: {lines:?}"
+        );
+    }
+    // And the other way round: a webhook takes none of its keys.
+    let text = "name = \"r\"\n[[integrations]]\ntype = \"webhook\"\nurl = \"http://h\"\n\
+                urls = [\"http://am\"]\nresend_interval = \"1m\"";
+    let cfg: crate::notify::ReceiverConfig = toml::from_str(text).unwrap();
+    let mut problems = crate::config::values::Problems::new("poolwatch.toml");
+    crate::notify::settings_from_config(&[cfg], &mut problems);
+    let keys: Vec<String> = problems
+        .into_vec()
+        .into_iter()
+        .filter_map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [format!("{i0}.urls"), format!("{i0}.resend_interval")]
+    );
+}

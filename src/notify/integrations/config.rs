@@ -1,10 +1,17 @@
 //! `[[receivers.integrations]]`: what every integration has (`type`, `name`, `url` or
 //! `url_file`, `timeout`, `headers`), resolved (secrets read) and validated, so that a worker
 //! never meets a bad URL or header at delivery time. Messages never contain a secret.
+//!
+//! An `alertmanager` integration takes `urls` (every Alertmanager of a cluster) instead of
+//! `url`, plus `resend_interval` and `basic_auth`; it becomes one integration per URL, each with
+//! its own queue, retries and acknowledgements (see [`super::alertmanager`]).
 
+use super::alertmanager::{PushPolicy, DEFAULT_RESEND_INTERVAL};
 use super::signing::{self, Signing};
 use super::{IntegrationSettings, IntegrationType, Kind};
 use crate::config::values::{resolve_secret, HumanDuration, Problems, Secret, SecretRef};
+use base64::Engine as _;
+use reqwest::header::AUTHORIZATION;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -14,8 +21,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfig {
-    /// `"webhook"` (Alertmanager's webhook payload), `"slack"` (an incoming webhook) or
-    /// `"pagerduty"` (Events API v2). Required.
+    /// `"webhook"` (Alertmanager's webhook payload), `"slack"` (an incoming webhook),
+    /// `"pagerduty"` (Events API v2) or `"alertmanager"` (alerts pushed to Alertmanagers).
+    /// Required.
     #[serde(rename = "type")]
     pub kind: IntegrationType,
     /// Name within the receiver: the `integration` metric label and log field. Default: the
@@ -23,9 +31,21 @@ pub struct IntegrationConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// URL, literal or `${ENV_VAR}`. A secret: it often carries a token. Required, except for
-    /// `pagerduty` (default `https://events.pagerduty.com/v2/enqueue`).
+    /// `pagerduty` (default `https://events.pagerduty.com/v2/enqueue`); not for `alertmanager`,
+    /// which takes `urls`.
     #[serde(default)]
     pub url: Option<SecretRef>,
+    /// `alertmanager` only: the base URL of every Alertmanager of the cluster (each gets every
+    /// alert at `<url>/api/v2/alerts`), literal or `${ENV_VAR}`. Required there.
+    #[serde(default)]
+    pub urls: Vec<SecretRef>,
+    /// `alertmanager` only: how often firing alerts are pushed again. Default `"1m"`.
+    #[serde(default)]
+    pub resend_interval: Option<HumanDuration>,
+    /// `alertmanager` only: HTTP basic authentication (`username`, and `password` or
+    /// `password_file`, a secret).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
     /// File holding the URL. Exclusive with `url`.
     #[serde(default)]
     pub url_file: Option<PathBuf>,
@@ -59,6 +79,23 @@ pub struct IntegrationConfig {
     pub routing_key_file: Option<PathBuf>,
 }
 
+/// `basic_auth` of an `alertmanager` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// The user name.
+    pub username: String,
+    /// The password, literal or `${ENV_VAR}`. A secret.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// File holding the password. Exclusive with `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// The longest `resend_interval`: the Alertmanager keeps a firing alert 4 times that long.
+const MAX_RESEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn default_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
@@ -84,7 +121,7 @@ pub(crate) fn resolve(
         problems.at(
             format!("{receiver}.integrations"),
             "required: add at least one [[receivers.integrations]] with a `type` \
-             (\"webhook\", \"slack\" or \"pagerduty\") and its keys",
+             (\"webhook\", \"slack\", \"pagerduty\" or \"alertmanager\") and its keys",
         );
         return None;
     }
@@ -103,32 +140,44 @@ pub(crate) fn resolve(
             .unwrap_or_else(|| default_name(cfgs, i, cfg.kind));
         if name.trim().is_empty() {
             check.fail("name", "must not be empty");
-        } else if !names.insert(name.clone()) {
-            check.fail(
-                "name",
-                format!(
-                    "duplicate integration name \"{name}\" in this receiver: \
-                     give each a unique `name`"
-                ),
-            );
         }
-        let url = check.url(cfg);
         let headers = check.headers(cfg);
         let signing = check.signing(cfg);
         if cfg.timeout.0.is_zero() {
             check.fail("timeout", "must be greater than 0");
         }
         let kind = check.kind(cfg);
+        let built = if cfg.kind == IntegrationType::Alertmanager {
+            check.alertmanager(cfg, &name, headers)
+        } else {
+            check.only_alertmanager(cfg);
+            match (check.url(cfg), kind) {
+                (Some(url), Some(kind)) => vec![IntegrationSettings {
+                    name,
+                    kind,
+                    url,
+                    timeout: cfg.timeout.0,
+                    headers,
+                    signing,
+                }],
+                _ => Vec::new(),
+            }
+        };
+        for settings in &built {
+            if !names.insert(settings.name.clone()) {
+                check.fail(
+                    "name",
+                    format!(
+                        "duplicate integration name \"{}\" in this receiver: \
+                         give each a unique `name`",
+                        settings.name
+                    ),
+                );
+            }
+        }
         ok &= check.ok;
-        if let (true, Some(url), Some(kind)) = (check.ok, url, kind) {
-            out.push(IntegrationSettings {
-                name,
-                kind,
-                url,
-                timeout: cfg.timeout.0,
-                headers,
-                signing,
-            });
+        if check.ok {
+            out.extend(built);
         }
     }
     ok.then_some(out)
@@ -267,6 +316,8 @@ impl Check<'_> {
             }
             (IntegrationType::Webhook, None) => Some(Kind::Webhook),
             (IntegrationType::Slack, None) => Some(Kind::Slack),
+            // One per URL, built by `alertmanager`.
+            (IntegrationType::Alertmanager, None) => None,
         }
     }
 
@@ -301,6 +352,130 @@ impl Check<'_> {
         Signing {
             standard_webhooks,
             github: github.map(|(_, s)| signing::Key::new(s.expose().as_bytes())),
+        }
+    }
+}
+
+impl Check<'_> {
+    /// An `alertmanager` integration: one per URL of `urls`, named after the integration (with
+    /// `/1`, `/2`... when there are several), each posting to `<url>/api/v2/alerts`.
+    fn alertmanager(
+        &mut self,
+        cfg: &IntegrationConfig,
+        name: &str,
+        mut headers: Vec<(HeaderName, Secret)>,
+    ) -> Vec<IntegrationSettings> {
+        if cfg.url.is_some() || cfg.url_file.is_some() {
+            let key = if cfg.url.is_some() { "url" } else { "url_file" };
+            self.fail(
+                key,
+                "an alertmanager integration takes `urls = [...]`: every Alertmanager of the \
+                 cluster, each of which gets every alert",
+            );
+        }
+        if cfg.urls.is_empty() {
+            self.fail(
+                "urls",
+                "required: the base URL of every Alertmanager of the cluster",
+            );
+        }
+        let resend = cfg.resend_interval.map_or(DEFAULT_RESEND_INTERVAL, |d| d.0);
+        if resend.is_zero() || resend > MAX_RESEND_INTERVAL {
+            self.fail("resend_interval", "must be greater than 0 and at most 1h");
+        }
+        if let Some(auth) = &cfg.basic_auth {
+            if let Some(header) = self.basic_auth(auth, &headers) {
+                headers.push(header);
+            }
+        }
+        let policy = PushPolicy {
+            resend_interval: resend,
+            evaluation_interval: std::time::Duration::ZERO,
+        };
+        let several = cfg.urls.len() > 1;
+        let mut out = Vec::with_capacity(cfg.urls.len());
+        for (i, url) in cfg.urls.iter().enumerate() {
+            let url = match url
+                .resolve()
+                .and_then(|u| check_url(u.expose()).map(|()| u))
+            {
+                Ok(u) => u,
+                Err(e) => {
+                    self.fail(&format!("urls[{i}]"), e);
+                    continue;
+                }
+            };
+            out.push(IntegrationSettings {
+                name: if several {
+                    format!("{name}/{}", i + 1)
+                } else {
+                    name.to_string()
+                },
+                kind: Kind::Alertmanager(policy),
+                url: Secret::new(format!(
+                    "{}/api/v2/alerts",
+                    url.expose().trim_end_matches('/')
+                )),
+                timeout: cfg.timeout.0,
+                headers: headers.clone(),
+                signing: Signing::default(),
+            });
+        }
+        out
+    }
+
+    /// The `Authorization` header of `basic_auth`; `None` (with a problem) when it is incomplete
+    /// or an `Authorization` header is configured too.
+    fn basic_auth(
+        &mut self,
+        auth: &BasicAuthConfig,
+        headers: &[(HeaderName, Secret)],
+    ) -> Option<(HeaderName, Secret)> {
+        if headers.iter().any(|(h, _)| *h == AUTHORIZATION) {
+            self.fail(
+                "basic_auth",
+                "set either `basic_auth` or an Authorization header",
+            );
+            return None;
+        }
+        if auth.username.is_empty() || auth.username.contains(':') {
+            self.fail("basic_auth.username", "must not be empty nor contain ':'");
+            return None;
+        }
+        let password = match self.secret(
+            "basic_auth.password",
+            auth.password.as_ref(),
+            auth.password_file.as_deref(),
+        ) {
+            Err(()) => return None,
+            Ok(Some((_, p))) => p,
+            Ok(None) => {
+                self.fail(
+                    "basic_auth.password",
+                    "required: set `password` or `password_file`",
+                );
+                return None;
+            }
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            auth.username,
+            password.expose()
+        ));
+        Some((AUTHORIZATION, Secret::new(format!("Basic {token}"))))
+    }
+
+    /// The `alertmanager` keys, refused on any other type.
+    fn only_alertmanager(&mut self, cfg: &IntegrationConfig) {
+        let only = only_for("alertmanager", cfg.kind);
+        if !cfg.urls.is_empty() {
+            self.fail("urls", only.clone());
+        }
+        if cfg.resend_interval.is_some() {
+            self.fail("resend_interval", only.clone());
+        }
+        if cfg.basic_auth.is_some() {
+            self.fail("basic_auth", only);
         }
     }
 }

@@ -9,8 +9,9 @@
 //!   ([`signing`]).
 //! * [`slack`] — a Slack incoming webhook: readable text and one attachment per alert.
 //! * [`pagerduty`] — PagerDuty Events API v2: trigger / resolve with a stable `dedup_key`.
-//! * [`alertmanager`] — the body pushed to an Alertmanager (`POST /api/v2/alerts`): alerts, not
-//!   groups, firing ones with their end in the future as Prometheus sends them.
+//! * [`alertmanager`] — pushes alerts (not grouped payloads) to an Alertmanager's
+//!   `POST /api/v2/alerts`, firing ones with their end in the future as Prometheus sends them;
+//!   one integration per URL of `urls` (every Alertmanager of a cluster gets every alert).
 //!
 //! Adding a kind means: a variant of [`IntegrationType`] (its `type` name), of [`Kind`] (its
 //! resolved settings, built in [`config`]), a module with its `render` (and `classify` when the
@@ -43,6 +44,8 @@ pub enum IntegrationType {
     Slack,
     /// `pagerduty`: PagerDuty's Events API v2.
     Pagerduty,
+    /// `alertmanager`: alerts pushed to Alertmanagers (`POST /api/v2/alerts`).
+    Alertmanager,
 }
 
 impl IntegrationType {
@@ -52,6 +55,7 @@ impl IntegrationType {
             IntegrationType::Webhook => "webhook",
             IntegrationType::Slack => "slack",
             IntegrationType::Pagerduty => "pagerduty",
+            IntegrationType::Alertmanager => "alertmanager",
         }
     }
 
@@ -74,6 +78,9 @@ pub enum Kind {
         /// The integration key of the PagerDuty service (a secret: it lets anyone page).
         routing_key: Secret,
     },
+    /// Alerts pushed to one Alertmanager, with when they are re-sent and how far ahead their
+    /// end lies.
+    Alertmanager(alertmanager::PushPolicy),
 }
 
 impl Kind {
@@ -81,7 +88,9 @@ impl Kind {
     pub(crate) fn classify(&self, status: StatusCode) -> Class {
         match self {
             // PagerDuty: 202 accepted, 429 rate limited, 400 invalid: what the default says.
-            Kind::Webhook | Kind::Slack | Kind::PagerDuty { .. } => default_class(status),
+            Kind::Webhook | Kind::Slack | Kind::PagerDuty { .. } | Kind::Alertmanager(_) => {
+                default_class(status)
+            }
         }
     }
 
@@ -91,6 +100,17 @@ impl Kind {
             Kind::Webhook => IntegrationType::Webhook,
             Kind::Slack => IntegrationType::Slack,
             Kind::PagerDuty { .. } => IntegrationType::Pagerduty,
+            Kind::Alertmanager(_) => IntegrationType::Alertmanager,
+        }
+    }
+
+    /// How often a still-firing group must be sent again at the least, whatever its route's
+    /// `repeat_interval` and `group_interval` say: an Alertmanager's `resend_interval` (else the
+    /// Alertmanager would resolve the alerts itself). `None` for other kinds.
+    pub fn resend_interval(&self) -> Option<Duration> {
+        match self {
+            Kind::Alertmanager(policy) => Some(policy.resend_interval),
+            Kind::Webhook | Kind::Slack | Kind::PagerDuty { .. } => None,
         }
     }
 }
@@ -141,6 +161,13 @@ impl IntegrationSettings {
             Kind::Slack => json(slack::render(n, ctx)),
             Kind::PagerDuty { routing_key } => {
                 json(pagerduty::render(n, ctx, routing_key.expose()))
+            }
+            // Every alert (an Alertmanager told of only some would resolve the others), their
+            // ends counted from this attempt.
+            Kind::Alertmanager(policy) => {
+                let now = std::time::SystemTime::now();
+                alertmanager::render(&n.alerts, ctx.external_url, policy, now)
+                    .map_err(|e| format!("cannot encode the alerts: {e}"))
             }
         }
     }
