@@ -41,8 +41,8 @@
 //!   receiver integration), the notification log and `should_notify`, group notifications with
 //!   stable ids.
 //! * [`notify`] — receivers and their `[[receivers]]` schema, each with one or more
-//!   integrations ([`notify::integrations`]: one module per kind, e.g. the grouped
-//!   Alertmanager v4 webhook): one bounded queue (newest state per group) and worker per
+//!   integrations ([`notify::integrations`]: one module per kind — the grouped Alertmanager
+//!   v4 webhook, alerts pushed to Alertmanagers' `/api/v2/alerts`): one bounded queue (newest state per group) and worker per
 //!   integration, retries, a reachability probe, delivery outcomes back to the dispatcher.
 //! * [`exporter`] — Prometheus exposition, rendered per report from the store.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::poolwatch::run_cli;
+use common::poolwatch::{run_cli, run_cli_with_env};
 use common::scenario::{
     accepted, expect_accepted_unordered, expect_metric, header, idle_in_transaction_rule, metric,
     monitored_cluster, poolwatch_sessions, receiver, target, WAIT,
@@ -228,8 +228,14 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
         })
         .collect();
     let file = ConfigFile::new(&format!("{before}[[receivers]]\n{block}"));
-    let (code, stdout, stderr) = cli(&["check-config"], &file).await;
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let path = file.path().display().to_string();
+    let password = "am-s3cr3t-pw";
+    let out = run_cli_with_env(&["check-config", &path], &[("AM_PASSWORD", password)]).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("receivers (1):\n  oncall"), "{stdout}");
     assert!(
         stdout.contains(
@@ -238,10 +244,16 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
         ),
         "{stdout}"
     );
-    assert!(
-        !stdout.contains("relay.example.internal"),
-        "receiver URL printed:\n{stdout}"
-    );
+    // The alertmanager integration: one per URL, none of them printed back.
+    for name in ["alertmanager/1", "alertmanager/2"] {
+        assert!(
+            stdout.contains(&format!("    {name:<18} alertmanager url <redacted>")),
+            "{stdout}"
+        );
+    }
+    for secret in ["relay.example.internal", "alertmanager-0", password] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+    }
 }
 
 #[tokio::test]
