@@ -283,14 +283,26 @@ fn check_config(file: &std::path::Path) -> i32 {
                         (None, Some(_)) => ", signed (github)",
                         (None, None) => "",
                     };
+                    let resend = match &i.kind {
+                        crate::notify::Kind::Alertmanager(p) => format!(
+                            ", resend {}, firing alerts end {} after each push",
+                            crate::timefmt::human(p.resend_interval),
+                            crate::timefmt::human(p.horizon())
+                        ),
+                        _ => String::new(),
+                    };
                     println!(
-                        "    {:<18} {} url <redacted>, timeout {}, headers {}{signed}",
+                        "    {:<18} {} url <redacted>, timeout {}, headers {}{signed}{resend}",
                         i.name,
                         i.kind.integration_type().as_str(),
                         crate::timefmt::human(i.timeout),
                         i.headers.len()
                     );
                 }
+            }
+            println!("routes ({}):", c.routes.nodes().len());
+            for line in c.routes.describe() {
+                println!("  {line}");
             }
             0
         }

@@ -251,6 +251,15 @@ async fn the_example_config_is_valid_and_check_config_summarises_it_without_secr
             "{stdout}"
         );
     }
+    // The route tree: without [route], one route per receiver under the root.
+    assert!(
+        stdout.contains(
+            "routes (2):\n  {} -> (no receiver), group_by [...], wait 0ms, interval 0ms, \
+             repeat 4h\n    {} -> oncall (webhook, \
+             alertmanager/1, alertmanager/2), continue, group_by [...]"
+        ),
+        "{stdout}"
+    );
     for secret in ["relay.example.internal", "alertmanager-0", password] {
         assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
     }

@@ -176,6 +176,52 @@ impl RouteTree {
         self.match_node(0, labels)
     }
 
+    /// The tree as text, one line per route, children indented under their parent: matchers,
+    /// receiver and its integrations, `continue`, grouping and timing (for `check-config`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        self.describe_node(0, 0, &mut out);
+        out
+    }
+
+    fn describe_node(&self, index: usize, depth: usize, out: &mut Vec<String>) {
+        let Some(node) = self.nodes.get(index) else {
+            return;
+        };
+        let r = &node.route;
+        let mut line = format!("{}{}", "  ".repeat(depth), gofmt::matchers(&r.matchers));
+        if !r.filter.is_empty() {
+            line += &format!(" and {}", gofmt::matchers(&r.filter));
+        }
+        match &r.receiver {
+            Some(name) => {
+                line += &format!(" -> {name} ({})", self.integrations(name).join(", "));
+            }
+            None => line += " -> (no receiver)",
+        }
+        if r.continue_matching {
+            line += ", continue";
+        }
+        let group_by = match &r.group_by {
+            GroupBy::All => "...".to_string(),
+            GroupBy::Labels(names) => names.join(", "),
+        };
+        let human = crate::timefmt::human;
+        line += &format!(
+            ", group_by [{group_by}], wait {}, interval {}, repeat {}",
+            human(r.timing.group_wait),
+            human(r.timing.group_interval),
+            human(r.timing.repeat_interval)
+        );
+        if !r.send_resolved {
+            line += ", resolved not sent";
+        }
+        out.push(line);
+        for &child in &node.children {
+            self.describe_node(child, depth + 1, out);
+        }
+    }
+
     fn match_node(&self, index: usize, labels: &Labels) -> Vec<usize> {
         let node = &self.nodes[index];
         let r = &node.route;

@@ -107,3 +107,28 @@ fn group_labels() {
     assert_eq!(by.group_labels(&l), labels(&[("target", "db")]));
     assert!(GroupBy::Labels(vec![]).group_labels(&l).is_empty());
 }
+
+#[test]
+fn describe_prints_the_tree_indented_with_receivers_and_timing() {
+    let mut root = tree();
+    root = root.with_integrations([
+        ("db".to_string(), vec!["webhook".to_string()]),
+        (
+            "dba-critical".to_string(),
+            vec!["webhook".to_string(), "alertmanager".to_string()],
+        ),
+    ]);
+    let lines = root.describe();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        "{} -> default (), group_by [], wait 0ms, interval 0ms, repeat 1h"
+    );
+    assert!(lines[1].starts_with(r#"  {target=~"db-.*"} -> db (webhook), group_by"#));
+    assert!(lines[2].starts_with(
+        r#"    {severity="critical"} -> dba-critical (webhook, alertmanager), continue, "#
+    ));
+    assert!(lines[3].starts_with(r#"    {team="dba"} -> dba-all ()"#));
+    assert!(lines[4].starts_with(r#"  {team!=""} -> audit (), continue"#));
+    assert!(lines[5].starts_with(r#"  {kind="app"} -> app ()"#));
+}
