@@ -62,8 +62,8 @@ fn config(plan: &Plan, pg: &PgCluster, hook: &Receiver, state: &Path) -> String 
     for r in 1..=plan.receivers {
         // Slow retries: the measure is the first attempt after a restart, not the retry storm.
         text += &format!(
-            "[[receivers]]\nname = \"rx{r}\"\nurl = \"{}\"\ninitial_backoff = \"10s\"\n\
-             max_backoff = \"30s\"\n\n",
+            "[[receivers]]\nname = \"rx{r}\"\ninitial_backoff = \"10s\"\nmax_backoff = \"30s\"\n\
+             [[receivers.integrations]]\ntype = \"webhook\"\nurl = \"{}\"\n\n",
             hook.url(&format!("/rx{r}"))
         );
     }
@@ -175,14 +175,19 @@ async fn restart_once(
 fn log_entries(file: &Path) -> usize {
     let text = std::fs::read(file).unwrap_or_default();
     let state: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-    state["dispatch"]["log"]["entries"]
-        .as_object()
-        .map_or(0, |r| {
-            r.values()
-                .filter_map(|g| g.as_object())
-                .map(|g| g.len())
-                .sum()
-        })
+    // receiver → integration → group key
+    let mut n = 0;
+    for integrations in values(&state["dispatch"]["log"]["entries"]) {
+        for groups in values(integrations) {
+            n += groups.as_object().map_or(0, |g| g.len());
+        }
+    }
+    n
+}
+
+/// The values of a JSON object (none for anything else).
+fn values(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    v.as_object().into_iter().flat_map(|o| o.values())
 }
 
 /// Waits until the state file's notification log has `n` entries.
