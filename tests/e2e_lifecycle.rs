@@ -245,7 +245,7 @@ async fn sigterm_flushes_to_a_healthy_receiver_and_gives_up_on_a_failing_one_in_
         );
         // All three were still queued (the hanging receiver never answered its first one).
         let dropped = "notifications dropped: shutdown deadline reached before delivery \
-                       receiver=oncall count=3 reason=\"shutdown\"";
+                       receiver=oncall integration=webhook count=3 reason=\"shutdown\"";
         assert!(pw.stderr().contains(dropped), "{}", pw.stderr());
     }
 }
