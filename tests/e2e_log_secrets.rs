@@ -5,7 +5,8 @@
 //! name can carry a token. Here the webhook host names hold a token and resolve to 127.0.0.1
 //! through a private `/etc/hosts` (a mount namespace of the daemon's own: the system's file is
 //! untouched); the path, query, user name and password hold more, and so does the target's URL.
-//! The daemon delivers to one receiver and keeps retrying a TLS one, at `trace`, at `debug` and
+//! The daemon delivers to one receiver, pushes to an `alertmanager` integration (its URL and
+//! basic-auth password secret too) and keeps retrying a TLS one, at `trace`, at `debug` and
 //! with every dependency asked for by name at `trace`; its logs must hold none of it.
 
 mod common;
@@ -23,6 +24,8 @@ const QUERY: &str = "key=s3cr3t-query";
 const USER: &str = "s3cr3t-user";
 const PASSWORD: &str = "s3cr3t-pass";
 const PG_PASSWORD: &str = "s3cr3t-pg";
+const AM_PATH: &str = "/am-s3cr3t";
+const AM_PASSWORD: &str = "s3cr3t-am-pass";
 
 /// Runs `unshare` so that the daemon sees `hosts` as its `/etc/hosts`.
 fn private_hosts(hosts: &Path) -> Vec<String> {
@@ -78,6 +81,12 @@ async fn run_at(pg: &PgCluster, level: &str, log_format: &str, dependency_lines:
             .into(),
         receiver("oncall", &hook_url, ""),
         receiver("tls", &tls_url, "timeout = \"1s\"\n"),
+        format!(
+            "[[receivers]]\nname = \"am\"\n[[receivers.integrations]]\ntype = \"alertmanager\"\n\
+             urls = [\"http://{HOOK_HOST}:{}{AM_PATH}\"]\n\
+             basic_auth = {{ username = \"poolwatch\", password = \"{AM_PASSWORD}\" }}\n\n",
+            hook.addr().port()
+        ),
     ]
     .concat();
     let options = PoolwatchOptions {
@@ -95,7 +104,30 @@ async fn run_at(pg: &PgCluster, level: &str, log_format: &str, dependency_lines:
             .await,
         "no delivery through {HOOK_HOST}"
     );
-    let delivered = hook.requests().remove(0);
+    let pushed = |r: &[common::RecordedRequest]| {
+        r.iter()
+            .find(|r| r.path == format!("{AM_PATH}/api/v2/alerts"))
+            .cloned()
+    };
+    assert!(
+        hook.wait_for(|r| pushed(r).is_some(), WAIT).await,
+        "no push through {HOOK_HOST}"
+    );
+    let push = pushed(&hook.requests()).expect("push");
+    assert_eq!(
+        push.header("authorization"),
+        Some("Basic cG9vbHdhdGNoOnMzY3IzdC1hbS1wYXNz"),
+        "basic_auth: base64(\"poolwatch:{AM_PASSWORD}\")"
+    );
+    assert_eq!(
+        push.json.as_ref().and_then(|j| j.as_array()).map(Vec::len),
+        Some(1)
+    );
+    let delivered = hook
+        .requests()
+        .into_iter()
+        .find(|r| r.path == PATH)
+        .expect("a webhook delivery");
     assert_eq!(delivered.path, PATH);
     assert_eq!(delivered.query.as_deref(), Some(QUERY));
     assert!(delivered.header("authorization").is_some());
