@@ -7,7 +7,10 @@
 //!   fired (or the group already holds it): nobody needs to hear that an unknown alert ended.
 //! * [`Dispatcher::flush`] looks at every due group: [`should_notify`] against the notification
 //!   log decides; the next look is `group_interval` later. A notification equal to the one
-//!   already handed over and not settled is not handed over again.
+//!   already handed over and not settled is not handed over again. For an integration with a
+//!   resend interval of its own (an Alertmanager push), `group_interval` and `repeat_interval`
+//!   are at most that interval and the next look is when the repeat falls due
+//!   ([`super::RouteTree::timing`]): a firing group is re-sent on time, on the log's schedule.
 //! * [`Dispatcher::outcome`]: an acknowledged notification is recorded in the log and the
 //!   resolved alerts it told about leave their group; a dropped one is not retried until the
 //!   group's state changes (or poolwatch restarts). While a notification listing firing alerts
