@@ -161,12 +161,14 @@ async fn a_restart_with_a_state_file_neither_pages_again_nor_forgets() {
     tx.client.batch_execute("BEGIN").await.expect("BEGIN");
     let mut want = vec!["firing IdleTx db", "resolved IdleTx db", "firing IdleTx db"];
     expect_accepted(&hook, &want).await;
-    // The state is saved when the alert fires, not only at exit: once the file holds it, a
-    // SIGKILL loses nothing. (Saving follows queueing, so the delivery may come first.)
+    // The state is saved when the alert fires and when its delivery is acknowledged, not only
+    // at exit: once the file holds both, a SIGKILL loses nothing and re-sends nothing. (The
+    // writer thread saves after the loop, so the delivery comes first.)
     let saved = common::poll_until(WAIT, || async {
         let text = std::fs::read_to_string(&state_file).unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        (json["alerts"].as_array().map(Vec::len) == Some(1)).then_some(())
+        let acknowledged = acknowledged_firing(&json["dispatch"]["log"]["entries"]);
+        (json["alerts"].as_array().map(Vec::len) == Some(1) && acknowledged).then_some(())
     })
     .await;
     assert!(
@@ -182,6 +184,18 @@ async fn a_restart_with_a_state_file_neither_pages_again_nor_forgets() {
     wait_polls(&third, "db", 10.0).await;
     assert_eq!(accepted(&hook.requests()), want);
     tx.close().await;
+}
+
+/// Whether the saved notification log (receiver → integration → group → entry) records a
+/// firing alert as acknowledged.
+fn acknowledged_firing(entries: &serde_json::Value) -> bool {
+    fn objects(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+        v.as_object().into_iter().flat_map(|o| o.values())
+    }
+    objects(entries)
+        .flat_map(objects)
+        .flat_map(objects)
+        .any(|entry| entry["firing"].as_array().is_some_and(|f| !f.is_empty()))
 }
 
 /// Starts poolwatch on `pg` (and on a server that never answers) with three rules that hold at
