@@ -490,3 +490,6 @@ pub fn forget_after(ttl: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod mutation_tests;
