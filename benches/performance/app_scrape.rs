@@ -74,10 +74,12 @@ pub async fn run(plan: Plan) {
     let cpu_before = cpu_seconds(pid);
     let window = Instant::now();
     let mut rss = Vec::new();
+    let mut timeline = Vec::new();
     while window.elapsed() < plan.window {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if let Some(m) = read_mem(pid) {
             rss.push(m.rss as f64 / 1024.0);
+            timeline.push((window.elapsed(), m));
         }
     }
     let elapsed = window.elapsed().as_secs_f64();
@@ -93,6 +95,16 @@ pub async fn run(plan: Plan) {
         .filter(|s| s.name == "poolwatch_pool_capacity")
         .count();
     let rss = Summary::new(rss);
+    let quarter = (timeline.len() / 4).max(1);
+    let over_time: Vec<String> = timeline
+        .iter()
+        .step_by(quarter)
+        .chain(timeline.last())
+        .map(|(t, m)| format!("{:.0} s: {:.1}", t.as_secs_f64(), m.rss as f64 / 1024.0))
+        .collect();
+    // Each pool keeps at most 900 history samples of 24 bytes (`store::history`), reached after
+    // the default 15-minute window at one poll a second.
+    let history_mb = pools as f64 * 900.0 * 24.0 / (1 << 20) as f64;
     let core = 100.0 * cpu / elapsed;
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!("binary: {}", crate::common::poolwatch::BINARY);
@@ -118,10 +130,19 @@ pub async fn run(plan: Plan) {
     println!("| daemon CPU | {cpu:.2} s in {elapsed:.1} s = {core:.2} % of one core |");
     println!("| VmRSS over the window, MB | {rss} |");
     println!(
+        "| VmRSS by time in the window, MB | {} |",
+        over_time.join(", ")
+    );
+    println!(
         "| VmRSS after `listening on` / end; VmHWM | {:.1} / {:.1} MB; {:.1} MB |",
         mb(at_listen.rss),
         mb(end.rss),
         mb(end.hwm)
+    );
+    println!(
+        "\nPool history at its bound (15 minutes at 1 s: {pools} pools × 900 samples × 24 B): \
+         {history_mb:.1} MB, of which about {:.1} MB were held at the end of this window.",
+        history_mb * ((plan.warm_up + plan.window).as_secs_f64() / 900.0).min(1.0)
     );
     let verdict = |met: bool| if met { "MET" } else { "MISSED" };
     println!(

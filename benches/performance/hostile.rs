@@ -3,6 +3,8 @@
 //! 100 MB (declared, and chunked), 1,000,000 series, and a 1 MB label value. For each: how long
 //! the refusal takes, and the daemon's resident memory before and after taking them for a while.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +23,7 @@ use crate::stats::Summary;
 pub struct Plan {
     /// Refusals timed per hostile input.
     pub rounds: usize,
-    /// How long the daemon scrapes the hostile endpoints (every second) before memory is read.
+    /// How long the daemon scrapes the hostile endpoints (every second), a quarter per endpoint.
     pub exposure: Duration,
 }
 
@@ -34,8 +36,8 @@ const ENDPOINTS: [(&str, &str); 4] = [
 ];
 
 /// Posts `HUGE_BYTES` to `/api/v1/pools` on a raw connection, writing while it reads; returns
-/// the time to the answer's status line, the status and how many body bytes were written by
-/// then.
+/// the time to the answer's status line, the status and how many body bytes had been written
+/// (handed to the kernel) by then.
 async fn huge_push(addr: std::net::SocketAddr, chunked: bool) -> (Duration, String, usize) {
     let sock = TcpStream::connect(addr).await.expect("connect");
     let (mut rd, mut wr) = sock.into_split();
@@ -48,13 +50,14 @@ async fn huge_push(addr: std::net::SocketAddr, chunked: bool) -> (Duration, Stri
         "POST /api/v1/pools HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
     );
     let started = Instant::now();
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
     let writer = tokio::spawn(async move {
         let chunk = vec![b' '; 64 << 10];
-        let mut sent = 0;
         if wr.write_all(head.as_bytes()).await.is_err() {
-            return sent;
+            return;
         }
-        while sent < HUGE_BYTES {
+        while count.load(Ordering::Relaxed) < HUGE_BYTES {
             let ok = if chunked {
                 let size = format!("{:x}\r\n", chunk.len());
                 wr.write_all(size.as_bytes()).await.is_ok()
@@ -66,9 +69,8 @@ async fn huge_push(addr: std::net::SocketAddr, chunked: bool) -> (Duration, Stri
             if !ok {
                 break;
             }
-            sent += chunk.len();
+            count.fetch_add(chunk.len(), Ordering::Relaxed);
         }
-        sent
     });
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
@@ -79,8 +81,8 @@ async fn huge_push(addr: std::net::SocketAddr, chunked: bool) -> (Duration, Stri
         }
     }
     let took = started.elapsed();
+    let sent = written.load(Ordering::Relaxed);
     writer.abort();
-    let sent = writer.await.unwrap_or(0);
     let status = String::from_utf8_lossy(&answer)
         .lines()
         .next()
@@ -194,18 +196,21 @@ pub async fn run(plan: Plan) {
     }
     let after_pushes = read_mem(pid).unwrap_or_default();
 
+    // The hostile targets join one by one (a reload each), each scraped every second for a
+    // share of the exposure, so that each one's cost shows in the memory it adds.
     let mut hostile = String::new();
-    for (i, (path, _)) in ENDPOINTS.iter().enumerate() {
+    let mut steps = Vec::new();
+    for (i, (path, what)) in ENDPOINTS.iter().enumerate() {
         hostile.push_str(&format!(
             "[[targets]]\nname = \"hostile{i}\"\ntype = \"app_metrics\"\nurl = \"{}\"\n\
              preset = \"go_sql\"\ninterval = \"1s\"\nreconnect_max_backoff = \"1s\"\n\n",
             server.url(path)
         ));
+        daemon.config().write(&format!("{base}{normal}{hostile}"));
+        daemon.sighup();
+        tokio::time::sleep(plan.exposure / ENDPOINTS.len() as u32).await;
+        steps.push((*what, read_mem(pid).unwrap_or_default()));
     }
-    daemon.config().write(&format!("{base}{normal}{hostile}"));
-    daemon.sighup();
-    tokio::time::sleep(plan.exposure).await;
-    let exposed = read_mem(pid).unwrap_or_default();
     let metrics = daemon.metrics().await.expect("metrics");
     let errors: Vec<String> = (0..ENDPOINTS.len())
         .map(|i| {
@@ -228,6 +233,11 @@ pub async fn run(plan: Plan) {
     let after = read_mem(pid).unwrap_or_default();
 
     println!("\n### The daemon's memory\n");
+    println!(
+        "The hostile endpoints join one by one, each scraped every second for {:.1?} before the \
+         next joins (all of them keep being scraped).\n",
+        plan.exposure / ENDPOINTS.len() as u32
+    );
     println!("| moment | VmRSS MB | VmHWM MB |\n|---|---:|---:|");
     mem_row(
         "settled (1 app target, 1 push target, 3 s after start)",
@@ -237,29 +247,27 @@ pub async fn run(plan: Plan) {
         &format!("after the {} refused 100 MB pushes", 2 * plan.rounds),
         after_pushes,
     );
+    for (what, m) in &steps {
+        mem_row(&format!("+ scraping: {what}"), *m);
+    }
     mem_row(
-        &format!(
-            "after {:.0?} scraping the 4 hostile endpoints every second",
-            plan.exposure
-        ),
-        exposed,
-    );
-    mem_row("3 s after they were removed by a reload", after);
-    println!(
-        "\nFailed polls per hostile target in the exposure (`poolwatch_poll_errors_total`, \
-         huge / huge-chunked / million / long-label): {}; targets up at its end: {up:.0} \
-         (the normal one); daemon alive: {alive}.",
-        errors.join(" / ")
+        "3 s after the hostile targets were removed by a reload",
+        after,
     );
     println!(
-        "Growth over the settled daemon: VmRSS {:+.1} MB after the pushes, {:+.1} MB while \
-         scraping the hostile endpoints, {:+.1} MB after; peak (VmHWM) {:.1} MB.",
+        "\nFailed polls per hostile target (`poolwatch_poll_errors_total`, in the order above): \
+         {}; targets up at the end: {up:.0} of {} (the normal app target and the push target); \
+         daemon alive: {alive}.",
+        errors.join(" / "),
+        ENDPOINTS.len() + 2
+    );
+    println!(
+        "Growth over the settled daemon: VmRSS {:+.1} MB after the pushes, {:+.1} MB with every \
+         hostile endpoint scraped, {:+.1} MB after their removal; peak (VmHWM) {:.1} MB.",
         mb(after_pushes.rss) - mb(settled.rss),
-        mb(exposed.rss) - mb(settled.rss),
+        mb(steps.last().map_or(0, |s| s.1.rss)) - mb(settled.rss),
         mb(after.rss) - mb(settled.rss),
         mb(after.hwm)
     );
-    drop(daemon);
-    drop(server);
     println!("(section took {:.0?})", started.elapsed());
 }

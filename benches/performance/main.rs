@@ -6,6 +6,7 @@
 //!                                                     # metrics, pgbouncer, predict, status, push,
 //!                                                     # scrape, parse, hostile
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
+//! cargo bench --bench performance -- scrape --steady  # the scrape section for 16 minutes
 //! ```
 //!
 //! Every section runs real PostgreSQL clusters started by the test harness (`tests/common`),
@@ -109,6 +110,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let steady = args.iter().any(|a| a == "--steady");
     let picked: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -200,7 +202,13 @@ fn main() {
                 },
                 interval: Duration::from_secs(1),
                 warm_up: Duration::from_secs(5),
-                window: Duration::from_secs(if quick { 20 } else { 30 }),
+                // `--steady`: past the 15 minutes of history every pool keeps by default, so
+                // that memory is read at its steady state.
+                window: Duration::from_secs(match (steady, quick) {
+                    (true, _) => 16 * 60,
+                    (false, true) => 20,
+                    (false, false) => 30,
+                }),
             })
             .await;
         }
