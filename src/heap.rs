@@ -4,7 +4,7 @@
 //! body was refused, later bodies and sample lists of that size come from the heap and stay
 //! resident after they are freed. A hostile endpoint would so leave the daemon tens of MB
 //! larger for good. [`return_large_blocks`] fixes the threshold, so that memory taken by a
-//! large input goes back to the system with it (BENCHMARKS.md section 12 measures it).
+//! large input goes back to the system with it (BENCHMARKS.md section 8.4 measures it).
 
 /// The fixed mmap threshold: glibc's initial one. Blocks this large are rare here (a scrape
 /// body or sample list of a large exposition), so the system calls they cost do not matter.

@@ -1,4 +1,4 @@
-//! Benchmark 10: one release daemon scraping 100 application metrics endpoints (5 pools each,
+//! Benchmark 8.2: one release daemon scraping 100 application metrics endpoints (5 pools each,
 //! a few hundred series per endpoint like a real service) every second: its CPU and resident
 //! memory. The endpoints are real HTTP servers ([`crate::app_server`]) in this process.
 
@@ -41,7 +41,7 @@ fn config(server: &AppServer, plan: &Plan) -> String {
 pub async fn run(plan: Plan) {
     let apps = plan.apps;
     println!(
-        "\n## 10. {} application endpoints with {} pools each, scraped every {} ms (issue 7)\n",
+        "\n### 8.2 {} application endpoints with {} pools each, scraped every {} ms (issue 7)\n",
         apps.count,
         apps.pools,
         plan.interval.as_millis()

@@ -1,4 +1,4 @@
-//! Benchmark 12: hostile inputs are refused within their caps. A 100 MB push body (declared,
+//! Benchmark 8.4: hostile inputs are refused within their caps. A 100 MB push body (declared,
 //! and chunked without a length) against the release daemon; an application endpoint serving
 //! 100 MB (declared, and chunked), 1,000,000 series, and a 1 MB label value. For each: how long
 //! the refusal takes, and the daemon's resident memory before and after taking them for a while.
@@ -132,7 +132,7 @@ fn mem_row(what: &str, m: Mem) {
 
 /// Runs the benchmark and prints its results.
 pub async fn run(plan: Plan) {
-    println!("\n## 12. Hostile inputs refused within their caps (issue 7)\n");
+    println!("\n### 8.4 Hostile inputs refused within their caps (issue 7)\n");
     let started = Instant::now();
     let server = AppServer::start(Apps {
         count: 1,
@@ -152,7 +152,7 @@ pub async fn run(plan: Plan) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let settled = read_mem(pid).unwrap_or_default();
 
-    println!("### Refusal times\n");
+    println!("Refusal times:\n");
     println!(
         "Push: a raw HTTP/1.1 connection to the release daemon (`http.max_body_bytes` 64 KiB) \
          writes the body while reading the answer. Scrape: the daemon's own scrape code \
@@ -232,7 +232,7 @@ pub async fn run(plan: Plan) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = read_mem(pid).unwrap_or_default();
 
-    println!("\n### The daemon's memory\n");
+    println!("\nThe daemon's memory:\n");
     println!(
         "The hostile endpoints join one by one, each scraped every second for {:.1?} before the \
          next joins (all of them keep being scraped).\n",

@@ -1,4 +1,4 @@
-//! Benchmark 11 (in-process, no server): parsing a 10,000-series exposition with the
+//! Benchmark 8.3 (in-process, no server): parsing a 10,000-series exposition with the
 //! `app_metrics` parser within its default limits, and mapping it with a preset, as one scrape
 //! of such an endpoint costs the daemon.
 
@@ -22,7 +22,7 @@ pub struct Plan {
 /// Runs the benchmark and prints its results.
 pub fn run(plan: Plan) {
     println!(
-        "\n## 11. Parsing a {}-series exposition (issue 7, in-process)\n",
+        "\n### 8.3 Parsing a {}-series exposition (issue 7, in-process)\n",
         plan.series
     );
     let text = exposition_text::large(plan.series);

@@ -1,4 +1,4 @@
-//! Benchmark 4: pushes of pool stats (`POST /api/v1/pools`) at a steady rate against the
+//! Benchmark 8.1: pushes of pool stats (`POST /api/v1/pools`) at a steady rate against the
 //! release binary: answer latency as the pushing application sees it, the daemon's CPU and
 //! resident memory while it takes them. The same senders first `GET /healthz` at the same rate
 //! on the same kind of connections: the baseline that tells the machine's latency (loopback,
@@ -115,7 +115,7 @@ async fn phase(plan: &Plan, base: &str, kind: Request, pid: u32) -> (Vec<Duratio
 /// Runs the benchmark and prints its results.
 pub async fn run(plan: Plan) {
     println!(
-        "\n## 4. Pushed pool stats: {} pushes per second from {} instances\n",
+        "\n### 8.1 Pushed pool stats: {} pushes per second from {} instances\n",
         plan.rate, plan.instances
     );
     let config = "[http]\nlisten = \"127.0.0.1:0\"\nmax_connections = 64\n\n\

@@ -25,7 +25,7 @@
 //!
 //! Cheap: samples borrow their names and label values from the body (only a value with an
 //! escape is copied), so a sample costs one allocation, its label list; scanning is by bytes
-//! (every delimiter of the grammar is ASCII). BENCHMARKS.md section 11 measures it.
+//! (every delimiter of the grammar is ASCII). BENCHMARKS.md section 8.3 measures it.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
