@@ -173,6 +173,8 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    // Before the runtime's threads: they allocate from then on.
+    crate::heap::return_large_blocks();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -50,6 +50,7 @@
 //!   pool stats);
 //!   `[http]` schema, connection limit, per-phase deadlines, body cap.
 //! * [`fdlimit`] — raises the open-file limit at start; the descriptor reserve that bounds HTTP.
+//! * [`heap`] — the allocator hands large blocks back (a hostile input's memory is returned).
 //! * [`config`] — the machinery every section uses: bounded file reads, durations, secrets,
 //!   problems located as `file:line:column: key: message`. It knows no section.
 //! * [`link`] — `[[links]]`: which server (directly or through PgBouncer) each application or
@@ -78,6 +79,7 @@ pub mod dispatch;
 pub mod errtext;
 pub mod exporter;
 pub mod fdlimit;
+pub mod heap;
 pub mod http;
 pub mod link;
 pub mod model;

@@ -124,6 +124,100 @@ async fn a_full_application_pool_pages_waiting_clients_and_counts_timeouts_as_a_
     assert_eq!(waiting[1].status, "resolved", "{waiting:?}");
 }
 
+/// Returns when the application's pool first reports a client waiting (psycopg_pool's own
+/// `requests_waiting`, read every 10 ms).
+fn first_waiting(app: &PythonPoolApp) -> tokio::task::JoinHandle<Instant> {
+    let stats = app.url("/stats");
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        loop {
+            let text = match http.get(&stats).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let s: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if s["requests_waiting"].as_u64().unwrap_or(0) > 0 {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+/// The issue's scenario: an application pool of 5 gets 20 concurrent requests; the waiting
+/// clients page, and the page names the server side the pool draws on (its connections on the
+/// PostgreSQL server, joined through `[[links]]` by `application_name`). The latency from the
+/// first waiting client to the page is printed (the bound is one poll plus 100 ms), not asserted.
+#[tokio::test]
+async fn waiting_clients_page_with_the_server_side_in_the_text() {
+    let pg = cluster().await;
+    common::scenario::create_monitor_role(&pg).await;
+    let options = AppOptions {
+        size: 5,
+        acquire_timeout: 30.0,
+        ..AppOptions::default()
+    };
+    let app = PythonPoolApp::start(&pg, options).await;
+    let hook = Receiver::start().await;
+    let server = common::scenario::target("orders-db", pg.port(), "");
+    let link = format!(
+        "[[links]]\nfrom = \"{TARGET}\"\n\
+         server = {{ target = \"orders-db\", application_name = \"checkout\" }}\n\n"
+    );
+    let pw = Poolwatch::start(&[config(&app, &hook, "", ""), server, link].concat()).await;
+    expect_metric(&pw, "poolwatch_pool_capacity", &POOL, 5.0).await;
+    // Both ends seen and joined before the incident: the pool's 5 connections on the server.
+    let joined = "server orders-db: 5 connections from application_name=checkout";
+    let seen = common::poll_until(WAIT, || async {
+        let (_, pools) = pw.get("/api/v1/pools").await;
+        pools.contains(joined).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "{}", pw.get("/api/v1/pools").await.1);
+
+    let queue = first_waiting(&app);
+    let requested = Instant::now();
+    app.hold(20).await;
+    let page = expect_pages(&hook, "PoolClientsWaiting", 1).await;
+    let arrived = hook
+        .requests()
+        .iter()
+        .find(|r| Notification::from_request(r).alertname == "PoolClientsWaiting")
+        .map(|r| r.received_at)
+        .expect("the page's request");
+    let waited = queue.await.expect("watcher");
+    // The watcher polls every 10 ms and, on a loaded machine, may see the queue after the page.
+    let since_waiting = match arrived.checked_duration_since(waited) {
+        Some(d) => format!("{d:?} after the application first showed a waiting client"),
+        None => format!(
+            "{:?} before the watcher saw the queue in the application's stats",
+            waited - arrived
+        ),
+    };
+    eprintln!(
+        "PoolClientsWaiting paged {:?} after the 20 requests were sent, {since_waiting} \
+         (poll interval 100 ms; the bound is one poll + 100 ms = 200 ms)",
+        arrived - requested
+    );
+    eprintln!("description: {}", page[0].description);
+    assert_eq!(page[0].status, "firing", "{page:?}");
+    let summary = regex::Regex::new(
+        r"^checkout app checkout: ([0-9]+) clients waiting for a connection \(5/5 in use\)$",
+    )
+    .expect("regex");
+    assert!(summary.is_match(&page[0].summary), "{page:?}");
+    // The description puts both ends together: the app pool's queue and the server's side.
+    let description = regex::Regex::new(
+        r"[0-9]+ waiting.*; server orders-db: 5 connections from application_name=checkout( \([0-9]+ idle in transaction\))?, [0-9]+/[0-9]+ usable in use",
+    )
+    .expect("regex");
+    assert!(description.is_match(&page[0].description), "{page:?}");
+
+    app.release().await;
+    let both = expect_pages(&hook, "PoolClientsWaiting", 2).await;
+    assert_eq!(both[1].status, "resolved", "{both:?}");
+}
+
 #[tokio::test]
 async fn an_application_that_goes_away_is_down_and_its_return_resolves_it() {
     let pg = cluster().await;

@@ -185,7 +185,10 @@ async fn exhaust_and_release(kind: AppKind) {
 async fn fixture_names_are_served(app: &RealApp) {
     let names = |text: &str| -> BTreeSet<String> {
         let expo = parse(text.as_bytes(), &Limits::default()).expect("exposition");
-        expo.samples.into_iter().map(|s| s.name).collect()
+        expo.samples
+            .into_iter()
+            .map(|s| s.name.into_owned())
+            .collect()
     };
     let live = names(&app.exposition().await);
     let captured = names(&fixture(&format!("{}.txt", app.kind.dir())));

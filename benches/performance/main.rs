@@ -4,8 +4,9 @@
 //! cargo bench --bench performance                     # every section
 //! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, spread,
 //!                                                     # metrics, pgbouncer, predict, status, push,
-//!                                                     # restart
+//!                                                     # restart, scrape, parse, hostile
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
+//! cargo bench --bench performance -- scrape --steady  # the scrape section for 16 minutes
 //! ```
 //!
 //! Every section runs real PostgreSQL clusters started by the test harness (`tests/common`),
@@ -21,7 +22,15 @@
 //!   PostgreSQL plus 10 PgBouncer targets at 1 s.
 //! * [`detection`] — pool full → firing webhook received: `for` 0 s and 2 s at intervals of
 //!   250 ms and 1 s, then with the defaults only (interval and rules left out of the config).
-//! * [`push_rate`] — 1,000 pushes per second on `POST /api/v1/pools`: latency, CPU, memory.
+//! * [`push_rate`] — 1,000 pushes per second on `POST /api/v1/pools`: latency, CPU, memory,
+//!   against `GET /healthz` at the same rate in the same run.
+//! * [`app_scrape`] — one daemon scraping 100 application endpoints (5 pools each) every
+//!   second: CPU and resident memory.
+//! * [`parse_cost`] — in-process: parsing (and mapping) a 10,000-series exposition.
+//! * [`hostile`] — a 100 MB push, endpoints serving 100 MB, 1 M series, a 1 MB label value:
+//!   time to refuse, the daemon's memory.
+//! * [`app_server`] — real HTTP endpoints in this process playing applications (and hostile
+//!   ones); [`exposition_text`] — what they serve.
 //! * [`full_pool`] — the stage of [`detection`]: a cluster an application fills up, the daemon.
 //! * [`spread`] — 50 targets at one interval: poll start offsets, poll duration vs 1 target.
 //! * [`metrics_cost`] — `/metrics` with 500 role pools: CPU per scrape, bytes plain and gzip.
@@ -38,13 +47,18 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+mod app_scrape;
+mod app_server;
 mod bouncer;
 mod clients;
 mod daemon_rss;
 mod detection;
 mod evaluation;
+mod exposition_text;
 mod full_pool;
+mod hostile;
 mod metrics_cost;
+mod parse_cost;
 mod poll_cost;
 mod push_rate;
 mod restart;
@@ -99,6 +113,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let steady = args.iter().any(|a| a == "--steady");
     let picked: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -139,6 +154,12 @@ fn main() {
     if wants("status") {
         evaluation::run_status(&in_process);
     }
+    if wants("parse") {
+        parse_cost::run(parse_cost::Plan {
+            series: 10_000,
+            rounds: if quick { 50 } else { 300 },
+        });
+    }
     runtime.block_on(async {
         if wants("poll") {
             poll_cost::run(poll_cost::Plan {
@@ -172,6 +193,32 @@ fn main() {
                 duration: Duration::from_secs(if quick { 5 } else { 20 }),
                 instances: 100,
                 senders: 16,
+            })
+            .await;
+        }
+        if wants("scrape") {
+            app_scrape::run(app_scrape::Plan {
+                apps: app_server::Apps {
+                    count: 100,
+                    pools: 5,
+                    routes: 20,
+                },
+                interval: Duration::from_secs(1),
+                warm_up: Duration::from_secs(5),
+                // `--steady`: past the 15 minutes of history every pool keeps by default, so
+                // that memory is read at its steady state.
+                window: Duration::from_secs(match (steady, quick) {
+                    (true, _) => 16 * 60,
+                    (false, true) => 20,
+                    (false, false) => 30,
+                }),
+            })
+            .await;
+        }
+        if wants("hostile") {
+            hostile::run(hostile::Plan {
+                rounds: if quick { 3 } else { 10 },
+                exposure: Duration::from_secs(if quick { 10 } else { 20 }),
             })
             .await;
         }

@@ -86,19 +86,39 @@ pub async fn read_json<T: DeserializeOwned>(
     parse_json(&bytes).map_err(|message| error(StatusCode::BAD_REQUEST, message))
 }
 
-/// Parses `bytes` as `T`; the message names the field and position, never a value.
+/// Longest error message [`parse_json`] gives, in bytes: an unknown key is quoted in it (twice),
+/// and a key may be as long as the body.
+pub const MAX_MESSAGE_BYTES: usize = 240;
+
+/// Parses `bytes` as `T`; the message names the field and position, never a value, and is at
+/// most [`MAX_MESSAGE_BYTES`] long.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = shortened(e.path().to_string(), MAX_MESSAGE_BYTES / 3);
         let inner = e.into_inner();
         let what = without_values(&inner.to_string());
-        if matches!(path.as_str(), "" | "." | "?") {
+        let message = if matches!(path.as_str(), "" | "." | "?") {
             format!("invalid body: {what}")
         } else {
             format!("{path}: {what}")
-        }
+        };
+        shortened(message, MAX_MESSAGE_BYTES)
     })
+}
+
+/// `message` cut to at most `max` bytes (on a character boundary), ending with `…` if cut.
+fn shortened(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let ellipsis = '…';
+        let mut end = max - ellipsis.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push(ellipsis);
+    }
+    message
 }
 
 /// serde_json's message without the value it quotes (it may be a secret), in JSON's words.
@@ -161,5 +181,20 @@ mod tests {
             assert!(!err.contains("secret-ish"), "{err}");
         }
         assert!(parse_json::<Push>(br#"{"application": "a", "pools": []}"#).is_ok());
+    }
+
+    #[test]
+    fn errors_stay_short_whatever_the_key() {
+        let long_key = "k".repeat(10_000);
+        let body = format!(r#"{{"application": "a", "pools": [], "{long_key}": 1}}"#);
+        let err = parse_json::<Push>(body.as_bytes()).unwrap_err();
+        assert!(err.len() <= MAX_MESSAGE_BYTES, "{} bytes", err.len());
+        assert!(err.ends_with('…') && err.contains("unknown field"), "{err}");
+        // Multi-byte characters are never cut in half.
+        for max in 5..12 {
+            let cut = shortened("aéééééé".into(), max);
+            assert!(cut.len() <= max && cut.ends_with('…'), "{cut}");
+        }
+        assert_eq!(shortened("short".into(), 240), "short");
     }
 }

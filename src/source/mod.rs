@@ -14,6 +14,8 @@
 //!   presets per pool library, HTTP(S) scrapes.
 //! * [`events`] — [`SourceMetrics`] and [`EventLog`]: every event counted and logged from one
 //!   place, once per change.
+//! * `mutation` (tests only) — random mutations of real inputs, for the seeded robustness
+//!   tests of the exposition parser and the push body.
 //! * [`pgwire`] — what the PostgreSQL and PgBouncer sources share: sessions over the wire
 //!   protocol, TLS, error classification.
 //! * [`postgres`] — PostgreSQL: one long-lived connection, one prepared query per poll.
@@ -28,6 +30,8 @@ pub mod app;
 pub mod app_metrics;
 pub mod backoff;
 pub mod events;
+#[cfg(test)]
+pub mod mutation;
 pub mod pgbouncer;
 pub mod pgwire;
 pub mod poll_loop;

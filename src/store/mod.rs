@@ -256,9 +256,7 @@ fn record_capacity(
 ) {
     let (now, target) = (report.at, report.target.as_str());
     // Each pool's capacity as of the previous poll of this target.
-    let before: BTreeMap<PoolRef, u64> = capacity
-        .iter()
-        .filter(|(key, _)| key.target == target)
+    let before: BTreeMap<PoolRef, u64> = of_target(capacity, target)
         .filter_map(|(key, h)| h.changes().last().map(|c| (key.clone(), c.capacity)))
         .collect();
     let mut present = BTreeSet::new();
@@ -283,10 +281,7 @@ fn record_capacity(
         history.record(now, p.configured_capacity);
         present.insert(key);
     }
-    capacity.retain(|key, h| {
-        if key.target != target {
-            return true;
-        }
+    retain_of_target(capacity, target, |key, h| {
         h.prune(now, horizon);
         // A vanished pool's history only matters while it could still show a drop.
         present.contains(key)
@@ -302,11 +297,38 @@ fn forget_vanished(
     now: SystemTime,
     window: Duration,
 ) {
-    samples.retain(|key, s| {
-        key.target != target
-            || s.last_at()
-                .is_some_and(|t| now.duration_since(t).unwrap_or_default() < window)
+    retain_of_target(samples, target, |_, s| {
+        s.last_at()
+            .is_some_and(|t| now.duration_since(t).unwrap_or_default() < window)
     });
+}
+
+/// The entries of `target`'s pools: a range of the map, whose keys order by target first, and
+/// not a scan of every target's pools (each report touches only its own target's, and with 100
+/// targets reporting every second the scans were most of the store's work).
+fn of_target<'a, V>(
+    map: &'a BTreeMap<PoolRef, V>,
+    target: &'a str,
+) -> impl Iterator<Item = (&'a PoolRef, &'a V)> + 'a {
+    // The empty kind and pool name make the smallest key of the target.
+    map.range(PoolRef::new(target, "", "")..)
+        .take_while(move |(key, _)| key.target == target)
+}
+
+/// [`BTreeMap::retain`] over `target`'s pools only; the other targets' are not visited.
+fn retain_of_target<V>(
+    map: &mut BTreeMap<PoolRef, V>,
+    target: &str,
+    mut keep: impl FnMut(&PoolRef, &mut V) -> bool,
+) {
+    let gone: Vec<PoolRef> = map
+        .range_mut(PoolRef::new(target, "", "")..)
+        .take_while(|(key, _)| key.target == target)
+        .filter_map(|(key, v)| (!keep(key, v)).then(|| key.clone()))
+        .collect();
+    for key in gone {
+        map.remove(&key);
+    }
 }
 
 /// A read-locked view of the store, for evaluating rules against what is known.

@@ -206,3 +206,28 @@ fn counter_rates_are_filled_against_the_last_successful_report() {
         store.apply(&report);
     }
 }
+
+#[test]
+fn a_targets_pools_are_found_and_pruned_without_touching_the_others() {
+    let mut map: BTreeMap<PoolRef, u32> = BTreeMap::new();
+    // Targets whose names prefix each other, and kinds and names around the empty string.
+    for (target, kind, pool) in [
+        ("a", "app", "x"),
+        ("a", "server", ""),
+        ("ab", "app", "x"),
+        ("", "app", "x"),
+        ("b", "app", "a"),
+    ] {
+        map.insert(PoolRef::new(target, kind, pool), 1);
+    }
+    let of_a: Vec<String> = of_target(&map, "a")
+        .map(|(k, _)| format!("{}/{}", k.kind, k.pool))
+        .collect();
+    assert_eq!(of_a, ["app/x", "server/"]);
+    retain_of_target(&mut map, "a", |k, _| k.kind == "server");
+    let left: Vec<String> = map
+        .keys()
+        .map(|k| format!("{}/{}/{}", k.target, k.kind, k.pool))
+        .collect();
+    assert_eq!(left, ["/app/x", "a/server/", "ab/app/x", "b/app/a"]);
+}

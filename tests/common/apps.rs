@@ -20,8 +20,11 @@ pub struct AppOptions {
     pub size: u32,
     /// How long a client waits for a connection before giving up, seconds.
     pub acquire_timeout: f64,
-    /// The pool's name (the `db_client_connection_pool_name` label).
+    /// The pool's name (the `db_client_connection_pool_name` label, and its connections'
+    /// `application_name`).
     pub name: String,
+    /// The bearer token `/metrics` requires; none: `/metrics` is open.
+    pub token: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -30,6 +33,7 @@ impl Default for AppOptions {
             size: 5,
             acquire_timeout: 2.0,
             name: "checkout".into(),
+            token: None,
         }
     }
 }
@@ -95,6 +99,12 @@ impl PythonPoolApp {
             .args(["--size", &self.options.size.to_string()])
             .args(["--timeout", &self.options.acquire_timeout.to_string()])
             .args(["--name", &self.options.name])
+            .args(
+                self.options
+                    .token
+                    .iter()
+                    .flat_map(|t| ["--token", t.as_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -109,6 +119,11 @@ impl PythonPoolApp {
         .await;
         self.port = port;
         self.child = Some(child);
+    }
+
+    /// The port it serves on (the same after [`PythonPoolApp::start_again`]).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `http://127.0.0.1:PORT/PATH`.
@@ -140,7 +155,8 @@ impl PythonPoolApp {
         self.post("release").await;
     }
 
-    /// Makes `/metrics` hostile (`huge`, `slow`, `garbage`) or `normal` again.
+    /// Makes `/metrics` hostile (`huge`, `slow`, `garbage`), exports the pool under another
+    /// name (`renamed`), or `normal` again.
     pub async fn misbehave(&self, mode: &str) {
         self.post(&format!("misbehave?mode={mode}")).await;
     }

@@ -10,7 +10,8 @@
 //!   with short timings.
 //! * [`apps`] — [`apps::PythonPoolApp`]: a real Python application with a psycopg_pool pool on a
 //!   [`PgCluster`], exporting it through prometheus_client; its clients hold, queue and time
-//!   out on command, and its metrics endpoint can turn hostile.
+//!   out on command, and its metrics endpoint can turn hostile, want a bearer token, or export
+//!   the pool under another name.
 //! * [`real_apps`] — [`real_apps::RealApp`]: real Go (`database/sql` + client_golang), Node
 //!   (`pg` + OpenTelemetry) and SQLAlchemy (+ OpenTelemetry) applications on a [`PgCluster`],
 //!   each exported by its own metrics library; requests hold and queue on command.

@@ -121,6 +121,8 @@ pub struct Notification {
     pub alertname: String,
     /// `target` label.
     pub target: String,
+    /// `pool` label (empty for alerts on a target).
+    pub pool: String,
     /// `severity` label.
     pub severity: String,
     /// The alert's fingerprint.
@@ -153,6 +155,7 @@ impl Notification {
             status: text(&json["status"]),
             alertname: text(&alert["labels"]["alertname"]),
             target: text(&alert["labels"]["target"]),
+            pool: text(&alert["labels"]["pool"]),
             severity: text(&alert["labels"]["severity"]),
             fingerprint: text(&alert["fingerprint"]),
             starts_at: text(&alert["startsAt"]),

@@ -22,7 +22,12 @@
 //! label name and value are capped ([`Limits`]); each refusal is a [`ParseError`] with the line
 //! number. It never panics (a seeded random test in the normal suite and a cargo-fuzz target in
 //! `fuzz/` hold it to that).
+//!
+//! Cheap: samples borrow their names and label values from the body (only a value with an
+//! escape is copied), so a sample costs one allocation, its label list; scanning is by bytes
+//! (every delimiter of the grammar is ASCII). BENCHMARKS.md section 8.3 measures it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -59,32 +64,35 @@ impl Default for Limits {
     }
 }
 
+/// A name or label value: borrowed from the body, or unescaped into a copy.
+pub type Text<'a> = Cow<'a, str>;
+
 /// One sample line: a series and its value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub struct Sample<'a> {
     /// Metric name as written (`hikaricp_connections_active`, `foo_total`).
-    pub name: String,
-    /// Labels in the order written.
-    pub labels: Vec<(String, String)>,
+    pub name: Text<'a>,
+    /// Labels in the order written, values unescaped.
+    pub labels: Vec<(Text<'a>, Text<'a>)>,
     /// The value.
     pub value: f64,
 }
 
-impl Sample {
+impl Sample<'_> {
     /// The value of label `name`, if the sample has it.
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
-/// What an exposition held.
+/// What an exposition held; its samples borrow from the body.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Exposition {
+pub struct Exposition<'a> {
     /// Every sample, in order.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Sample<'a>>,
     /// `# TYPE` of each family that announced one (`counter`, `gauge`, ...).
     pub types: BTreeMap<String, String>,
     /// `# UNIT` of each family that announced one (OpenMetrics).
@@ -114,7 +122,7 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Parses `body` within `limits`.
-pub fn parse(body: &[u8], limits: &Limits) -> Result<Exposition, ParseError> {
+pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Exposition<'a>, ParseError> {
     if body.len() > limits.max_body {
         return Err(ParseError {
             line: 0,
@@ -127,6 +135,8 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Exposition, ParseError> {
     }
     let mut out = Exposition::default();
     let mut ended = false;
+    // The labels of the sample being read; each sample gets an exact-size copy.
+    let mut labels = Vec::new();
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line_no = i + 1;
         let at = |message: String| ParseError {
@@ -158,7 +168,8 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Exposition, ParseError> {
                 limits.max_series
             )));
         }
-        out.samples.push(sample_line(line, limits).map_err(at)?);
+        out.samples
+            .push(sample_line(line, &mut labels, limits).map_err(at)?);
     }
     Ok(out)
 }
@@ -178,7 +189,7 @@ fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<
     };
     cur.skip_space();
     let name = match cur.peek() {
-        Some('"') => cur.quoted(limits.max_name)?,
+        Some(b'"') => cur.quoted(limits.max_name)?.into_owned(),
         _ => {
             let n = cur
                 .identifier()
@@ -198,21 +209,29 @@ fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<
     Ok(false)
 }
 
-/// Reads a sample line: `name{labels} value [timestamp] [# exemplar]`.
-fn sample_line(line: &str, limits: &Limits) -> Result<Sample, String> {
+/// Reads a sample line: `name{labels} value [timestamp] [# exemplar]`. `labels` is scratch
+/// space, left empty.
+fn sample_line<'a>(
+    line: &'a str,
+    labels: &mut Vec<(Text<'a>, Text<'a>)>,
+    limits: &Limits,
+) -> Result<Sample<'a>, String> {
     let mut cur = Cursor::new(line);
     cur.skip_space();
-    let mut name = if cur.peek() == Some('{') {
-        String::new()
+    let mut name = if cur.peek() == Some(b'{') {
+        Text::Borrowed("")
     } else {
         let n = cur.identifier().ok_or("expected a metric name")?;
         check_name_len(n, limits)?;
-        n.to_string()
+        Text::Borrowed(n)
     };
-    let mut labels = Vec::new();
-    if cur.eat('{') {
-        labels = label_set(&mut cur, &mut name, limits)?;
+    labels.clear();
+    if cur.eat(b'{') {
+        label_set(&mut cur, &mut name, labels, limits)?;
     }
+    // Drained, not taken: the scratch keeps its capacity, the sample gets an exact-size list.
+    #[allow(clippy::drain_collect)]
+    let labels: Vec<_> = labels.drain(..).collect();
     if name.is_empty() {
         return Err("sample without a metric name".into());
     }
@@ -237,36 +256,36 @@ fn sample_line(line: &str, limits: &Limits) -> Result<Sample, String> {
     })
 }
 
-/// Reads labels up to and including `}`. A quoted string without `=` is the metric name
-/// (Prometheus 3's UTF-8 names).
-fn label_set(
-    cur: &mut Cursor<'_>,
-    name: &mut String,
+/// Reads labels up to and including `}` into `labels`. A quoted string without `=` is the
+/// metric name (Prometheus 3's UTF-8 names).
+fn label_set<'a>(
+    cur: &mut Cursor<'a>,
+    name: &mut Text<'a>,
+    labels: &mut Vec<(Text<'a>, Text<'a>)>,
     limits: &Limits,
-) -> Result<Vec<(String, String)>, String> {
-    let mut labels: Vec<(String, String)> = Vec::new();
+) -> Result<(), String> {
     loop {
         cur.skip_space();
-        if cur.eat('}') {
-            return Ok(labels);
+        if cur.eat(b'}') {
+            return Ok(());
         }
         let (label, quoted) = match cur.peek() {
-            Some('"') => (cur.quoted(limits.max_name)?, true),
+            Some(b'"') => (cur.quoted(limits.max_name)?, true),
             _ => match cur.identifier() {
-                Some(n) => (n.to_string(), false),
+                Some(n) => (Text::Borrowed(n), false),
                 None => return Err(unexpected(cur, "a label name")),
             },
         };
         check_name_len(&label, limits)?;
         cur.skip_space();
-        if quoted && name.is_empty() && labels.is_empty() && cur.peek() != Some('=') {
+        if quoted && name.is_empty() && labels.is_empty() && cur.peek() != Some(b'=') {
             *name = label;
         } else {
-            if !cur.eat('=') {
+            if !cur.eat(b'=') {
                 return Err(unexpected(cur, "'=' after a label name"));
             }
             cur.skip_space();
-            if cur.peek() != Some('"') {
+            if cur.peek() != Some(b'"') {
                 return Err(unexpected(cur, "a quoted label value"));
             }
             let value = cur.quoted(limits.max_value)?;
@@ -279,7 +298,7 @@ fn label_set(
             labels.push((label, value));
         }
         cur.skip_space();
-        if !cur.eat(',') && cur.peek() != Some('}') {
+        if !cur.eat(b',') && cur.peek() != Some(b'}') {
             return Err(unexpected(cur, "',' or '}'"));
         }
     }
@@ -303,7 +322,7 @@ fn check_name_len(name: &str, limits: &Limits) -> Result<(), String> {
 }
 
 fn unexpected(cur: &Cursor<'_>, wanted: &str) -> String {
-    match cur.peek() {
+    match cur.rest.chars().next() {
         None => format!("line ends where {wanted} was expected"),
         Some(c) => format!(
             "found {} where {wanted} was expected",
@@ -321,15 +340,13 @@ fn quote(s: &str) -> String {
     format!("{q:?}")
 }
 
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+/// Whether `b` may continue a metric or label name (`[a-zA-Z0-9_:]`).
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
 }
 
-/// A position in one line.
+/// A position in one line. Every byte it stops at is ASCII (a delimiter, a name byte, a space),
+/// so each split falls on a character boundary.
 struct Cursor<'a> {
     rest: &'a str,
 }
@@ -339,34 +356,42 @@ impl<'a> Cursor<'a> {
         Cursor { rest: line }
     }
 
-    fn peek(&self) -> Option<char> {
-        self.rest.chars().next()
+    /// The next byte, if any (compared only with ASCII delimiters).
+    fn peek(&self) -> Option<u8> {
+        self.rest.as_bytes().first().copied()
     }
 
-    fn eat(&mut self, c: char) -> bool {
-        match self.rest.strip_prefix(c) {
-            Some(r) => {
-                self.rest = r;
-                true
-            }
-            None => false,
+    /// Consumes `c` (ASCII) if it comes next.
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.rest = &self.rest[1..];
+            true
+        } else {
+            false
         }
     }
 
     fn skip_space(&mut self) {
-        self.rest = self.rest.trim_start_matches([' ', '\t']);
+        let n = self
+            .rest
+            .bytes()
+            .position(|b| b != b' ' && b != b'\t')
+            .unwrap_or(self.rest.len());
+        self.rest = &self.rest[n..];
     }
 
     /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, if one starts here.
     fn identifier(&mut self) -> Option<&'a str> {
-        let end = self
-            .rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(self.rest.len());
-        let (id, rest) = self.rest.split_at(end);
-        if !is_identifier(id) {
+        let first = self.peek()?;
+        if first.is_ascii_digit() || !is_name_byte(first) {
             return None;
         }
+        let end = self
+            .rest
+            .bytes()
+            .position(|b| !is_name_byte(b))
+            .unwrap_or(self.rest.len());
+        let (id, rest) = self.rest.split_at(end);
         self.rest = rest;
         Some(id)
     }
@@ -377,23 +402,28 @@ impl<'a> Cursor<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let end = self.rest.find([' ', '\t']).unwrap_or(self.rest.len());
+        let end = self
+            .rest
+            .bytes()
+            .position(|b| b == b' ' || b == b'\t')
+            .unwrap_or(self.rest.len());
         let (w, rest) = self.rest.split_at(end);
         self.rest = rest;
         Some(w)
     }
 
-    /// A `"..."` string with `\\`, `\"` and `\n` escapes, at most `max` bytes unescaped.
-    fn quoted(&mut self, max: usize) -> Result<String, String> {
-        // The common case, no escape before the closing quote: one copy of the slice.
+    /// A `"..."` string with `\\`, `\"` and `\n` escapes, at most `max` bytes unescaped;
+    /// borrowed unless it has an escape.
+    fn quoted(&mut self, max: usize) -> Result<Text<'a>, String> {
+        // The common case, no escape before the closing quote: the slice itself.
         let body = self.rest.get(1..).unwrap_or_default();
-        if let Some(end) = body.find(['"', '\\']) {
+        if let Some(end) = body.bytes().position(|b| b == b'"' || b == b'\\') {
             if body.as_bytes()[end] == b'"' {
                 if end > max {
                     return Err(format!("quoted string longer than {max} bytes"));
                 }
                 self.rest = &body[end + 1..];
-                return Ok(body[..end].to_string());
+                return Ok(Text::Borrowed(&body[..end]));
             }
         }
         let mut chars = self.rest.char_indices();
@@ -403,7 +433,7 @@ impl<'a> Cursor<'a> {
             match c {
                 '"' => {
                     self.rest = &self.rest[i + 1..];
-                    return Ok(out);
+                    return Ok(Text::Owned(out));
                 }
                 '\\' => match chars.next().map(|(_, e)| e) {
                     Some('\\') => out.push('\\'),

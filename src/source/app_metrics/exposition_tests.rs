@@ -1,8 +1,9 @@
 use super::*;
+use crate::source::mutation::mutate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn ok(text: &str) -> Exposition {
+fn ok(text: &str) -> Exposition<'_> {
     match parse(text.as_bytes(), &Limits::default()) {
         Ok(e) => e,
         Err(e) => panic!("{text:?}: {e}"),
@@ -19,10 +20,10 @@ fn err(text: &str, limits: &Limits) -> String {
 /// A table row: the line, and the name, labels and value it must give.
 type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], f64);
 
-fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+fn labels<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(Text<'a>, Text<'a>)> {
     pairs
         .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .map(|(n, v)| (Text::Borrowed(*n), Text::Borrowed(*v)))
         .collect()
 }
 
@@ -251,6 +252,22 @@ fn errors_quote_little_of_the_input() {
     assert!(e.len() < 120, "{e}");
 }
 
+/// Pieces of the exposition grammar the mutations insert.
+const TOKENS: [&[u8]; 12] = [
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b",",
+    b"=",
+    b"\n",
+    b"\r\n",
+    b"# EOF\n",
+    b" # {a=\"b\"} 1",
+    b"\\\"",
+    b"\xff",
+];
+
 /// Real expositions, mutated at random (bytes flipped, inserted, deleted; lines duplicated,
 /// cut and swapped; escapes and quotes thrown in), must parse or fail cleanly, within the
 /// limits: no panic, never more samples than the cap, never a label value over its cap. Seeded,
@@ -271,7 +288,7 @@ fn mutated_real_expositions_never_panic_and_stay_bounded() {
     let (mut parsed, mut refused) = (0, 0);
     for _ in 0..4000 {
         let seed = seeds[rng.gen_range(0..seeds.len())];
-        let input = mutate(seed, &mut rng);
+        let input = mutate(seed, &TOKENS, &mut rng);
         match parse(&input, &limits) {
             Ok(e) => {
                 parsed += 1;
@@ -293,66 +310,4 @@ fn mutated_real_expositions_never_panic_and_stay_bounded() {
         parsed > 100 && refused > 100,
         "{parsed} parsed, {refused} refused"
     );
-}
-
-/// One random mutation of `seed` (a few edits of several kinds).
-pub(super) fn mutate(seed: &[u8], rng: &mut StdRng) -> Vec<u8> {
-    const TOKENS: [&[u8]; 12] = [
-        b"\"",
-        b"\\",
-        b"{",
-        b"}",
-        b",",
-        b"=",
-        b"\n",
-        b"\r\n",
-        b"# EOF\n",
-        b" # {a=\"b\"} 1",
-        b"\\\"",
-        b"\xff",
-    ];
-    let mut out = seed.to_vec();
-    for _ in 0..rng.gen_range(1..6) {
-        let len = out.len().max(1);
-        let at = rng.gen_range(0..len).min(out.len());
-        match rng.gen_range(0..7) {
-            0 => {
-                if at < out.len() {
-                    out[at] = rng.gen();
-                }
-            }
-            1 => {
-                let t = TOKENS[rng.gen_range(0..TOKENS.len())];
-                out.splice(at..at, t.iter().copied());
-            }
-            2 => {
-                let end = (at + rng.gen_range(0..40)).min(out.len());
-                out.drain(at..end);
-            }
-            3 => out.truncate(at),
-            4 => {
-                // Repeat a slice many times: long lines, many series.
-                let end = (at + rng.gen_range(1..80)).min(out.len());
-                let piece = out[at..end].to_vec();
-                for _ in 0..rng.gen_range(1..60) {
-                    out.extend_from_slice(&piece);
-                }
-            }
-            5 => {
-                let v = vec![b'v'; rng.gen_range(1..40)];
-                out.splice(at..at, v);
-            }
-            _ => {
-                // Swap two lines.
-                let text = String::from_utf8_lossy(&out).into_owned();
-                let mut lines: Vec<&str> = text.split('\n').collect();
-                if lines.len() > 2 {
-                    let (a, b) = (rng.gen_range(0..lines.len()), rng.gen_range(0..lines.len()));
-                    lines.swap(a, b);
-                }
-                out = lines.join("\n").into_bytes();
-            }
-        }
-    }
-    out
 }

@@ -95,7 +95,8 @@ impl Scraper {
             .chars()
             .take(80)
             .collect::<String>();
-        let mut body = Vec::new();
+        // Sized from the declared length (within the cap) instead of doubled chunk by chunk.
+        let mut body = Vec::with_capacity(declared.map_or(0, |n| n.min(cap as u64) as usize));
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, s))? {
             if body.len() + chunk.len() > cap {
                 return Err(too_large(cap));

@@ -3,7 +3,7 @@ use crate::source::app_metrics::exposition::{parse, Limits};
 use crate::source::app_metrics::fixtures::FIXTURES;
 use crate::source::app_metrics::presets::{preset, PRESETS};
 
-fn expo(text: &str) -> Exposition {
+fn expo(text: &str) -> Exposition<'_> {
     parse(text.as_bytes(), &Limits::default()).expect("parses")
 }
 

@@ -41,8 +41,12 @@ impl Series {
         let parsed = parse(line.as_bytes(), &limits).map_err(|e| e.message)?;
         match (parsed.samples.as_slice(), selector.contains('\n')) {
             ([one], false) => Ok(Series {
-                names: vec![one.name.clone()],
-                labels: one.labels.clone(),
+                names: vec![one.name.to_string()],
+                labels: one
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
             }),
             _ => Err("expected one series selector, e.g. my_pool_max{app=\"orders\"}".into()),
         }

@@ -5,13 +5,16 @@ semantic conventions) through prometheus_client, as poolwatch's `otel` preset re
 Run by tests/common/apps.rs from the virtualenv scripts/install-test-deps.sh makes. It prints
 `listening on PORT` once it serves. HTTP control:
 
-  GET  /metrics              the exposition (OpenMetrics or text, as the Accept header asks)
+  GET  /metrics              the exposition (OpenMetrics or text, as the Accept header asks);
+                             with --token, only for `Authorization: Bearer TOKEN` (else 401)
   POST /hold?n=N             N threads each take a connection and keep it until /release
                              (beyond the pool's size they wait; past --timeout they give up,
                              which psycopg_pool counts in requests_errors)
   POST /release              every held connection goes back to the pool
   POST /misbehave?mode=M     /metrics turns hostile: huge (64 MiB), slow (a line every 200 ms,
-                             forever), garbage (random bytes), or normal again
+                             forever), garbage (random bytes); or renamed (the pool exported
+                             under NAME-renamed, as after a deployment that renamed it, so the
+                             pool of NAME disappears); or normal again
   GET  /stats                psycopg_pool's get_stats() as JSON
 """
 
@@ -36,20 +39,21 @@ STATE_LABEL = "db_client_connection_state"
 class PoolCollector:
     """Reads the pool's stats at every scrape (no background sampling)."""
 
-    def __init__(self, pool, name):
+    def __init__(self, pool, name_of):
         self.pool = pool
-        self.name = name
+        self.name_of = name_of
 
     def collect(self):
         s = self.pool.get_stats()
+        name = self.name_of()
         size, idle = s.get("pool_size", 0), s.get("pool_available", 0)
         count = GaugeMetricFamily(
             "db_client_connection_count",
             "The number of connections that are currently in state described by the state attribute",
             labels=[POOL_LABEL, STATE_LABEL],
         )
-        count.add_metric([self.name, "used"], size - idle)
-        count.add_metric([self.name, "idle"], idle)
+        count.add_metric([name, "used"], size - idle)
+        count.add_metric([name, "idle"], idle)
         yield count
         for metric, help_text, value in [
             ("db_client_connection_max", "The maximum number of open connections allowed", s.get("pool_max", 0)),
@@ -57,24 +61,28 @@ class PoolCollector:
             ("db_client_connection_pending_requests", "The number of current pending requests for an open connection", s.get("requests_waiting", 0)),
         ]:
             g = GaugeMetricFamily(metric, help_text, labels=[POOL_LABEL])
-            g.add_metric([self.name], value)
+            g.add_metric([name], value)
             yield g
         timeouts = CounterMetricFamily(
             "db_client_connection_timeouts",
             "The number of connection timeouts that have occurred trying to obtain a connection from the pool",
             labels=[POOL_LABEL],
         )
-        timeouts.add_metric([self.name], s.get("requests_errors", 0))
+        timeouts.add_metric([name], s.get("requests_errors", 0))
         yield timeouts
 
 
 class App:
-    def __init__(self, pool, registry):
+    def __init__(self, pool, token):
         self.pool = pool
-        self.registry = registry
+        self.token = token
+        self.registry = None
         self.release = threading.Event()
         self.mode = "normal"
         self.lock = threading.Lock()
+
+    def authorized(self, header):
+        return self.token is None or header == f"Bearer {self.token}"
 
     def hold(self, n):
         with self.lock:
@@ -112,7 +120,12 @@ def handler_for(app):
 
         def do_GET(self):
             url = urlparse(self.path)
-            if url.path == "/metrics":
+            if url.path == "/metrics" and not app.authorized(self.headers.get("Authorization")):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", "Bearer")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif url.path == "/metrics":
                 self.metrics()
             elif url.path == "/stats":
                 self.reply(200, json.dumps(app.pool.get_stats()).encode(), "application/json")
@@ -174,13 +187,26 @@ def main():
     p.add_argument("--size", type=int, default=5)
     p.add_argument("--timeout", type=float, default=2.0, help="acquire timeout, seconds")
     p.add_argument("--name", default="checkout")
+    p.add_argument("--token", default=None, help="bearer token /metrics requires")
     args = p.parse_args()
 
-    pool = ConnectionPool(args.dsn, min_size=args.size, max_size=args.size, timeout=args.timeout, name=args.name, open=False)
+    # Its connections carry the pool's name as application_name, as a well-behaved service's do:
+    # the server side of the pool (pg_stat_activity, poolwatch's [[links]]) can tell them apart.
+    pool = ConnectionPool(
+        args.dsn,
+        min_size=args.size,
+        max_size=args.size,
+        timeout=args.timeout,
+        name=args.name,
+        kwargs={"application_name": args.name},
+        open=False,
+    )
     pool.open(wait=True, timeout=30)
-    registry = CollectorRegistry()
-    registry.register(PoolCollector(pool, args.name))
-    app = App(pool, registry)
+    app = App(pool, args.token)
+    app.registry = CollectorRegistry()
+    app.registry.register(
+        PoolCollector(pool, lambda: args.name + ("-renamed" if app.mode == "renamed" else ""))
+    )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
     server.daemon_threads = True
     print(f"listening on {server.server_address[1]}", flush=True)

@@ -329,3 +329,24 @@ fn pool_counters_stay_cumulative_when_an_instance_stops_or_restarts() {
     push("a", 1, 12);
     assert_eq!(timeouts(12), Some(11));
 }
+
+#[test]
+fn distinct_names_are_counted_up_to_the_limit() {
+    // (names, max, more than max distinct)
+    let cases: [(&[&str], usize, bool); 7] = [
+        (&[], 0, false),
+        (&["a"], 0, true),
+        (&["a", "a", "a"], 1, false),
+        (&["a", "b", "a", "b"], 2, false),
+        (&["a", "b", "a", "c"], 2, true),
+        (&["a", "b", "c"], 3, false),
+        (&["a", "b", "c", "d", "a"], 3, true),
+    ];
+    for (names, max, want) in cases {
+        assert_eq!(
+            more_distinct_than(names.iter().copied(), max),
+            want,
+            "{names:?} {max}"
+        );
+    }
+}
