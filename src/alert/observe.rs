@@ -42,6 +42,19 @@ impl<'a> Subject<'a> {
         }
     }
 
+    /// The label set of `rule`'s instance at `level` for this subject, with the target's
+    /// `extra` labels.
+    pub(super) fn labels(&self, rule: &Rule, level: &Level, extra: &Labels) -> Labels {
+        let identity = Identity {
+            alertname: &rule.name,
+            severity: level.severity,
+            target: self.target,
+            kind: self.kind,
+            pool: self.pool,
+        };
+        identity.labels(extra, &rule.labels)
+    }
+
     /// How alert text names it; built only for an instance that is created.
     fn name(&self) -> String {
         self.id
@@ -196,14 +209,7 @@ impl Engine {
             if fresh && !first.is_some_and(|o| o.active) {
                 continue;
             }
-            let identity = Identity {
-                alertname: &rule.name,
-                severity: level.severity,
-                target: s.target,
-                kind: s.kind,
-                pool: s.pool,
-            };
-            let labels = identity.labels(&round.extra, &rule.labels);
+            let labels = s.labels(rule, level, &round.extra);
             let obs = match (seeing, first) {
                 (Seeing::Target(obs), _) => Some(obs),
                 (_, Some(obs)) if !self.instances.contains_key(&labels) => Some(obs),

@@ -11,7 +11,7 @@
 //! every other rule.
 
 use super::observe::{Round, Subject};
-use super::{Engine, Identity};
+use super::Engine;
 use crate::model::PoolSnapshot;
 use crate::rules::eval::Observation;
 use crate::rules::predict::{due, predict, Predict, Prediction};
@@ -89,14 +89,7 @@ impl Engine {
             return;
         }
         for level in &rule.levels {
-            let identity = Identity {
-                alertname: &rule.name,
-                severity: level.severity,
-                target: s.target,
-                kind: s.kind,
-                pool: s.pool,
-            };
-            let labels = identity.labels(&round.extra, &rule.labels);
+            let labels = s.labels(rule, level, &round.extra);
             let before = self.instances.get(&labels);
             let obs = match (verdict, before) {
                 (Some(Some(v)), _) => Observation {
