@@ -199,10 +199,12 @@ async fn a_resolved_target_down_says_what_recovered_and_how_long_it_lasted() {
     let summary = resolved["annotations"]["summary"]
         .as_str()
         .unwrap_or_default();
-    // Stopping the server may first refuse with 57P03 (shutting down), then not answer at all.
-    let want =
-        regex::Regex::new(r"^db is up after [0-9.hms ]+ down \((network|cannot_connect_now)\)$")
-            .expect("regex");
+    // Stopping the server may first refuse with 57P03 (shutting down), then not answer at all;
+    // on a loaded machine the last attempt before recovery may also time out while it starts.
+    let want = regex::Regex::new(
+        r"^db is up after [0-9.hms ]+ down \((network|cannot_connect_now|timeout)\)$",
+    )
+    .expect("regex");
     assert!(want.is_match(summary), "{summary}");
     let description = resolved["annotations"]["description"]
         .as_str()
