@@ -100,6 +100,27 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// A first notification of `alerts` to `receiver`'s `integration`, group `group_key`, id
+    /// `id`, with no group labels and nothing acknowledged yet.
+    pub(crate) fn notification(
+        receiver: &str,
+        integration: &str,
+        group_key: &str,
+        alerts: Vec<Alert>,
+    ) -> super::Notification {
+        super::Notification {
+            receiver: receiver.into(),
+            integration: integration.into(),
+            group_key: group_key.into(),
+            id: "0123456789abcdef".into(),
+            reason: super::Reason::FirstNotification,
+            group_labels: Labels::new(),
+            alerts,
+            firing: Default::default(),
+            resolved: Default::default(),
+        }
+    }
+
     /// A route to `receiver` with `matchers`, no grouping, no waits, a 1 h repeat.
     pub(crate) fn route(
         receiver: &str,

@@ -130,21 +130,11 @@ fn summary(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::fixtures::{firing, resolved};
-    use crate::dispatch::{Alert, Reason};
+    use crate::dispatch::fixtures::{firing, notification, resolved};
+    use crate::dispatch::Alert;
 
     fn group(receiver: &str, key: &str, alerts: Vec<Alert>) -> Notification {
-        Notification {
-            receiver: receiver.into(),
-            integration: "pagerduty".into(),
-            group_key: key.into(),
-            id: "id".into(),
-            reason: Reason::FirstNotification,
-            group_labels: Default::default(),
-            alerts,
-            firing: Default::default(),
-            resolved: Default::default(),
-        }
+        notification(receiver, "pagerduty", key, alerts)
     }
 
     fn alert(severity: &str, pool: &str) -> Alert {

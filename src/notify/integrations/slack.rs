@@ -90,21 +90,11 @@ fn attachment(a: &Alert) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::fixtures::notification;
     use crate::dispatch::fixtures::{firing, resolved};
-    use crate::dispatch::Reason;
 
     fn group(alerts: Vec<Alert>) -> Notification {
-        Notification {
-            receiver: "ops".into(),
-            integration: "slack".into(),
-            group_key: "{}:{}".into(),
-            id: "id".into(),
-            reason: Reason::FirstNotification,
-            group_labels: Default::default(),
-            alerts,
-            firing: Default::default(),
-            resolved: Default::default(),
-        }
+        notification("ops", "slack", "{}:{}", alerts)
     }
 
     fn exhausted(pool: &str) -> Alert {

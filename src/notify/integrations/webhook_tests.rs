@@ -1,5 +1,5 @@
 use super::*;
-use crate::dispatch::{Alert as Al, Reason};
+use crate::dispatch::Alert as Al;
 use crate::notice::fingerprint;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -36,16 +36,10 @@ fn alert(pool: &str, state: AlertState) -> Al {
 /// A group of one alert under a route grouping by every label.
 fn notice(state: AlertState) -> Notification {
     let a = alert("server", state);
+    let key = format!("{{}}:{}", crate::dispatch::gofmt::label_set(&a.labels));
     Notification {
-        receiver: "ops".into(),
-        integration: "webhook".into(),
-        group_key: format!("{{}}:{}", crate::dispatch::gofmt::label_set(&a.labels)),
-        id: "0123456789abcdef".into(),
-        reason: Reason::FirstNotification,
         group_labels: a.labels.clone(),
-        alerts: vec![a],
-        firing: Default::default(),
-        resolved: Default::default(),
+        ..crate::dispatch::fixtures::notification("ops", "webhook", &key, vec![a])
     }
 }
 
