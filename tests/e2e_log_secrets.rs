@@ -100,8 +100,13 @@ async fn run_at(pg: &PgCluster, level: &str, log_format: &str, dependency_lines:
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let mut pw = Poolwatch::start_wrapped(&config, options, &wrapper).await;
     assert!(
-        hook.wait_for(|r| r.iter().any(|r| r.answered == 200), WAIT)
-            .await,
+        // The webhook's own delivery: the Alertmanager push goes to the same host and may
+        // arrive first.
+        hook.wait_for(
+            |r| r.iter().any(|r| r.path == PATH && r.answered == 200),
+            WAIT
+        )
+        .await,
         "no delivery through {HOOK_HOST}"
     );
     let pushed = |r: &[common::RecordedRequest]| {
