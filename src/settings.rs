@@ -57,13 +57,14 @@ pub struct RawConfig {
     pub inhibit_rules: Vec<InhibitConfig>,
 }
 
-/// `[history]`: each pool's recent samples (in use, capacity, waiting), kept in memory for rules
-/// that need a trend and for people who want to see one.
+/// `[history]`: each pool's recent past (in use and capacity, folded into slots of time), kept
+/// in memory for rules that need a trend and for people who want to see one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// How far back samples go. Default `"15m"`, between `"1m"` and `"24h"`; at most 900 samples
-    /// per pool are kept whatever the poll interval (about 21 KB per pool).
+    /// How far back the history goes. Default `"15m"`, between `"1m"` and `"24h"`; it is kept
+    /// in 90 slots of a ninetieth of the window, whatever the poll interval (about 8 KB per
+    /// pool).
     #[serde(default = "default_history_window")]
     pub window: HumanDuration,
 }

@@ -102,9 +102,10 @@ pub async fn run(plan: Plan) {
         .chain(timeline.last())
         .map(|(t, m)| format!("{:.0} s: {:.1}", t.as_secs_f64(), m.rss as f64 / 1024.0))
         .collect();
-    // Each pool keeps at most 900 history samples of 24 bytes (`store::history`), reached after
-    // the default 15-minute window at one poll a second.
-    let history_mb = pools as f64 * 900.0 * 24.0 / (1 << 20) as f64;
+    // Each pool's history is about 91 slots (`store::history`: 90 per window, and the one the
+    // window's edge cuts), reached after the default 15-minute window.
+    let slot = std::mem::size_of::<poolwatch::store::trend::Slot>();
+    let history_mb = pools as f64 * 91.0 * slot as f64 / (1 << 20) as f64;
     let core = 100.0 * cpu / elapsed;
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!("binary: {}", crate::common::poolwatch::BINARY);
@@ -140,7 +141,7 @@ pub async fn run(plan: Plan) {
         mb(end.hwm)
     );
     println!(
-        "\nPool history at its bound (15 minutes at 1 s: {pools} pools × 900 samples × 24 B): \
+        "\nPool history at its bound (15 minutes: {pools} pools × 91 slots × {slot} B): \
          {history_mb:.1} MB, of which about {:.1} MB were held at the end of this window.",
         history_mb * ((plan.warm_up + plan.window).as_secs_f64() / 900.0).min(1.0)
     );

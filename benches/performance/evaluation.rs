@@ -152,7 +152,7 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
         let started = Instant::now();
         predicted = refs
             .iter()
-            .filter_map(|r| view.samples(r))
+            .filter_map(|r| view.history(r))
             .filter(|s| predict(s, now, &settings).is_ok())
             .count();
         t_predict.push(micros(started.elapsed()));

@@ -411,7 +411,7 @@ fn prediction(
     now: SystemTime,
     p: &Predict,
 ) -> Option<Prediction> {
-    predict(store.samples(pool)?, now, p).ok()
+    predict(store.history(pool)?, now, p).ok()
 }
 
 /// Re-renders an instance's annotations (active since `active_at`) from what is known now, with

@@ -2,7 +2,7 @@
 //! it does not visit every pool of every report, which would cost more than the fits:
 //!
 //! * on a report that enters a new refit slot ([`due`]), every pool of the target is fitted in
-//!   one pass over the store's history ([`crate::store::StoreView::target_samples`], no look-up
+//!   one pass over the store's history ([`crate::store::StoreView::target_history`], no look-up
 //!   per pool), and only the pools predicted to fill up and those with an alert are stepped;
 //! * on the reports in between, only the pools with an alert are stepped, holding the verdict
 //!   of the last refit.
@@ -38,9 +38,9 @@ impl Engine {
         let refit = due(previous, round.now, p);
         let verdicts: HashMap<PoolKey<'_>, Prediction> = if refit {
             store
-                .target_samples(target)
-                .filter_map(|(key, samples)| {
-                    let v = predict(samples, round.now, p).ok()?;
+                .target_history(target)
+                .filter_map(|(key, history)| {
+                    let v = predict(history, round.now, p).ok()?;
                     Some(((key.kind.as_str(), key.pool.as_str()), v))
                 })
                 .collect()

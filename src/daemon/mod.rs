@@ -519,7 +519,7 @@ pub(super) fn labels_by_target(
         .collect()
 }
 
-/// How far back pool samples go: `[history] window`, or the longest `exhaustion_predicted`
+/// How far back pools' history goes: `[history] window`, or the longest `exhaustion_predicted`
 /// window when that is longer (a trend needs its whole window).
 pub(super) fn sample_window(history: Duration, rules: &crate::rules::RuleSet) -> Duration {
     rules

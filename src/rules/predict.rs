@@ -1,7 +1,7 @@
 //! Time to exhaustion: a least-squares line through a pool's recent connections in use (like
 //! PromQL `predict_linear`), and whether it reaches the capacity within a horizon.
 //!
-//! Pure: the samples and the evaluation time are arguments. The guards that keep it quiet
+//! Pure: the pool's history and the evaluation time are arguments. The guards that keep it quiet
 //! where a straight line would lie, each with its reason ([`Quiet`]):
 //!
 //! * only samples since the last gap (a target that was down, polls missed) and since the last
@@ -14,7 +14,7 @@
 //!   change (flat after the jump; a pure step's R² never exceeds 0.75 either) and a ramp that
 //!   has stopped do not.
 
-use crate::store::history::{millis, Samples};
+use crate::store::history::{millis, PoolHistory};
 pub use crate::store::trend::Fit;
 use crate::store::trend::Sums;
 use std::time::{Duration, SystemTime};
@@ -95,11 +95,11 @@ pub fn fit(points: impl Iterator<Item = (f64, f64)>) -> Option<Fit> {
     Sums::of(points).fit()
 }
 
-/// The slots a fit uses: positions `from..=to` of the slots of `samples`, the newest at or
+/// The slots a fit uses: positions `from..=to` of the slots of `history`, the newest at or
 /// before `now` and the oldest starting within `window` of it and not before its segment (the
 /// last gap or capacity change, see [`crate::store::trend`]).
-fn usable(samples: &Samples, now_ms: u64, window: Duration) -> Option<(usize, usize)> {
-    let slots = samples.slots();
+fn usable(history: &PoolHistory, now_ms: u64, window: Duration) -> Option<(usize, usize)> {
+    let slots = history.slots();
     let to = slots.newest_at(now_ms)?;
     let newest = slots.get(to)?;
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
@@ -128,12 +128,12 @@ fn minutes_to(f: &Fit, capacity: f64) -> f64 {
     ((capacity - f.intercept) / f.slope).max(0.0)
 }
 
-/// Whether the pool whose recent samples are `samples` (the newest is the current poll) is
+/// Whether the pool whose recent past is `history` (the newest sample is the current poll) is
 /// predicted to be full within `p.horizon` of `now`.
-pub fn predict(samples: &Samples, now: SystemTime, p: &Predict) -> Result<Prediction, Quiet> {
+pub fn predict(history: &PoolHistory, now: SystemTime, p: &Predict) -> Result<Prediction, Quiet> {
     let now_ms = millis(now);
-    let slots = samples.slots();
-    let (from, to) = usable(samples, now_ms, p.window).ok_or(Quiet::TooLittleHistory)?;
+    let slots = history.slots();
+    let (from, to) = usable(history, now_ms, p.window).ok_or(Quiet::TooLittleHistory)?;
     let (Some(first), Some(last)) = (slots.get(from), slots.get(to)) else {
         return Err(Quiet::TooLittleHistory);
     };

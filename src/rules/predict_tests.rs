@@ -1,5 +1,5 @@
 //! Table tests of [`predict`] on generated series: every poll of a series is recorded into a
-//! pool's [`Samples`] as the store records it and evaluated at that poll's time, like the
+//! pool's [`PoolHistory`] as the store records it and evaluated at that poll's time, like the
 //! engine does, so each case checks the whole timeline, not one moment.
 
 use super::*;
@@ -26,15 +26,15 @@ fn at(secs: f64) -> SystemTime {
 
 /// What the rule said at each successful poll of a series: (seconds, verdict).
 fn run(until: f64, p: &Predict, f: impl Fn(f64) -> Poll) -> Vec<(f64, Result<Prediction, Quiet>)> {
-    let mut samples = Samples::default();
+    let mut history = PoolHistory::default();
     let mut out = Vec::new();
     let mut secs = 0.0;
     while secs <= until {
         if let Some((in_use, capacity)) = f(secs) {
             let now = at(secs);
-            let sample = Sample::new(now, in_use.into(), capacity.into(), 0);
-            samples.record(sample, STORE_WINDOW.max(p.window));
-            out.push((secs, predict(&samples, now, p)));
+            let sample = Sample::new(now, in_use.into(), capacity.into());
+            history.record(sample, STORE_WINDOW.max(p.window));
+            out.push((secs, predict(&history, now, p)));
         }
         secs += POLL;
     }

@@ -1,18 +1,18 @@
 //! What is known of every target and pool, shared between the daemon loop (the only writer) and
 //! the HTTP handlers (readers): the latest report of each target, the last pools it showed
-//! (kept while it is unreachable, for alert text), each pool's recent samples ([`history`]) and
+//! (kept while it is unreachable, for alert text), each pool's recent history ([`history`]) and
 //! its capacity changes ([`capacity`]). Rules that need the past
 //! (`capacity_dropped`, trends) read it through a [`StoreView`]; the exporter and
 //! `/api/v1/alerts` render from it, so a pool that disappears simply stops being rendered.
 //!
 //! # Layout
 //!
-//! * [`history`] — per pool, in use / capacity / waiting over a window, bounded.
+//! * [`history`] — per pool, in use and capacity over a window, folded into slots of time.
 //! * [`capacity`] — per pool, changes of the configured capacity within the longest
 //!   `capacity_dropped` window, saved with the alert state.
 //! * [`rates`] — counter rates since a pool's previous sample (pure).
-//! * [`trend`] — least-squares sums of the in-use count per slot of the history, kept as
-//!   samples arrive, for fitting a trend cheaply.
+//! * [`trend`] — the slots of the history: least-squares sums of the in-use count, kept as
+//!   samples arrive for fitting a trend cheaply, and the peak in use for drawing one.
 
 pub mod capacity;
 pub mod history;
@@ -21,7 +21,7 @@ pub mod trend;
 
 use crate::model::{PollData, PollError, PoolSnapshot, TargetReport, TargetState};
 use capacity::{Change, History, PoolRef};
-use history::{Sample, Samples};
+use history::{PoolHistory, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -75,9 +75,9 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Inner {
     targets: BTreeMap<String, TargetEntry>,
-    samples: BTreeMap<PoolRef, Samples>,
+    history: BTreeMap<PoolRef, PoolHistory>,
     capacity: BTreeMap<PoolRef, History>,
-    /// How far back samples go.
+    /// How far back pools' history goes.
     window: Duration,
     /// How far back capacity changes go.
     horizon: Duration,
@@ -110,7 +110,7 @@ impl Store {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets how far back samples (`window`) and capacity changes (`horizon`: the longest
+    /// Sets how far back pools' history (`window`) and capacity changes (`horizon`: the longest
     /// `capacity_dropped` window) go.
     pub fn set_windows(&self, window: Duration, horizon: Duration) {
         let mut inner = self.write();
@@ -119,7 +119,7 @@ impl Store {
     }
 
     /// After a reload: keeps what is known of targets that remain, adds new ones, forgets
-    /// removed ones (their samples and capacity history too).
+    /// removed ones (their pools' history and capacity changes too).
     pub fn set_targets<'a>(&self, targets: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.write();
         let mut next = BTreeMap::new();
@@ -130,11 +130,11 @@ impl Store {
         inner.targets = next;
         let Inner {
             targets,
-            samples,
+            history,
             capacity,
             ..
         } = &mut *inner;
-        samples.retain(|p, _| targets.contains_key(&p.target));
+        history.retain(|p, _| targets.contains_key(&p.target));
         capacity.retain(|p, _| targets.contains_key(&p.target));
     }
 
@@ -155,13 +155,14 @@ impl Store {
                 entry.last_success = Some(report.at);
                 let (window, horizon) = (inner.window, inner.horizon);
                 for p in &data.pools {
-                    inner.samples.entry(PoolRef::of(&p.id)).or_default().record(
-                        Sample::new(report.at, p.in_use, p.capacity, p.waiting),
-                        window,
-                    );
+                    inner
+                        .history
+                        .entry(PoolRef::of(&p.id))
+                        .or_default()
+                        .record(Sample::new(report.at, p.in_use, p.capacity), window);
                 }
                 record_capacity(&mut inner.capacity, report, &data.pools, horizon);
-                forget_vanished(&mut inner.samples, &report.target, report.at, window);
+                forget_vanished(&mut inner.history, &report.target, report.at, window);
             }
             Err(e) => {
                 entry.state = TargetState::from_error(e.class);
@@ -290,14 +291,14 @@ fn record_capacity(
     });
 }
 
-/// Forgets the samples of `target`'s pools that have not been seen for a whole window.
+/// Forgets the history of `target`'s pools that have not been seen for a whole window.
 fn forget_vanished(
-    samples: &mut BTreeMap<PoolRef, Samples>,
+    history: &mut BTreeMap<PoolRef, PoolHistory>,
     target: &str,
     now: SystemTime,
     window: Duration,
 ) {
-    retain_of_target(samples, target, |_, s| {
+    retain_of_target(history, target, |_, s| {
         s.last_at()
             .is_some_and(|t| now.duration_since(t).unwrap_or_default() < window)
     });
@@ -367,22 +368,18 @@ impl StoreView<'_> {
         self.0.capacity.get(pool)?.highest_within(now, window)
     }
 
-    /// The recent samples of `pool`, oldest first.
-    pub fn samples(&self, pool: &PoolRef) -> Option<&Samples> {
-        self.0.samples.get(pool)
+    /// The recent history of `pool`.
+    pub fn history(&self, pool: &PoolRef) -> Option<&PoolHistory> {
+        self.0.history.get(pool)
     }
 
-    /// The recent samples of every pool of `target`, in key order: one range of the map, no
+    /// The recent history of every pool of `target`, in key order: one range of the map, no
     /// look-up per pool.
-    pub fn target_samples<'v>(
+    pub fn target_history<'v>(
         &'v self,
         target: &'v str,
-    ) -> impl Iterator<Item = (&'v PoolRef, &'v Samples)> + 'v {
-        let from = PoolRef::new(target, "", "");
-        self.0
-            .samples
-            .range(from..)
-            .take_while(move |(key, _)| key.target == target)
+    ) -> impl Iterator<Item = (&'v PoolRef, &'v PoolHistory)> + 'v {
+        of_target(&self.0.history, target)
     }
 }
 

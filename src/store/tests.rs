@@ -10,8 +10,21 @@ fn server() -> PoolRef {
     PoolRef::new("db", "server", "server")
 }
 
+/// The samples recorded in `pool`'s history: (how many, sum of in use, peak in use).
+fn recorded(view: &StoreView<'_>, pool: &PoolRef) -> (f64, f64, u32) {
+    let Some(slots) = view.history(pool).map(|h| h.slots()) else {
+        return (0.0, 0.0, 0);
+    };
+    let sums = slots.range(0, slots.len() - 1, 0);
+    let peak = (0..slots.len())
+        .filter_map(|i| slots.get(i))
+        .map(|s| s.peak_in_use)
+        .max();
+    (sums.n, sums.y, peak.unwrap_or(0))
+}
+
 #[test]
-fn reports_update_entries_samples_and_last_pools() {
+fn reports_update_entries_history_and_last_pools() {
     let store = Store::new(["db"]);
     // (seconds, report, want state, want data, want last pools, want samples)
     let rows = [
@@ -62,17 +75,14 @@ fn reports_update_entries_samples_and_last_pools() {
         assert_eq!(entry.data.is_some(), data, "at {secs}");
         let view = store.view();
         assert_eq!(view.last_pools("db").len(), last, "at {secs}");
-        assert_eq!(view.samples(&server()).map_or(0, Samples::len), samples);
+        assert_eq!(recorded(&view, &server()).0, samples as f64, "at {secs}");
         assert_eq!(view.last_error("db").is_some(), !data, "at {secs}");
     }
     let view = store.view();
     // While down, the last pools seen stay for alert text.
     assert_eq!(view.last_pools("db")[0].in_use, 9);
-    let in_use: Vec<u32> = view
-        .samples(&server())
-        .map(|s| s.iter().map(|x| x.in_use).collect())
-        .unwrap_or_default();
-    assert_eq!(in_use, [3, 4, 9]);
+    // In use 3, 4 and 9 recorded; the failed poll recorded nothing.
+    assert_eq!(recorded(&view, &server()), (3.0, 16.0, 9));
     drop(view);
     assert!(store.apply(&up("other", t(5), Vec::new())).is_none());
 }
@@ -142,16 +152,16 @@ fn removed_targets_and_vanished_pools_are_forgotten() {
     ));
     store.apply(&up("other", t(0), vec![pool("other", 10, 1)]));
     let app = PoolRef::new("db", "role", "app");
-    // The role vanishes; its samples go once a whole window has passed without it.
+    // The role vanishes; its history goes once a whole window has passed without it.
     store.apply(&up("db", t(30), vec![pool("db", 10, 1)]));
-    assert!(store.view().samples(&app).is_some());
+    assert!(store.view().history(&app).is_some());
     store.apply(&up("db", t(61), vec![pool("db", 10, 1)]));
-    assert!(store.view().samples(&app).is_none());
+    assert!(store.view().history(&app).is_none());
     store.set_targets(["db"]);
     let view = store.view();
     assert!(view.target("other").is_none());
     assert!(view
-        .samples(&PoolRef::new("other", "server", "server"))
+        .history(&PoolRef::new("other", "server", "server"))
         .is_none());
     drop(view);
     assert!(store

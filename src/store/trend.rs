@@ -117,8 +117,6 @@ impl Sums {
 /// The samples of one slot of time within one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slot {
-    /// The slot's number: its start in milliseconds divided by the slot length.
-    pub index: u64,
     /// When its first sample was taken (ms since the Unix epoch).
     pub first_ms: u64,
     /// When its last sample was taken.
@@ -129,6 +127,8 @@ pub struct Slot {
     pub capacity: u32,
     /// The in-use count of its last sample.
     pub last_in_use: u32,
+    /// The highest in-use count of its samples (a spike between two fits is still seen).
+    pub peak_in_use: u32,
     /// The sums of its segment's samples through its last one.
     through: Sums,
 }
@@ -149,6 +149,8 @@ pub struct Slots {
     base: Sums,
     /// The shortest spacing between two samples since the last gap.
     shortest_ms: u64,
+    /// The length of a slot, as last recorded.
+    slot_ms: u64,
 }
 
 impl Slots {
@@ -168,7 +170,7 @@ impl Slots {
         } else if at_ms - self.origin_ms > REBASE_AFTER_MS {
             self.rebase(at_ms);
         }
-        let index = at_ms / slot_ms.max(1);
+        self.slot_ms = slot_ms.max(1);
         let point = (minutes_between(at_ms, self.origin_ms), f64::from(in_use));
         // A gap makes the spacing unknown again; a capacity change does not.
         let (mut continues, mut gap) = (None, true);
@@ -183,23 +185,33 @@ impl Slots {
             _ => u64::MAX,
         };
         let (segment_ms, mut through, same_slot) = match continues {
-            Some(last) => (last.segment_ms, last.through, last.index == index),
+            Some(last) => (
+                last.segment_ms,
+                last.through,
+                last.first_ms / self.slot_ms == at_ms / self.slot_ms,
+            ),
             None => (at_ms, Sums::default(), false),
         };
         through.add(point.0, point.1);
         if let (true, Some(last)) = (same_slot, self.slots.back_mut()) {
             last.last_ms = at_ms;
             last.last_in_use = in_use;
+            last.peak_in_use = last.peak_in_use.max(in_use);
             last.through = through;
             return;
         }
+        if self.slots.len() == self.slots.capacity() {
+            // Grown by an eighth, not doubled: kept at about the window's slots, whereas
+            // doubling would hold 128 places for 91 slots in every pool.
+            self.slots.reserve_exact((self.slots.len() / 8).max(4));
+        }
         self.slots.push_back(Slot {
-            index,
             first_ms: at_ms,
             last_ms: at_ms,
             segment_ms,
             capacity,
             last_in_use: in_use,
+            peak_in_use: in_use,
             through,
         });
     }
@@ -267,18 +279,17 @@ impl Slots {
     }
 
     /// The position of the first slot in `lo..=hi` whose first sample is at or after `at_ms`
-    /// (`hi + 1` when none is). Slots are nearly one per slot number, so the search starts
-    /// where the number says and walks the few steps that gaps and capacity changes add.
+    /// (`hi + 1` when none is). Slots are spaced nearly evenly, so the search starts where
+    /// their average spacing says and walks the few steps that gaps and capacity changes add.
     pub fn first_from(&self, at_ms: u64, lo: usize, hi: usize) -> usize {
         let (Some(first), Some(last)) = (self.slots.get(lo), self.slots.get(hi)) else {
             return hi + 1;
         };
-        let slot_ms = if last.index > first.index {
-            (last.first_ms - first.first_ms) / (last.index - first.index)
-        } else {
-            1
+        let spacing = match hi - lo {
+            0 => self.slot_ms,
+            n => (last.first_ms - first.first_ms) / n as u64,
         };
-        let behind = last.first_ms.saturating_sub(at_ms) / slot_ms.max(1);
+        let behind = last.first_ms.saturating_sub(at_ms) / spacing.max(1);
         let mut i = hi
             .saturating_sub(usize::try_from(behind).unwrap_or(usize::MAX))
             .max(lo);

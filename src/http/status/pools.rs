@@ -96,8 +96,8 @@ fn pool(h: &mut Html, p: &PoolSnapshot, view: &StoreView<'_>, now: SystemTime, s
             p.waiting
         ),
     );
-    if let Some(samples) = view.samples(&PoolRef::of(&p.id)) {
-        h.raw(&sparkline(samples, now, SPARK_SPAN));
+    if let Some(history) = view.history(&PoolRef::of(&p.id)) {
+        h.raw(&sparkline(history, now, SPARK_SPAN));
     }
     h.element("p", "holders", &pool_details(p));
     if let Some(server) = &p.server_side {

@@ -1,8 +1,10 @@
 //! A pool's recent connections in use as an inline SVG sparkline, with its current capacity as
 //! a dashed line. At most [`BUCKETS`] points whatever the history holds (each the highest in use
-//! of its slice of time, so a short spike is not smoothed away): the page stays small.
+//! of its slice of time, from the peaks its history keeps, so a short spike is not smoothed
+//! away): the page stays small.
 
-use crate::store::history::{millis, Samples};
+use crate::store::history::{millis, PoolHistory};
+use crate::store::trend::Slot;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -13,17 +15,18 @@ pub const BUCKETS: usize = 60;
 const W: f64 = 120.0;
 const H: f64 = 30.0;
 
-/// The sparkline of `samples` over the `span` before `now` (or since the oldest sample, when
-/// the history is shorter: the line fills the width); an empty string with fewer than two
-/// samples in it.
-pub fn sparkline(samples: &Samples, now: SystemTime, span: Duration) -> String {
+/// The sparkline of `history` over the `span` before `now` (or since its oldest slot, when the
+/// history is shorter: the line fills the width); an empty string with fewer than two slots of
+/// time in it.
+pub fn sparkline(history: &PoolHistory, now: SystemTime, span: Duration) -> String {
     let now_ms = millis(now);
     let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-    let Some(from) = samples
-        .iter()
-        .map(|s| s.at_ms)
-        .find(|at| *at >= now_ms.saturating_sub(span_ms))
-    else {
+    let slots = history.slots();
+    let shown: Vec<&Slot> = (0..slots.len())
+        .filter_map(|i| slots.get(i))
+        .filter(|s| s.first_ms >= now_ms.saturating_sub(span_ms) && s.first_ms <= now_ms)
+        .collect();
+    let Some(from) = shown.first().map(|s| s.first_ms) else {
         return String::new();
     };
     let span_ms = now_ms.saturating_sub(from).max(1);
@@ -31,14 +34,11 @@ pub fn sparkline(samples: &Samples, now: SystemTime, span: Duration) -> String {
     let mut top = 1u32;
     let mut capacity = 0u32;
     let mut count = 0;
-    for s in samples
-        .iter()
-        .filter(|s| s.at_ms >= from && s.at_ms <= now_ms)
-    {
-        let slot = ((s.at_ms - from) as f64 / span_ms as f64 * (BUCKETS - 1) as f64) as usize;
+    for s in shown {
+        let slot = ((s.first_ms - from) as f64 / span_ms as f64 * (BUCKETS - 1) as f64) as usize;
         let b = &mut buckets[slot.min(BUCKETS - 1)];
-        *b = Some(b.map_or(s.in_use, |v| v.max(s.in_use)));
-        top = top.max(s.in_use).max(s.capacity);
+        *b = Some(b.map_or(s.peak_in_use, |v| v.max(s.peak_in_use)));
+        top = top.max(s.peak_in_use).max(s.capacity);
         capacity = s.capacity;
         count += 1;
     }

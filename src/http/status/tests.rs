@@ -7,7 +7,7 @@ use super::*;
 use crate::alert::AlertView;
 use crate::model::{ErrorClass, Severity};
 use crate::rules::fixtures::{failed, incident_one, labels, pool, role_pool, t, up};
-use crate::store::history::{Sample, Samples};
+use crate::store::history::{PoolHistory, Sample};
 use std::time::Duration;
 
 fn alert(
@@ -209,19 +209,20 @@ fn many_pools_each_get_a_card_and_a_sparkline_and_the_page_stays_small() {
 #[test]
 fn sparklines_are_bounded_and_scaled() {
     let window = Duration::from_secs(900);
-    let mut samples = Samples::default();
+    let mut history = PoolHistory::default();
     let span = Duration::from_secs(600);
-    assert_eq!(sparkline(&samples, t(600), span), "");
-    samples.record(Sample::new(t(0), 5, 10, 0), window);
+    assert_eq!(sparkline(&history, t(600), span), "");
+    history.record(Sample::new(t(0), 5, 10), window);
+    history.record(Sample::new(t(1), 6, 10), window);
     assert_eq!(
-        sparkline(&samples, t(600), span),
+        sparkline(&history, t(600), span),
         "",
-        "one sample is no line"
+        "one slot of time is no line"
     );
-    for secs in 1..=600 {
-        samples.record(Sample::new(t(secs), secs % 11, 10, 0), window);
+    for secs in 2..=600 {
+        history.record(Sample::new(t(secs), secs % 11, 10), window);
     }
-    let svg = sparkline(&samples, t(600), span);
+    let svg = sparkline(&history, t(600), span);
     let points = svg
         .split("points=\"")
         .nth(1)
