@@ -4,7 +4,7 @@
 use super::reconfigure::{removed_notice, Removed};
 use super::state::{elapsed, step, State, Transition};
 use super::{notice, target_extra, Engine, Identity, Instance, Labels};
-use crate::model::{PoolId, PoolSnapshot, Severity, TargetReport};
+use crate::model::{PoolSnapshot, Severity, TargetReport};
 use crate::notice::{Notice, NoticeReason};
 use crate::rules::eval::{evaluate, Observation};
 use crate::rules::predict::{predict, Predict, Prediction};
@@ -26,8 +26,8 @@ pub(super) struct Subject<'a> {
     /// What the pool does with a new client when full (`refuses`, `queues`); empty for a
     /// target. Matchers see it; alerts do not carry it.
     when_full: &'static str,
-    /// The pool; `None` for a target.
-    id: Option<&'a PoolId>,
+    /// The pool as this report shows it; `None` for a target.
+    snapshot: Option<&'a PoolSnapshot>,
 }
 
 impl<'a> Subject<'a> {
@@ -38,7 +38,7 @@ impl<'a> Subject<'a> {
             kind: pool.id.kind.as_str(),
             pool: &pool.id.name,
             when_full: pool.id.kind.when_full.as_str(),
-            id: Some(&pool.id),
+            snapshot: Some(pool),
         }
     }
 
@@ -57,8 +57,8 @@ impl<'a> Subject<'a> {
 
     /// How alert text names it; built only for an instance that is created.
     fn name(&self) -> String {
-        self.id
-            .map_or_else(|| self.target.to_string(), PoolId::subject)
+        self.snapshot
+            .map_or_else(|| self.target.to_string(), |p| p.id.subject())
     }
 
     /// The value of label `name` as matchers see it: the subject's own labels over the
@@ -151,7 +151,7 @@ impl Engine {
                     kind: "",
                     pool: "",
                     when_full: "",
-                    id: None,
+                    snapshot: None,
                 };
                 self.observe_subject(&mut round, rule, &subject, Seeing::Target(obs));
             } else if let Ok(data) = &report.outcome {
@@ -275,7 +275,11 @@ impl Engine {
         let Some(active_at) = next.active_at() else {
             return;
         };
-        refresh(i, rule, round.store, now, Text::Active, active_at);
+        let known = Known {
+            store: round.store,
+            snapshot: s.snapshot,
+        };
+        refresh(i, rule, &known, now, Text::Active, active_at);
         if transition == Some(Transition::Fired) {
             round
                 .out
@@ -325,7 +329,11 @@ impl Engine {
                     removed_notice(labels, &i, Removed::Pool, active_at, now)
                 }
                 Some(rule) => {
-                    refresh(&mut i, rule, round.store, now, Text::Resolved, active_at);
+                    let known = Known {
+                        store: round.store,
+                        snapshot: None,
+                    };
+                    refresh(&mut i, rule, &known, now, Text::Resolved, active_at);
                     notice(labels, &i, NoticeReason::Resolved, active_at, now)
                 }
                 None => removed_notice(labels, &i, Removed::Rule, active_at, now),
@@ -414,20 +422,30 @@ fn prediction(
     predict(store.history(pool)?, now, p).ok()
 }
 
+/// What alert text is rendered from: the store, and the pool's snapshot when the caller has it
+/// at hand (found in the store otherwise, by a search of its target's pools).
+struct Known<'k, 's> {
+    store: &'k StoreView<'s>,
+    snapshot: Option<&'k PoolSnapshot>,
+}
+
 /// Re-renders an instance's annotations (active since `active_at`) from what is known now, with
 /// the rule's `text`. A pool alert whose pool cannot be found keeps its last text.
 fn refresh(
     i: &mut Instance,
     rule: &Rule,
-    store: &StoreView<'_>,
+    known: &Known<'_, '_>,
     now: SystemTime,
     text: Text,
     active_at: SystemTime,
 ) {
-    if pool_vanished(i, store) {
+    let store = known.store;
+    let snapshot = known
+        .snapshot
+        .or_else(|| snapshot(store, &i.target, &i.kind, &i.pool));
+    if !i.kind.is_empty() && snapshot.is_none() {
         return;
     }
-    let snapshot = snapshot(store, &i.target, &i.kind, &i.pool);
     let previous_capacity = match rule.check {
         Check::CapacityDropped { window } => {
             store.highest_capacity(&PoolRef::new(&i.target, &i.kind, &i.pool), now, window)
