@@ -71,7 +71,12 @@ impl Server {
                 _ = shutdown.changed() => break,
             };
             let stream = match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // An answer of more than one write (a streamed body) would otherwise wait
+                    // for the client's delayed ACK after its first (Nagle's algorithm).
+                    let _ = stream.set_nodelay(true);
+                    stream
+                }
                 Err(e) => {
                     // EMFILE cannot come from HTTP connections (their limit leaves descriptors
                     // in reserve), but another part of the process may cause it: back off.

@@ -10,12 +10,15 @@ use super::config::PushSettings;
 use super::counters::{self, Carry};
 use crate::config::values::Secret;
 use crate::model::{PollData, PollError};
+use names::Names;
 use prometheus::{IntCounterVec, Opts};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc::UnboundedSender;
+
+mod names;
 
 /// An instance stale for this many ttls is forgotten (until then, alerts can name it).
 const FORGET_AFTER_TTLS: u32 = 10;
@@ -140,6 +143,8 @@ struct Slot {
     carry: Carry,
     /// Created by a push for an unknown application (`accept_unknown`), not configured.
     adopted: bool,
+    /// The pool names its kept instances use (or more).
+    names: Names,
 }
 
 /// The pushes of every push target. Shared by the HTTP server and the sources; lives as long
@@ -218,6 +223,7 @@ impl Registry {
                     since: now,
                     instances: BTreeMap::new(),
                     carry: Carry::default(),
+                    names: Names::default(),
                     adopted: false,
                 },
             };
@@ -345,6 +351,7 @@ impl Registry {
             instances: BTreeMap::new(),
             carry: Carry::default(),
             adopted: true,
+            names: Names::default(),
         };
         slots.insert(name, slot);
         Ok(())
@@ -361,7 +368,11 @@ impl Registry {
             });
         };
         let (ttl, forget) = (slot.settings.ttl, forget_after(slot.settings.ttl));
+        let kept = slot.instances.len();
         slot.instances.retain(|_, i| is_fresh(i.at, now, forget));
+        if slot.instances.len() < kept {
+            slot.names.rebuild(&slot.instances);
+        }
         slot.carry
             .forget_except(&slot.instances.keys().map(String::as_str).collect());
         let fresh = slot
@@ -393,6 +404,7 @@ fn record(slot: &mut Slot, push: Push, now: SystemTime) -> Result<Accepted, Refu
     }
     if push.final_ {
         if slot.instances.remove(&push.instance).is_some() {
+            slot.names.rebuild(&slot.instances);
             tracing::info!(target_name = %slot.settings.application, instance = %push.instance, "push instance stopped");
         }
         return Ok(Accepted {
@@ -401,15 +413,19 @@ fn record(slot: &mut Slot, push: Push, now: SystemTime) -> Result<Accepted, Refu
         });
     }
     make_room(slot, &push.instance, now)?;
-    let names = slot
-        .instances
-        .iter()
-        .filter(|(name, i)| **name != push.instance && is_fresh(i.at, now, ttl))
-        .flat_map(|(_, i)| i.pools.iter().map(|p| p.name.as_str()))
-        .chain(push.pools.iter().map(|p| p.name.as_str()));
-    if more_distinct_than(names, max_pools) {
-        return Err(Refusal::TooManyPools(max_pools));
+    let pushed = || push.pools.iter().map(|p| p.name.as_str());
+    if !slot.names.admit(pushed(), max_pools) {
+        let names = slot
+            .instances
+            .iter()
+            .filter(|(name, i)| **name != push.instance && is_fresh(i.at, now, ttl))
+            .flat_map(|(_, i)| i.pools.iter().map(|p| p.name.as_str()))
+            .chain(pushed());
+        if more_distinct_than(names, max_pools) {
+            return Err(Refusal::TooManyPools(max_pools));
+        }
     }
+    slot.names.add(pushed());
     let pools = push.pools.len();
     let instance = Instance {
         at: push.at,
@@ -471,6 +487,7 @@ fn make_room(slot: &mut Slot, instance: &str, now: SystemTime) -> Result<(), Ref
     match stalest {
         Some(name) => {
             slot.instances.remove(&name);
+            slot.names.rebuild(&slot.instances);
             Ok(())
         }
         None => Err(Refusal::TooManyInstances(max)),
