@@ -3,7 +3,8 @@ numbers in OpenTelemetry's database client metric names (db.client.connection.*,
 semantic conventions) through prometheus_client, as poolwatch's `otel` preset reads them.
 
 Run by tests/common/apps.rs from the virtualenv scripts/install-test-deps.sh makes. It prints
-`listening on PORT` once it serves. HTTP control:
+`listening on PORT` once it serves. HTTP control (/hold and /release are
+tests/apps/pool_control.py's, shared with tests/apps/sqlalchemy_otel):
 
   GET  /metrics              the exposition (OpenMetrics or text, as the Accept header asks);
                              with --token, only for `Authorization: Bearer TOKEN` (else 401)
@@ -22,15 +23,16 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+# tests/apps/pool_control.py: the HTTP control (/hold, /release) both pool applications share.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pool_control  # noqa: E402
 
 POOL_LABEL = "db_client_connection_pool_name"
 STATE_LABEL = "db_client_connection_state"
@@ -72,25 +74,18 @@ class PoolCollector:
         yield timeouts
 
 
-class App:
+class App(pool_control.PoolHolder):
     def __init__(self, pool, token):
+        super().__init__()
         self.pool = pool
         self.token = token
         self.registry = None
-        self.release = threading.Event()
         self.mode = "normal"
-        self.lock = threading.Lock()
 
     def authorized(self, header):
         return self.token is None or header == f"Bearer {self.token}"
 
-    def hold(self, n):
-        with self.lock:
-            release = self.release
-        for _ in range(n):
-            threading.Thread(target=self._hold_one, args=(release,), daemon=True).start()
-
-    def _hold_one(self, release):
+    def hold_one(self, release):
         try:
             with self.pool.connection() as conn:
                 conn.execute("SELECT 1")
@@ -98,86 +93,58 @@ class App:
         except PoolTimeout:
             pass
 
-    def release_all(self):
-        with self.lock:
-            self.release.set()
-            self.release = threading.Event()
 
-
-def handler_for(app):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body, content_type="text/plain"):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+class Handler(pool_control.ControlHandler):
+    def get(self, path):
+        if path == "/metrics" and not self.app.authorized(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "Bearer")
+            self.send_header("Content-Length", "0")
             self.end_headers()
-            self.wfile.write(body)
+        elif path == "/metrics":
+            self.metrics()
+        elif path == "/stats":
+            self.reply(200, json.dumps(self.app.pool.get_stats()).encode(), "application/json")
+        else:
+            return False
+        return True
 
-        def do_GET(self):
-            url = urlparse(self.path)
-            if url.path == "/metrics" and not app.authorized(self.headers.get("Authorization")):
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", "Bearer")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            elif url.path == "/metrics":
-                self.metrics()
-            elif url.path == "/stats":
-                self.reply(200, json.dumps(app.pool.get_stats()).encode(), "application/json")
-            else:
-                self.reply(404, b"not found\n")
+    def post(self, path, query):
+        if path != "/misbehave":
+            return False
+        self.app.mode = query.get("mode", ["normal"])[0]
+        return True
 
-        def metrics(self):
-            mode = app.mode
-            if mode == "huge":
-                chunk = b"filler_metric{a=\"b\"} 1\n" * 4096
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(chunk) * 700))
-                self.end_headers()
-                try:
-                    for _ in range(700):
-                        self.wfile.write(chunk)
-                except OSError:
-                    pass
-            elif mode == "slow":
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.close_connection = True
-                try:
-                    for i in range(3000):
-                        self.wfile.write(b"slow_metric %d\n" % i)
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    pass
-            elif mode == "garbage":
-                self.reply(200, os.urandom(4096), "text/plain; version=0.0.4")
-            else:
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self.reply(200, encoder(app.registry), content_type)
-
-        def do_POST(self):
-            url = urlparse(self.path)
-            query = parse_qs(url.query)
-            if url.path == "/hold":
-                app.hold(int(query.get("n", ["1"])[0]))
-            elif url.path == "/release":
-                app.release_all()
-            elif url.path == "/misbehave":
-                app.mode = query.get("mode", ["normal"])[0]
-            else:
-                self.reply(404, b"not found\n")
-                return
-            self.reply(200, b"ok\n")
-
-    return Handler
+    def metrics(self):
+        mode = self.app.mode
+        if mode == "huge":
+            chunk = b"filler_metric{a=\"b\"} 1\n" * 4096
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(chunk) * 700))
+            self.end_headers()
+            try:
+                for _ in range(700):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+        elif mode == "slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for i in range(3000):
+                    self.wfile.write(b"slow_metric %d\n" % i)
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+        elif mode == "garbage":
+            self.reply(200, os.urandom(4096), "text/plain; version=0.0.4")
+        else:
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self.reply(200, encoder(self.app.registry), content_type)
 
 
 def main():
@@ -207,13 +174,9 @@ def main():
     app.registry.register(
         PoolCollector(pool, lambda: args.name + ("-renamed" if app.mode == "renamed" else ""))
     )
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
-    server.daemon_threads = True
-    print(f"listening on {server.server_address[1]}", flush=True)
     try:
-        server.serve_forever()
+        pool_control.serve(app, Handler, args.port)
     finally:
-        app.release_all()
         pool.close(timeout=1)
 
 

@@ -12,7 +12,8 @@ the maximum from QueuePool's size and overflow, the pending requests and timeout
 around `engine.connect()`.
 
 Run by tests/common/real_apps.rs from the virtualenv scripts/install-test-deps.sh makes. It
-prints `listening on PORT` once it serves. HTTP control:
+prints `listening on PORT` once it serves. HTTP control (/hold and /release are
+tests/apps/pool_control.py's, shared with tests/apps/python_pool):
 
   GET  /metrics        the exposition (prometheus_client's, which the exporter fills)
   POST /hold?n=N       N threads each check out a connection and keep it until /release
@@ -22,10 +23,8 @@ prints `listening on PORT` once it serves. HTTP control:
 """
 
 import argparse
+import os
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -36,13 +35,16 @@ from prometheus_client.exposition import choose_encoder
 import sqlalchemy
 from sqlalchemy import exc, text
 
+# tests/apps/pool_control.py: the HTTP control (/hold, /release) both pool applications share.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pool_control  # noqa: E402
 
-class App:
+
+class App(pool_control.PoolHolder):
     def __init__(self, engine, pool_name, meter):
+        super().__init__()
         self.engine = engine
         self.attrs = {"pool.name": pool_name}
-        self.release = threading.Event()
-        self.lock = threading.Lock()
         self.pending = meter.create_up_down_counter(
             "db.client.connections.pending_requests",
             unit="requests",
@@ -58,13 +60,7 @@ class App:
         # the first time takes it as its starting point, not as a rate.
         self.timeouts.add(0, self.attrs)
 
-    def hold(self, n):
-        with self.lock:
-            release = self.release
-        for _ in range(n):
-            threading.Thread(target=self._hold_one, args=(release,), daemon=True).start()
-
-    def _hold_one(self, release):
+    def hold_one(self, release):
         self.pending.add(1, self.attrs)
         try:
             conn = self.engine.connect()
@@ -77,45 +73,14 @@ class App:
             conn.execute(text("SELECT 1"))
             release.wait()
 
-    def release_all(self):
-        with self.lock:
-            self.release.set()
-            self.release = threading.Event()
 
-
-def handler_for(app):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body, content_type="text/plain"):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):
-            if urlparse(self.path).path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self.reply(200, encoder(REGISTRY), content_type)
-            else:
-                self.reply(404, b"not found\n")
-
-        def do_POST(self):
-            url = urlparse(self.path)
-            if url.path == "/hold":
-                app.hold(int(parse_qs(url.query).get("n", ["1"])[0]))
-            elif url.path == "/release":
-                app.release_all()
-            else:
-                self.reply(404, b"not found\n")
-                return
-            self.reply(200, b"ok\n")
-
-    return Handler
+class Handler(pool_control.ControlHandler):
+    def get(self, path):
+        if path != "/metrics":
+            return False
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        self.reply(200, encoder(REGISTRY), content_type)
+        return True
 
 
 def main():
@@ -146,13 +111,9 @@ def main():
     conns = [engine.connect() for _ in range(args.size)]
     for c in conns:
         c.close()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
-    server.daemon_threads = True
-    print(f"listening on {server.server_address[1]}", flush=True)
     try:
-        server.serve_forever()
+        pool_control.serve(app, Handler, args.port)
     finally:
-        app.release_all()
         engine.dispose()
 
 
