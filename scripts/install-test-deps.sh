@@ -28,9 +28,10 @@
 #     Debian's golang-go, golang-github-prometheus-client-golang-dev, golang-github-lib-pq-dev
 #     into $CACHE/apps/go_sql; tests/apps/node_otel's pinned npm packages (`npm ci` from its
 #     lockfile) into $CACHE/apps/node_otel. Each is redone only when its source/lockfile changes.
-#   * cargo-deb (for tests/package.rs) from crates.io with `cargo install --locked` into
-#     $CACHE/cargo-deb; it compiles for a few minutes, once. The package test also needs
-#     dpkg-dev (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
+#   * cargo-deb (for tests/package.rs) and cargo-fuzz (scripts/test.sh's fuzz runs) from
+#     crates.io with `cargo install --locked` into $CACHE/cargo-deb and $CACHE/cargo-fuzz; each
+#     compiles for a few minutes, once. The package test also needs dpkg-dev
+#     (dpkg-shlibdeps), adduser, systemd (systemd-analyze) and util-linux (unshare).
 #
 # $CACHE is $POOLWATCH_CACHE, else /var/cache/poolwatch as root, else ~/.cache/poolwatch. As
 # root, the `postgres` user must be able to run the cached binaries (the servers refuse root):
@@ -285,10 +286,11 @@ install_push_apps() {
     poolwatch_push_apps_ok || die "the push applications' packages are still not right in $dir"
 }
 
-install_cargo_deb() {
-    poolwatch_cargo_deb_ok && return 0
-    ((check_only)) && die "cargo-deb $POOLWATCH_CARGO_DEB_VERSION missing from $(poolwatch_cargo_deb) (run without --check to install it)"
-    poolwatch_install_cargo_deb || die "cargo install cargo-deb $POOLWATCH_CARGO_DEB_VERSION failed (see above)"
+# $1: which cargo subcommand (cargo-deb, cargo-fuzz), $2 its pinned version.
+install_cargo_tool() {
+    poolwatch_cargo_tool_ok "$1" "$2" && return 0
+    ((check_only)) && die "$1 $2 missing from $(poolwatch_cargo_tool "$1") (run without --check to install it)"
+    poolwatch_cargo_install "$1" "$2" || die "cargo install $1 $2 failed (see above)"
 }
 
 # $1: which virtualenv (`venv`; see scripts/lib/test-deps.sh).
@@ -317,7 +319,7 @@ install_apps() {
 
 everything_ok() {
     [[ -z "$(missing_packages)" && -z "$(npm_pg_missing)" ]] && ! pgbouncer_build_missing &&
-        poolwatch_cargo_deb_ok && poolwatch_venv_ok && poolwatch_push_apps_ok &&
+        poolwatch_cargo_deb_ok && poolwatch_cargo_fuzz_ok && poolwatch_venv_ok && poolwatch_push_apps_ok &&
         poolwatch_go_app_ok && poolwatch_node_app_ok
 }
 
@@ -335,7 +337,8 @@ install_packages
 install_npm_postgres
 install_pgbouncer
 install_push_apps
-install_cargo_deb
+install_cargo_tool cargo-deb "$POOLWATCH_CARGO_DEB_VERSION"
+install_cargo_tool cargo-fuzz "$POOLWATCH_CARGO_FUZZ_VERSION"
 install_venv venv
 install_apps
 everything_ok || die "something is still missing (see above)"

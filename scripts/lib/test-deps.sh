@@ -31,6 +31,11 @@ POOLWATCH_PGBOUNCER_SOURCE_SUITE=trixie
 # minutes, once per machine.
 POOLWATCH_CARGO_DEB_VERSION=3.8.0
 
+# cargo-fuzz, which builds and runs the fuzz targets in fuzz/ (scripts/test.sh runs each
+# briefly): from crates.io with `cargo install --locked`, into $CACHE/cargo-fuzz, like
+# cargo-deb. On the stable toolchain with RUSTC_BOOTSTRAP=1 (the -Z flags it passes).
+POOLWATCH_CARGO_FUZZ_VERSION=0.13.2
+
 # Python packages of every Python test application (tests/apps/*/requirements.txt, each
 # pinned, the shared pins alike), in one virtualenv made with the machine's python3 at
 # $CACHE/venv. Its stamp file holds the requirements it was made from: a changed pin makes it
@@ -104,31 +109,54 @@ poolwatch_pgbouncer_bin() {
 
 # The cargo-deb binary scripts/install-test-deps.sh installs.
 poolwatch_cargo_deb() {
-    printf '%s\n' "$(poolwatch_cache_dir)/cargo-deb/bin/cargo-deb"
+    poolwatch_cargo_tool cargo-deb
 }
 
 # Whether that cargo-deb is there at the pinned version.
 poolwatch_cargo_deb_ok() {
-    local bin
-    bin="$(poolwatch_cargo_deb)"
-    [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "cargo-deb $POOLWATCH_CARGO_DEB_VERSION" ]]
+    poolwatch_cargo_tool_ok cargo-deb "$POOLWATCH_CARGO_DEB_VERSION"
 }
 
 # Installs the pinned cargo-deb into the cache (compiling it: a few minutes). Prints progress
 # on stderr; fails with a message when cargo is missing or the build fails.
 poolwatch_install_cargo_deb() {
-    poolwatch_cargo_deb_ok && return 0
+    poolwatch_cargo_deb_ok || poolwatch_cargo_install cargo-deb "$POOLWATCH_CARGO_DEB_VERSION"
+}
+
+# The cargo-fuzz binary scripts/install-test-deps.sh installs.
+poolwatch_cargo_fuzz() {
+    poolwatch_cargo_tool cargo-fuzz
+}
+
+# Whether that cargo-fuzz is there at the pinned version.
+poolwatch_cargo_fuzz_ok() {
+    poolwatch_cargo_tool_ok cargo-fuzz "$POOLWATCH_CARGO_FUZZ_VERSION"
+}
+
+# The binary of cargo subcommand $1 (cargo-deb, cargo-fuzz) in the cache: $CACHE/$1/bin/$1.
+poolwatch_cargo_tool() {
+    printf '%s\n' "$(poolwatch_cache_dir)/$1/bin/$1"
+}
+
+# Whether cargo subcommand $1 is in the cache at version $2 (`$1 --version` prints `$1 $2`).
+poolwatch_cargo_tool_ok() {
+    local bin
+    bin="$(poolwatch_cargo_tool "$1")"
+    [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "$1 $2" ]]
+}
+
+# `cargo install --locked` of crate $1 at version $2 from crates.io into $CACHE/$1, then checks
+# it. Prints progress on stderr; fails with a message when cargo is missing or the build fails.
+poolwatch_cargo_install() {
     if ! command -v cargo >/dev/null 2>&1; then
         printf 'cargo not found: install Rust (https://rustup.rs), then retry\n' >&2
         return 1
     fi
     local root
-    root="$(poolwatch_cache_dir)/cargo-deb"
-    printf 'cargo install cargo-deb %s into %s (compiles for a few minutes, once)\n' \
-        "$POOLWATCH_CARGO_DEB_VERSION" "$root" >&2
-    cargo install --locked --quiet --version "$POOLWATCH_CARGO_DEB_VERSION" --root "$root" cargo-deb \
-        </dev/null || return 1
-    poolwatch_cargo_deb_ok
+    root="$(poolwatch_cache_dir)/$1"
+    printf 'cargo install %s %s into %s (compiles for a few minutes, once)\n' "$1" "$2" "$root" >&2
+    cargo install --locked --quiet --version "$2" --root "$root" "$1" </dev/null || return 1
+    poolwatch_cargo_tool_ok "$1" "$2"
 }
 
 # The test applications' virtualenv: $1 is its name, `venv` (the default and only one;
