@@ -152,7 +152,7 @@ async fn in_process(pg: &PgCluster, rounds: usize) {
             target: "db".into(),
             at: std::time::SystemTime::now(),
             duration: t.elapsed(),
-            outcome: Ok(data),
+            outcome: Ok(std::sync::Arc::new(data)),
         };
         let t = Instant::now();
         let entry = store.apply(&report).expect("entry");

@@ -253,7 +253,7 @@ fn errors_quote_little_of_the_input() {
 }
 
 /// Pieces of the exposition grammar the mutations insert.
-const TOKENS: [&[u8]; 12] = [
+pub(super) const TOKENS: [&[u8]; 12] = [
     b"\"",
     b"\\",
     b"{",
