@@ -109,7 +109,7 @@ fn leftover_servers() -> usize {
         .count()
 }
 
-/// The applications of section 8.2 (scraped by a daemon) and 8.4 (their reports in-process).
+/// The applications of section 8.2 (scraped by a daemon) and 8.5 (their reports in-process).
 const SCRAPED_APPS: app_server::Apps = app_server::Apps {
     count: 100,
     pools: 5,

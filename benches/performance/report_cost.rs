@@ -1,4 +1,4 @@
-//! Benchmark 8.4 (in-process, no server): the daemon's work per report of section 8.2's
+//! Benchmark 8.5 (in-process, no server): the daemon's work per report of section 8.2's
 //! applications, outside fetching: reading the answer into pools (parse and map), the store's
 //! `fill_rates` and `apply`, the exporter taking the target's entry, and the render of
 //! `/metrics` by a scrape (one scrape per `reports_per_scrape` reports of every target, as
@@ -49,7 +49,7 @@ fn settings(n: usize) -> AppMetricsSettings {
 pub fn run(plan: Plan) {
     let apps = plan.apps;
     println!(
-        "\n### 8.4 The daemon's work per report of {} application endpoints, in-process\n",
+        "\n### 8.5 The daemon's work per report of {} application endpoints, in-process\n",
         apps.count
     );
     let targets: Vec<AppMetricsSettings> = (0..apps.count).map(settings).collect();
