@@ -25,8 +25,8 @@
 //!
 //! Cheap: samples borrow their names and label values from the body (only a value with an
 //! escape is copied), so a sample costs one allocation, its label list; scanning is by bytes
-//! (every delimiter of the grammar is ASCII, lines are found with `memchr`). BENCHMARKS.md
-//! section 8.3 measures it.
+//! (every delimiter of the grammar is ASCII, lines are found with `memchr`, names are scanned
+//! with a table, the body is checked as UTF-8 once). BENCHMARKS.md section 8.3 measures it.
 //!
 //! Selective: a mapping reads a handful of the hundreds of series an application serves, so
 //! [`parse_only`] reads only the samples (and `# TYPE` / `# UNIT` lines) of the names it is
@@ -189,7 +189,8 @@ pub fn parse_only<'a>(
     let mut ended = false;
     // The labels of the sample being read; each sample gets an exact-size copy.
     let mut labels = Vec::new();
-    for (i, raw) in lines(body).enumerate() {
+    let valid = utf8_prefix(body);
+    for (i, (start, raw)) in lines(body).enumerate() {
         let line_no = i + 1;
         let at = |message: String| ParseError {
             line: line_no,
@@ -202,7 +203,10 @@ pub fn parse_only<'a>(
                 limits.max_line
             )));
         }
-        let line = std::str::from_utf8(raw).map_err(|_| at("not UTF-8 text".into()))?;
+        let line = match valid.get(start..start + raw.len()) {
+            Some(line) => line,
+            None => std::str::from_utf8(raw).map_err(|_| at("not UTF-8 text".into()))?,
+        };
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
@@ -232,23 +236,35 @@ pub fn parse_only<'a>(
     Ok(out)
 }
 
-/// The lines of `body`, split at `\n` (a final empty one after a final newline, as
-/// `split` gives).
-fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(body);
+/// The lines of `body` with the offset each starts at, split at `\n` (a final empty one after
+/// a final newline, as `split` gives).
+fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = Some(0);
     std::iter::from_fn(move || {
-        let r = rest?;
+        let at = start?;
+        let r = &body[at..];
         match memchr::memchr(b'\n', r) {
             Some(i) => {
-                rest = Some(&r[i + 1..]);
-                Some(&r[..i])
+                start = Some(at + i + 1);
+                Some((at, &r[..i]))
             }
             None => {
-                rest = None;
-                Some(r)
+                start = None;
+                Some((at, r))
             }
         }
     })
+}
+
+/// `body` as text up to its first byte that is not UTF-8: checked once for the whole body,
+/// which costs a fraction of a check per line. A line within it needs no check of its own (it
+/// starts and ends at a `\n` or an end, so on character boundaries); the lines from the first
+/// bad byte on are checked one by one, so the error names the first line at fault in order.
+fn utf8_prefix(body: &[u8]) -> &str {
+    match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
 /// The metric name a sample line starts with, as bytes; `None` when it does not start with
@@ -436,10 +452,23 @@ fn quote(s: &str) -> String {
     format!("{q:?}")
 }
 
-/// Whether `b` may continue a metric or label name (`[a-zA-Z0-9_:]`).
+/// Whether `b` may continue a metric or label name (`[a-zA-Z0-9_:]`): one look-up, as every
+/// name of every line is scanned with it.
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+    NAME_BYTES[usize::from(b)]
 }
+
+/// [`is_name_byte`] for each byte value.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+        b += 1;
+    }
+    table
+};
 
 /// A position in one line. Every byte it stops at is ASCII (a delimiter, a name byte, a space),
 /// so each split falls on a character boundary.
