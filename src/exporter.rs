@@ -1,10 +1,15 @@
 //! Prometheus exposition.
 //!
-//! Pool, target and fact families are rendered from the model **once per report**, per target,
-//! into the [`Exposition`]; a scrape only assembles the cached pieces and appends the process
-//! registry (counters and histograms of polls, notifications and reloads). So the cost of a
-//! scrape does not grow with the number of pools, and series of vanished pools and removed
-//! targets disappear by construction. Per-pool families come from one table over the model
+//! Pool, target and fact families are rendered from the model per target, **at most once per
+//! report**: a report only hands the target's entry to the [`Exposition`] (an `Arc` copy, no
+//! text), and the first scrape after it renders the target's piece and caches it until the
+//! target's next report. With 100 targets reporting every second and Prometheus scraping every
+//! 15 – 60 s, most reports are never read, so rendering on report wasted most of its work
+//! (BENCHMARKS.md 8.2). A scrape renders only the targets that reported since the last scrape,
+//! outside every lock, then assembles the cached pieces and appends the process registry
+//! (counters and histograms of polls, notifications and reloads). So a scrape costs at most one
+//! render per target, and series of vanished pools and removed targets disappear by
+//! construction. Per-pool families come from one table over the model
 //! ([`POOL_FAMILIES`]); target-level families from each source's [`Fact`]s.
 
 use crate::alert::AlertView;
@@ -14,7 +19,7 @@ use crate::store::TargetEntry;
 use prometheus::{Encoder, GaugeVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// Process-lifetime gauges owned by the daemon (reload status, build info).
 #[derive(Clone)]
@@ -75,16 +80,32 @@ pub struct Exposition {
 
 #[derive(Debug, Default)]
 struct Pieces {
-    targets: BTreeMap<String, Piece>,
-    alerts: Piece,
+    targets: BTreeMap<String, Slot>,
+    alerts: Arc<Piece>,
+    /// Stamps each target's entry, so that a piece rendered outside the lock is cached only if
+    /// no report replaced its entry meanwhile.
+    reports: u64,
+}
+
+/// A target's latest entry and, once a scrape rendered it, its piece.
+#[derive(Debug)]
+struct Slot {
+    entry: TargetEntry,
+    stamp: u64,
+    piece: Option<Arc<Piece>>,
 }
 
 impl Exposition {
-    /// Renders `entry` as the piece of target `name`.
+    /// Keeps `entry` as what target `name` shows; its piece is rendered by the next scrape.
     pub fn set_target(&self, name: &str, entry: &TargetEntry) {
-        let piece = render_target(name, entry);
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.targets.insert(name.to_string(), piece);
+        inner.reports += 1;
+        let slot = Slot {
+            entry: entry.clone(),
+            stamp: inner.reports,
+            piece: None,
+        };
+        inner.targets.insert(name.to_string(), slot);
     }
 
     /// Keeps only the pieces of `names` (after a reload removed targets).
@@ -95,36 +116,78 @@ impl Exposition {
 
     /// Renders the pending and firing alerts.
     pub fn set_alerts(&self, alerts: &[AlertView]) {
-        let piece = render_alerts(alerts);
+        let piece = Arc::new(render_alerts(alerts));
         self.inner.write().unwrap_or_else(|p| p.into_inner()).alerts = piece;
     }
 
-    /// The whole text exposition: the cached pieces, then everything in `process`.
+    /// The whole text exposition: every target's piece (rendered now for the targets that
+    /// reported since the last scrape) and the alerts', then everything in `process`.
     pub fn render(&self, process: &Registry) -> String {
         let mut out = String::new();
-        {
-            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-            let mut families: BTreeMap<&'static str, (Header, Vec<&str>)> = BTreeMap::new();
-            for piece in inner.targets.values().chain([&inner.alerts]) {
-                for (name, (header, lines)) in piece {
-                    let family = families.entry(name).or_insert((*header, Vec::new()));
-                    family.1.push(lines);
-                }
+        let pieces = self.pieces();
+        let mut families: BTreeMap<&'static str, (Header, Vec<&str>)> = BTreeMap::new();
+        for piece in &pieces {
+            for (name, (header, lines)) in piece.iter() {
+                let family = families.entry(name).or_insert((*header, Vec::new()));
+                family.1.push(lines);
             }
-            for (name, (header, lines)) in families {
-                let kind = match header.kind {
-                    FamilyType::Gauge => "gauge",
-                    FamilyType::Counter => "counter",
-                };
-                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", header.help);
-                lines.into_iter().for_each(|l| out.push_str(l));
-            }
+        }
+        for (name, (header, lines)) in families {
+            let kind = match header.kind {
+                FamilyType::Gauge => "gauge",
+                FamilyType::Counter => "counter",
+            };
+            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", header.help);
+            lines.into_iter().for_each(|l| out.push_str(l));
         }
         let mut bytes = Vec::new();
         match TextEncoder::new().encode(&process.gather(), &mut bytes) {
             Ok(()) => out.push_str(&String::from_utf8_lossy(&bytes)),
             Err(e) => tracing::error!(error = %e, "encoding process metrics failed"),
         }
+        out
+    }
+}
+
+impl Exposition {
+    /// Every target's piece, in target order, then the alerts'. The targets not rendered since
+    /// their last report are rendered here, outside the lock, so the daemon loop replacing
+    /// entries does not wait for them; a piece is cached unless a newer report came in
+    /// meanwhile (it still serves this scrape). Only a target whose first report lands between
+    /// the two looks is rendered under the lock.
+    fn pieces(&self) -> Vec<Arc<Piece>> {
+        let stale: Vec<(String, u64, TargetEntry)> = {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            let unrendered = inner.targets.iter().filter(|(_, s)| s.piece.is_none());
+            unrendered
+                .map(|(n, s)| (n.clone(), s.stamp, s.entry.clone()))
+                .collect()
+        };
+        let rendered: Vec<(String, u64, Arc<Piece>)> = stale
+            .into_iter()
+            .map(|(name, stamp, entry)| {
+                let piece = Arc::new(render_target(&name, &entry));
+                (name, stamp, piece)
+            })
+            .collect();
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = BTreeMap::new();
+        for (name, stamp, piece) in rendered {
+            if let Some(slot) = inner.targets.get_mut(&name).filter(|s| s.stamp == stamp) {
+                slot.piece = Some(piece.clone());
+            }
+            fresh.insert(name, piece);
+        }
+        let mut out: Vec<Arc<Piece>> = inner
+            .targets
+            .iter()
+            .map(|(name, slot)| match (&slot.piece, fresh.remove(name)) {
+                (Some(cached), _) => cached.clone(),
+                (None, Some(rendered)) => rendered,
+                (None, None) => Arc::new(render_target(name, &slot.entry)),
+            })
+            .collect();
+        out.push(inner.alerts.clone());
         out
     }
 }
@@ -301,5 +364,68 @@ mod tests {
         }
         assert_eq!(escape(r#"a"b\c"#.to_owned().as_str()), r#"a\"b\\c"#);
         assert_eq!(escape("x\ny"), r"x\ny");
+    }
+
+    /// An entry of `target` up with one pool of `in_use` of 10.
+    fn entry(target: &str, in_use: u64) -> TargetEntry {
+        let id = crate::model::PoolId {
+            target: target.into(),
+            kind: crate::source::app::APP,
+            name: "p".into(),
+        };
+        let data = crate::model::PollData {
+            pools: vec![crate::model::PoolSnapshot::new(id, 10, in_use)],
+            ..Default::default()
+        };
+        TargetEntry {
+            state: TargetState::polled(&data),
+            data: Some(Arc::new(data)),
+            polled: true,
+            ..Default::default()
+        }
+    }
+
+    fn in_use_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.starts_with("poolwatch_pool_in_use{"))
+            .collect()
+    }
+
+    /// A report is rendered by the next scrape, cached until the target's next report, and a
+    /// removed target's piece is gone; the text is the same as a render on every report gave.
+    #[test]
+    fn a_scrape_renders_what_was_reported_since_the_last_one() {
+        let (x, registry) = (Exposition::default(), Registry::new());
+        x.set_target("b", &entry("b", 2));
+        x.set_target("a", &entry("a", 1));
+        let first = x.render(&registry);
+        let want = [
+            r#"poolwatch_pool_in_use{target="a",kind="app",pool="p"} 1"#,
+            r#"poolwatch_pool_in_use{target="b",kind="app",pool="p"} 2"#,
+        ];
+        assert_eq!(in_use_lines(&first), want);
+        let pieces = |x: &Exposition| {
+            let inner = x.inner.read().unwrap();
+            inner.targets.values().filter(|s| s.piece.is_some()).count()
+        };
+        assert_eq!(pieces(&x), 2, "both cached");
+        assert_eq!(x.render(&registry), first, "a second scrape is the same");
+        x.set_target("a", &entry("a", 7));
+        assert_eq!(pieces(&x), 1, "a's report dropped its cached piece");
+        let second = x.render(&registry);
+        assert_eq!(in_use_lines(&second)[0], want[0].replace("} 1", "} 7"));
+        x.retain_targets(&["a".to_string()]);
+        assert_eq!(in_use_lines(&x.render(&registry)).len(), 1);
+        // The render on report, as it was: the same text.
+        let mut by_hand = Exposition::default();
+        by_hand.inner.get_mut().unwrap().targets.insert(
+            "a".into(),
+            Slot {
+                entry: entry("a", 7),
+                stamp: 0,
+                piece: Some(Arc::new(render_target("a", &entry("a", 7)))),
+            },
+        );
+        assert_eq!(by_hand.render(&registry), x.render(&registry));
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! sources ──TargetReport──▶ daemon ──▶ store (latest report, last pools, history per pool)
-//! (postgres, pgbouncer,       │              │          └──▶ exporter (/metrics, per report)
+//! (postgres, pgbouncer,       │              │          └──▶ exporter (/metrics, per scrape)
 //!  app_metrics, push;         │              ▼
 //!  one poll loop)             │              │
 //!                             └──▶ alert::Engine (rules + pure state machine)
@@ -44,7 +44,7 @@
 //!   integrations ([`notify::integrations`]: one module per kind — the grouped Alertmanager
 //!   v4 webhook, alerts pushed to Alertmanagers' `/api/v2/alerts`): one bounded queue (newest state per group) and worker per
 //!   integration, retries, a reachability probe, delivery outcomes back to the dispatcher.
-//! * [`exporter`] — Prometheus exposition, rendered per report from the store.
+//! * [`exporter`] — Prometheus exposition, rendered on scrape from what each report handed over.
 //! * [`http`] — the hyper server: `/` (the live status page), `/metrics`, `/healthz`, `/readyz`,
 //!   `/api/v1/alerts`, `/api/v1/pools` (GET: every pool with its link and budget; POST: pushed
 //!   pool stats);

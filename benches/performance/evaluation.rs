@@ -61,10 +61,10 @@ fn report(pools: usize, secs: u64, ramps: bool) -> TargetReport {
         target: TARGET.into(),
         at: at(secs),
         duration: Duration::from_millis(3),
-        outcome: Ok(PollData {
+        outcome: Ok(std::sync::Arc::new(PollData {
             pools,
             ..PollData::default()
-        }),
+        })),
     }
 }
 

@@ -4,7 +4,8 @@
 //! cargo bench --bench performance                     # every section
 //! cargo bench --bench performance -- poll rss         # some of: poll, rss, latency, spread,
 //!                                                     # metrics, pgbouncer, predict, status, push,
-//!                                                     # restart, scrape, parse, hostile
+//!                                                     # restart, scrape, parse, report,
+//!                                                     # hostile
 //! cargo bench --bench performance -- --quick          # smaller sample sizes
 //! cargo bench --bench performance -- scrape --steady  # the scrape section for 16 minutes
 //! ```
@@ -27,6 +28,8 @@
 //! * [`app_scrape`] — one daemon scraping 100 application endpoints (5 pools each) every
 //!   second: CPU and resident memory.
 //! * [`parse_cost`] — in-process: parsing (and mapping) a 10,000-series exposition.
+//! * [`report_cost`] — in-process: the daemon's work per report of [`app_scrape`]'s
+//!   applications outside fetching (parse and map, store, exporter).
 //! * [`hostile`] — a 100 MB push, endpoints serving 100 MB, 1 M series, a 1 MB label value:
 //!   time to refuse, the daemon's memory.
 //! * [`app_server`] — real HTTP endpoints in this process playing applications (and hostile
@@ -61,6 +64,7 @@ mod metrics_cost;
 mod parse_cost;
 mod poll_cost;
 mod push_rate;
+mod report_cost;
 mod restart;
 mod spread;
 mod stats;
@@ -104,6 +108,13 @@ fn leftover_servers() -> usize {
         })
         .count()
 }
+
+/// The applications of section 8.2 (scraped by a daemon) and 8.5 (their reports in-process).
+const SCRAPED_APPS: app_server::Apps = app_server::Apps {
+    count: 100,
+    pools: 5,
+    routes: 20,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -160,6 +171,13 @@ fn main() {
             rounds: if quick { 50 } else { 300 },
         });
     }
+    if wants("report") {
+        report_cost::run(report_cost::Plan {
+            apps: SCRAPED_APPS,
+            rounds: if quick { 30 } else { 150 },
+            reports_per_scrape: 15,
+        });
+    }
     runtime.block_on(async {
         if wants("poll") {
             poll_cost::run(poll_cost::Plan {
@@ -198,11 +216,7 @@ fn main() {
         }
         if wants("scrape") {
             app_scrape::run(app_scrape::Plan {
-                apps: app_server::Apps {
-                    count: 100,
-                    pools: 5,
-                    routes: 20,
-                },
+                apps: SCRAPED_APPS,
                 interval: Duration::from_secs(1),
                 warm_up: Duration::from_secs(5),
                 // `--steady`: past the 15 minutes of history every pool keeps by default, so

@@ -8,6 +8,7 @@ use crate::link::join::server_side;
 use crate::link::Link;
 use crate::model::{BudgetFigure, PoolSnapshot, TargetReport};
 use crate::source::app::APP;
+use std::sync::Arc;
 
 /// Sets the budget figure of `report`'s ceiling pools, from its own pools and `others` (the
 /// latest pools of every other target). Observed sizes only: no proposal.
@@ -41,6 +42,7 @@ pub fn annotate(report: &mut TargetReport, others: &[&PoolSnapshot], links: &[Li
         })
         .collect();
     if let Ok(data) = &mut report.outcome {
+        let data = Arc::make_mut(data);
         for (pool, (figure, side)) in data.pools.iter_mut().zip(figures) {
             pool.budget = figure;
             pool.server_side = side;

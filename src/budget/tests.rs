@@ -447,10 +447,10 @@ fn annotate_puts_the_budget_on_ceilings_and_the_server_side_on_app_pools() {
         target: target.into(),
         at: SystemTime::UNIX_EPOCH,
         duration: Duration::ZERO,
-        outcome: Ok(PollData {
+        outcome: Ok(std::sync::Arc::new(PollData {
             pools,
             ..PollData::default()
-        }),
+        })),
     };
     let mut server = pool("orders-db", pg::SERVER, "server", 97);
     server.in_use = 61;

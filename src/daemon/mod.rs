@@ -53,7 +53,8 @@ struct Daemon {
     store: Arc<Store>,
     /// The alerts published for `/api/v1/alerts`; written only here.
     board: Arc<Board>,
-    /// The store rendered for `/metrics`, per report; written only here.
+    /// The store as `/metrics` shows it: each report hands over its target's entry, a scrape
+    /// renders what changed; written only here.
     exposition: Arc<Exposition>,
     /// All alert state; owned by this loop alone.
     engine: Engine,

@@ -1,6 +1,7 @@
-//! `/metrics`: the exposition rendered per report ([`crate::exporter`]) plus the process
-//! registry, gzip-compressed when the client accepts it (Prometheus does): the exposition of
-//! hundreds of pools shrinks about tenfold.
+//! `/metrics`: the exposition ([`crate::exporter`]: each target rendered at most once per
+//! report, by the first scrape after it) plus the process registry, gzip-compressed when the
+//! client accepts it (Prometheus does): the exposition of hundreds of pools shrinks about
+//! tenfold.
 
 use super::{respond, AppState, RequestBody};
 use http_body_util::Full;

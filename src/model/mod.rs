@@ -8,6 +8,7 @@ pub use metric::PoolMetric;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// What kind of pool a snapshot describes, as its source names it: the `kind` label of every
@@ -506,8 +507,10 @@ pub struct TargetReport {
     pub at: SystemTime,
     /// How long the poll (query round trip, or failed connection attempt) took.
     pub duration: Duration,
-    /// The pools seen, or why none could be seen.
-    pub outcome: Result<PollData, PollError>,
+    /// The pools seen, or why none could be seen. Shared: the store keeps the same data as
+    /// the target's latest (a report's data is changed only before it is recorded, while this
+    /// is its only owner: [`Arc::make_mut`] copies nothing then).
+    pub outcome: Result<Arc<PollData>, PollError>,
 }
 
 /// The successful part of a poll.

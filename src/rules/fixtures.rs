@@ -82,10 +82,10 @@ pub(crate) fn up(target: &str, at: SystemTime, pools: Vec<PoolSnapshot>) -> Targ
         target: target.into(),
         at,
         duration: Duration::from_millis(3),
-        outcome: Ok(PollData {
+        outcome: Ok(std::sync::Arc::new(PollData {
             pools,
             ..PollData::default()
-        }),
+        })),
     }
 }
 

@@ -44,6 +44,7 @@ pub use target::TargetSettings;
 
 use crate::model::{PollData, PollError, TargetReport};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A session a source opened: the source's own connection state, and what answered, for the log.
@@ -94,7 +95,7 @@ pub async fn poll_once<S: PollingSource>(target: &str, source: &S) -> TargetRepo
         target: target.to_string(),
         at,
         duration: started.elapsed(),
-        outcome,
+        outcome: outcome.map(Arc::new),
     }
 }
 

@@ -100,7 +100,7 @@ async fn run_on<S: PollingSource>(
             target: state.id.name.clone(),
             at,
             duration,
-            outcome,
+            outcome: outcome.map(Arc::new),
         };
         if reports.send(report).await.is_err() {
             return;

@@ -147,7 +147,7 @@ impl Store {
         entry.polled = true;
         match &report.outcome {
             Ok(data) => {
-                let data = Arc::new(data.clone());
+                let data = Arc::clone(data);
                 entry.state = TargetState::polled(&data);
                 entry.data = Some(data.clone());
                 entry.last_data = Some(data.clone());
@@ -180,6 +180,7 @@ impl Store {
         let Ok(data) = &mut report.outcome else {
             return;
         };
+        let data = Arc::make_mut(data);
         let counted = |p: &PoolSnapshot| p.counters != Default::default();
         if !data.pools.iter().any(counted) {
             return;

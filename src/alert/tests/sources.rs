@@ -23,7 +23,7 @@ fn a_target_polled_but_refusing_clients_is_saturated_and_its_pools_are_evaluated
     let refusing = |secs: u64, in_use: u64| {
         let mut r = db(secs, in_use);
         if let Ok(data) = &mut r.outcome {
-            data.refusing = Some(crate::model::PollError {
+            std::sync::Arc::make_mut(data).refusing = Some(crate::model::PollError {
                 class: ErrorClass::TooManyConnections,
                 message: "max_client_conn 100 reached".into(),
             });
@@ -93,7 +93,7 @@ fn a_long_wait_in_a_queueing_pool_warns_and_postgres_pools_never_do() {
     let opening = |secs: u64, in_use: u64, waiting: u64| {
         let mut r = queue(secs, waiting, 20);
         if let Ok(data) = &mut r.outcome {
-            data.pools[0].in_use = in_use;
+            std::sync::Arc::make_mut(data).pools[0].in_use = in_use;
         }
         r
     };

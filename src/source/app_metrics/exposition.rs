@@ -25,7 +25,16 @@
 //!
 //! Cheap: samples borrow their names and label values from the body (only a value with an
 //! escape is copied), so a sample costs one allocation, its label list; scanning is by bytes
-//! (every delimiter of the grammar is ASCII). BENCHMARKS.md section 8.3 measures it.
+//! (every delimiter of the grammar is ASCII, lines are found with `memchr`, names are scanned
+//! with a table, the body is checked as UTF-8 once). BENCHMARKS.md section 8.3 measures it.
+//!
+//! Selective: a mapping reads a handful of the hundreds of series an application serves, so
+//! [`parse_only`] reads only the samples (and `# TYPE` / `# UNIT` lines) of the names it is
+//! given. Every other sample line is skipped at the cost of finding its name: its labels and
+//! value are not read, so a malformed line of a family nobody reads is not an error (its bytes
+//! are still checked to be UTF-8 text). Skipped lines keep every limit: the body size and line
+//! length are checked on every line, and every sample line, read or skipped, counts toward
+//! `max_series` (the limits bound time and memory, and counting lines is enough for that).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -91,8 +100,10 @@ impl Sample<'_> {
 /// What an exposition held; its samples borrow from the body.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exposition<'a> {
-    /// Every sample, in order.
+    /// Every sample read, in order (with [`parse_only`], those of the names asked for).
     pub samples: Vec<Sample<'a>>,
+    /// How many sample lines the exposition has, read or skipped.
+    pub series: usize,
     /// `# TYPE` of each family that announced one (`counter`, `gauge`, ...).
     pub types: BTreeMap<String, String>,
     /// `# UNIT` of each family that announced one (OpenMetrics).
@@ -121,8 +132,49 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Parses `body` within `limits`.
+/// Which samples a parse reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep<'k> {
+    /// Every sample.
+    All,
+    /// Only samples with one of these names (and `# TYPE` / `# UNIT` of their families).
+    Names(&'k [&'k str]),
+}
+
+impl Keep<'_> {
+    /// Whether samples named `name` are read.
+    fn sample(&self, name: &[u8]) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Names(names) => names.iter().any(|n| n.as_bytes() == name),
+        }
+    }
+
+    /// Whether the family `name` is read: a name asked for, or one that a name asked for
+    /// extends with `_` (family `foo` of sample `foo_total`).
+    fn family(&self, name: &str) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Names(names) => names.iter().any(|n| {
+                n.strip_prefix(name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+            }),
+        }
+    }
+}
+
+/// Parses `body` within `limits`, reading every sample.
 pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Exposition<'a>, ParseError> {
+    parse_only(body, limits, Keep::All)
+}
+
+/// Parses `body` within `limits`, reading only the samples `keep` names; the others are
+/// skipped unread (see the module's doc) but counted in [`Exposition::series`].
+pub fn parse_only<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+    keep: Keep<'_>,
+) -> Result<Exposition<'a>, ParseError> {
     if body.len() > limits.max_body {
         return Err(ParseError {
             line: 0,
@@ -137,7 +189,8 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Exposition<'a>, Pars
     let mut ended = false;
     // The labels of the sample being read; each sample gets an exact-size copy.
     let mut labels = Vec::new();
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+    let valid = utf8_prefix(body);
+    for (i, (start, raw)) in lines(body).enumerate() {
         let line_no = i + 1;
         let at = |message: String| ParseError {
             line: line_no,
@@ -150,7 +203,10 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Exposition<'a>, Pars
                 limits.max_line
             )));
         }
-        let line = std::str::from_utf8(raw).map_err(|_| at("not UTF-8 text".into()))?;
+        let line = match valid.get(start..start + raw.len()) {
+            Some(line) => line,
+            None => std::str::from_utf8(raw).map_err(|_| at("not UTF-8 text".into()))?,
+        };
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
@@ -159,25 +215,79 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Exposition<'a>, Pars
             return Err(at("content after # EOF".into()));
         }
         if let Some(comment) = line.strip_prefix('#') {
-            ended = comment_line(comment, &mut out, limits).map_err(at)?;
+            ended = comment_line(comment, &mut out, limits, keep).map_err(at)?;
             continue;
         }
-        if out.samples.len() >= limits.max_series {
+        if out.series >= limits.max_series {
             return Err(at(format!(
                 "more than {} series (the limit)",
                 limits.max_series
             )));
         }
-        out.samples
-            .push(sample_line(line, &mut labels, limits).map_err(at)?);
+        out.series += 1;
+        if leading_name(line).is_none_or(|name| keep.sample(name)) {
+            let sample = sample_line(line, &mut labels, limits).map_err(at)?;
+            // A quoted name is known only once read.
+            if keep.sample(sample.name.as_bytes()) {
+                out.samples.push(sample);
+            }
+        }
     }
     Ok(out)
 }
 
+/// The lines of `body` with the offset each starts at, split at `\n` (a final empty one after
+/// a final newline, as `split` gives).
+fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let at = start?;
+        let r = &body[at..];
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                start = Some(at + i + 1);
+                Some((at, &r[..i]))
+            }
+            None => {
+                start = None;
+                Some((at, r))
+            }
+        }
+    })
+}
+
+/// `body` as text up to its first byte that is not UTF-8: checked once for the whole body,
+/// which costs a fraction of a check per line. A line within it needs no check of its own (it
+/// starts and ends at a `\n` or an end, so on character boundaries); the lines from the first
+/// bad byte on are checked one by one, so the error names the first line at fault in order.
+fn utf8_prefix(body: &[u8]) -> &str {
+    match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
+/// The metric name a sample line starts with, as bytes; `None` when it does not start with
+/// one (a quoted name inside the braces, or no name: the line is read in full to know).
+fn leading_name(line: &str) -> Option<&[u8]> {
+    let bytes = line.trim_start_matches([' ', '\t']).as_bytes();
+    let end = bytes
+        .iter()
+        .position(|&b| !is_name_byte(b))
+        .unwrap_or(bytes.len());
+    (end > 0).then(|| &bytes[..end])
+}
+
 /// Reads a comment line (without its `#`); returns whether it was `# EOF`. `# TYPE` and
-/// `# UNIT` are kept (a metric name, quoted or not, then the rest of the line), at most as many
-/// as there may be series; `# HELP` and other comments are skipped.
-fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<bool, String> {
+/// `# UNIT` are read (a metric name, quoted or not, then the rest of the line) and kept for the
+/// families `keep` names, at most as many as there may be series; `# HELP` and other comments
+/// are skipped.
+fn comment_line(
+    comment: &str,
+    out: &mut Exposition,
+    limits: &Limits,
+    keep: Keep<'_>,
+) -> Result<bool, String> {
     let mut cur = Cursor::new(comment);
     cur.skip_space();
     let keyword = cur.identifier().unwrap_or("");
@@ -189,13 +299,13 @@ fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<
     };
     cur.skip_space();
     let name = match cur.peek() {
-        Some(b'"') => cur.quoted(limits.max_name)?.into_owned(),
+        Some(b'"') => cur.quoted(limits.max_name)?,
         _ => {
             let n = cur
                 .identifier()
                 .ok_or_else(|| format!("# {keyword} without a valid metric name"))?;
             check_name_len(n, limits)?;
-            n.to_string()
+            Text::Borrowed(n)
         }
     };
     let value = cur.rest.trim();
@@ -205,7 +315,9 @@ fn comment_line(comment: &str, out: &mut Exposition, limits: &Limits) -> Result<
     if target.len() >= limits.max_series {
         return Err(format!("more than {} # {keyword} lines", limits.max_series));
     }
-    target.insert(name, value.to_string());
+    if keep.family(&name) {
+        target.insert(name.into_owned(), value.to_string());
+    }
     Ok(false)
 }
 
@@ -340,10 +452,23 @@ fn quote(s: &str) -> String {
     format!("{q:?}")
 }
 
-/// Whether `b` may continue a metric or label name (`[a-zA-Z0-9_:]`).
+/// Whether `b` may continue a metric or label name (`[a-zA-Z0-9_:]`): one look-up, as every
+/// name of every line is scanned with it.
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+    NAME_BYTES[usize::from(b)]
 }
+
+/// [`is_name_byte`] for each byte value.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+        b += 1;
+    }
+    table
+};
 
 /// A position in one line. Every byte it stops at is ASCII (a delimiter, a name byte, a space),
 /// so each split falls on a character boundary.
@@ -455,3 +580,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 #[path = "exposition_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "exposition_keep_tests.rs"]
+mod keep_tests;

@@ -253,7 +253,7 @@ fn errors_quote_little_of_the_input() {
 }
 
 /// Pieces of the exposition grammar the mutations insert.
-const TOKENS: [&[u8]; 12] = [
+pub(super) const TOKENS: [&[u8]; 12] = [
     b"\"",
     b"\\",
     b"{",
@@ -310,4 +310,35 @@ fn mutated_real_expositions_never_panic_and_stay_bounded() {
         parsed > 100 && refused > 100,
         "{parsed} parsed, {refused} refused"
     );
+}
+
+#[test]
+fn the_name_byte_table_is_the_name_grammar() {
+    for b in 0..=u8::MAX {
+        let want = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+        assert_eq!(is_name_byte(b), want, "byte {b}");
+    }
+}
+
+/// The body is checked as UTF-8 once; the error still names the first line at fault, in order.
+#[test]
+fn the_first_line_at_fault_is_named_whatever_its_fault() {
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"a 1\nb{ 2\nc \xff 3\n",
+            "line 2: found \"2\" where a label name was expected",
+        ),
+        (b"a 1\nb \xff 2\nc{ 3\n", "line 2: not UTF-8 text"),
+        (b"a 1\n\xc3\n", "line 2: not UTF-8 text"),
+    ];
+    for (body, want) in cases {
+        let got = parse(body, &Limits::default()).map(|e| e.samples.len());
+        assert_eq!(got.map_err(|e| e.to_string()), Err(want.to_string()));
+    }
+    // Characters of several bytes before and after a bad byte are fine.
+    let e = parse("a{v=\"é\"} 1\n".as_bytes(), &Limits::default()).expect("parses");
+    assert_eq!(e.samples[0].label("v"), Some("é"));
+    let mut body = "a{v=\"ü\"} 1\n".as_bytes().to_vec();
+    body.extend_from_slice(b"# \xff comment\n");
+    assert_eq!(parse(&body, &Limits::default()).map_err(|e| e.line), Err(2));
 }

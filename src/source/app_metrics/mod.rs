@@ -43,9 +43,12 @@ impl AppMetricsSource {
     }
 }
 
-/// Reads one answer into pools: parse within the limits, then map.
+/// Reads one answer into pools: parse within the limits (reading only the samples the mapping
+/// reads), then map.
 pub fn to_poll_data(s: &AppMetricsSettings, body: &[u8]) -> Result<PollData, PollError> {
-    let expo = exposition::parse(body, &s.limits).map_err(|e| PollError {
+    let names = s.mapping.sample_names();
+    let keep = exposition::Keep::Names(&names);
+    let expo = exposition::parse_only(body, &s.limits, keep).map_err(|e| PollError {
         class: ErrorClass::BadExposition,
         message: e.to_string(),
     })?;
@@ -59,7 +62,7 @@ pub fn to_poll_data(s: &AppMetricsSettings, body: &[u8]) -> Result<PollData, Pol
         s.endpoint,
         s.mapping.name,
         mapped.pools.len(),
-        expo.samples.len()
+        expo.series
     );
     if !mapped.left_out.is_empty() {
         let shown: Vec<&str> = mapped

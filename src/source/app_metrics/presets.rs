@@ -118,6 +118,20 @@ impl Mapping {
             ("timeouts", self.timeouts.as_ref()),
         ]
     }
+
+    /// Every metric name the mapping reads, each once: what a parse for it needs to read
+    /// ([`super::exposition::Keep::Names`]).
+    pub fn sample_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for series in self.fields().into_iter().filter_map(|(_, s)| s) {
+            for n in &series.names {
+                if !names.contains(&n.as_str()) {
+                    names.push(n);
+                }
+            }
+        }
+        names
+    }
 }
 
 /// The built-in presets, by `preset` name.

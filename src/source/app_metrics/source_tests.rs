@@ -105,7 +105,7 @@ async fn scrape(answer: Answer, extra: &str) -> (Result<PollData, PollError>, Ve
     let source = AppMetricsSource::new(settings(&addr, extra));
     let report = crate::source::poll_once("app", &source).await;
     let heads = seen.lock().expect("log").clone();
-    (report.outcome, heads)
+    (report.outcome.map(Arc::unwrap_or_clone), heads)
 }
 
 /// Polls `addr` once, expecting a failure.
