@@ -1,22 +1,31 @@
 //! One scrape over HTTP(S): a GET with the configured headers, certificates always verified,
-//! redirects refused, the whole exchange within the timeout and the body within its cap. Error
-//! texts are built here and carry neither header values nor the URL's query.
+//! redirects refused, the whole exchange within the timeout and the body within its cap. A
+//! [`Scraper`] keeps at most one connection ([`super::conn`]) open between scrapes. Error texts
+//! are built here and carry neither header values nor the URL's query.
 
 use super::config::AppMetricsSettings;
+use super::conn::{Conn, Endpoint};
 use crate::errtext;
 use crate::model::{ErrorClass, PollError};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, LOCATION};
-use reqwest::{Client, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, USER_AGENT,
+};
+use hyper::{Request, Response, StatusCode, Uri};
 
 /// What poolwatch asks for: OpenMetrics first, then the Prometheus text format, as Prometheus
 /// itself does; the parser reads both.
 pub const ACCEPT_EXPOSITION: &str =
     "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// A client for one endpoint, with its headers ready.
+/// A client for one endpoint: where it is, the request ready to send, and the connection kept
+/// alive between scrapes (none before the first scrape and after a failed one).
 pub struct Scraper {
-    client: Client,
+    endpoint: Endpoint,
+    uri: Uri,
     headers: HeaderMap,
+    conn: Option<Conn>,
 }
 
 /// What one scrape got: the body, and what answered (status and content type), for the log.
@@ -36,78 +45,154 @@ fn error(class: ErrorClass, message: impl Into<String>) -> PollError {
 }
 
 impl Scraper {
-    /// Builds the client: TLS with the configured CA (or the built-in web roots), no redirects,
-    /// the scrape timeout on connecting and on the whole request.
+    /// Prepares the endpoint (TLS with the configured CA or the shared web roots) and the
+    /// request: its target, `Host`, `Accept`, `User-Agent` and the configured headers. Nothing
+    /// is connected until the first [`get`](Scraper::get).
     pub fn new(s: &AppMetricsSettings) -> Result<Scraper, PollError> {
-        let mut builder = Client::builder()
-            .use_rustls_tls()
-            .user_agent(crate::notify::USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(s.timeout)
-            .timeout(s.timeout)
-            .pool_max_idle_per_host(1);
-        if let Some((path, pem)) = &s.ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| error(ErrorClass::Tls, format!("ca_file {}: {e}", path.display())))?;
-            builder = builder.tls_built_in_root_certs(false);
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+        let endpoint = Endpoint::new(&s.url, s.ca.as_ref())?;
+        let mut target = s.url.path().to_string();
+        if let Some(query) = s.url.query() {
+            target.push('?');
+            target.push_str(query);
         }
-        let client = builder
-            .build()
-            .map_err(|e| error(ErrorClass::Tls, errtext::chain(&e.without_url())))?;
+        let uri = Uri::try_from(target).map_err(|_| {
+            error(
+                ErrorClass::Network,
+                "the URL's path is not a valid request target",
+            )
+        })?;
+        let host = match s.url.port() {
+            Some(port) => format!("{}:{port}", s.url.host_str().unwrap_or_default()),
+            None => s.url.host_str().unwrap_or_default().to_string(),
+        };
         let mut headers = HeaderMap::new();
+        let host = HeaderValue::from_str(&host).map_err(|_| {
+            error(
+                ErrorClass::Network,
+                "the URL's host is not a valid Host header",
+            )
+        })?;
+        headers.insert(HOST, host);
         headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_EXPOSITION));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(crate::notify::USER_AGENT),
+        );
         for (name, value) in &s.headers {
             let mut v = HeaderValue::from_str(value.expose())
                 .map_err(|_| error(ErrorClass::Auth, format!("header {name}: invalid value")))?;
             v.set_sensitive(true);
             headers.insert(name.clone(), v);
         }
-        Ok(Scraper { client, headers })
+        Ok(Scraper {
+            endpoint,
+            uri,
+            headers,
+            conn: None,
+        })
     }
 
-    /// GETs the endpoint once.
-    pub async fn get(&self, s: &AppMetricsSettings) -> Result<Answer, PollError> {
-        let sent = self
-            .client
-            .get(s.url.clone())
-            .headers(self.headers.clone())
-            .send()
-            .await;
-        let mut response = sent.map_err(|e| classify(e, s))?;
+    /// GETs the endpoint once, within the timeout (connecting included). After a failure the
+    /// connection is closed; the next scrape opens a new one.
+    pub async fn get(&mut self, s: &AppMetricsSettings) -> Result<Answer, PollError> {
+        let got = tokio::time::timeout(s.timeout, self.exchange(s.limits.max_body)).await;
+        let got = got.unwrap_or_else(|_| {
+            Err(error(
+                ErrorClass::Timeout,
+                format!(
+                    "no complete answer within {}",
+                    crate::timefmt::human(s.timeout)
+                ),
+            ))
+        });
+        if got.is_err() {
+            self.conn = None;
+        }
+        got
+    }
+
+    async fn exchange(&mut self, cap: usize) -> Result<Answer, PollError> {
+        let response = self.send().await?;
         let status = response.status();
-        check_status(status, response.headers().get(LOCATION))?;
-        let declared = response
-            .headers()
+        let headers = response.headers();
+        check_status(status, headers.get(LOCATION))?;
+        let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let cap = s.limits.max_body;
         if declared.is_some_and(|n| n > cap as u64) {
             return Err(too_large(cap));
         }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
+        let content_type = headers
+            .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .chars()
             .take(80)
             .collect::<String>();
-        // Sized from the declared length (within the cap) instead of doubled chunk by chunk.
-        let mut body = Vec::with_capacity(declared.map_or(0, |n| n.min(cap as u64) as usize));
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, s))? {
-            if body.len() + chunk.len() > cap {
-                return Err(too_large(cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(response.into_body(), cap, declared).await?;
         Ok(Answer {
             body,
             peer: format!("HTTP {}, {content_type}", status.as_u16()),
         })
     }
+
+    /// Sends the GET on the kept connection if it is still open, else on a new one. A kept
+    /// connection that fails before any byte of the answer arrived (the server closed it under
+    /// us) is replaced once: a GET is idempotent, and Go's and reqwest's pools do the same.
+    async fn send(&mut self) -> Result<Response<Incoming>, PollError> {
+        let mut reused = self.conn.as_ref().is_some_and(|c| !c.sender.is_closed());
+        loop {
+            if !reused {
+                self.conn = None;
+                self.conn = Some(self.endpoint.open().await?);
+            }
+            let mut request = Request::new(Default::default());
+            *request.uri_mut() = self.uri.clone();
+            *request.headers_mut() = self.headers.clone();
+            let conn = self.conn.as_mut().expect("a connection was opened above");
+            let before = conn.bytes_read();
+            let sent = match conn.sender.ready().await {
+                Ok(()) => conn.sender.send_request(request).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(response) => return Ok(response),
+                Err(_) if reused && conn.bytes_read() == before => {
+                    tracing::debug!("the kept connection closed before answering; reconnecting");
+                    reused = false;
+                }
+                Err(e) => {
+                    let text = format!("request: {}", errtext::chain(&e));
+                    return Err(error(ErrorClass::Network, text));
+                }
+            }
+        }
+    }
+}
+
+/// Reads the whole body, refusing it as soon as it passes `cap` (chunked bodies included).
+async fn read_body(
+    mut body: Incoming,
+    cap: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, PollError> {
+    // Sized from the declared length (within the cap) instead of doubled chunk by chunk.
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n.min(cap as u64) as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            error(
+                ErrorClass::Network,
+                format!("response body: {}", errtext::chain(&e)),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > cap {
+                return Err(too_large(cap));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 fn too_large(cap: usize) -> PollError {
@@ -140,31 +225,6 @@ fn check_status(status: StatusCode, location: Option<&HeaderValue>) -> Result<()
         _ => ErrorClass::HttpStatus,
     };
     Err(error(class, format!("HTTP {status}")))
-}
-
-/// A failed exchange: timed out, TLS, or the network.
-fn classify(e: reqwest::Error, s: &AppMetricsSettings) -> PollError {
-    if e.is_timeout() {
-        return error(
-            ErrorClass::Timeout,
-            format!(
-                "no complete answer within {}",
-                crate::timefmt::human(s.timeout)
-            ),
-        );
-    }
-    // reqwest names the URL in its errors; its query may carry a token.
-    let text = errtext::chain(&e.without_url());
-    let lower = text.to_ascii_lowercase();
-    let class = if ["certificate", "tls", "handshake", "ssl"]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
-        ErrorClass::Tls
-    } else {
-        ErrorClass::Network
-    };
-    error(class, text)
 }
 
 #[cfg(test)]
