@@ -75,27 +75,21 @@ impl Endpoint {
     /// The endpoint of `url` (`http` or `https`, as config validation ensured), verified with
     /// the certificates of `ca` (its file name and PEM text) or else the built-in web roots.
     pub fn new(url: &reqwest::Url, ca: Option<&(PathBuf, Vec<u8>)>) -> Result<Self, PollError> {
-        let bracketed = url.host_str().unwrap_or_default();
-        let host = bracketed.trim_start_matches('[').trim_end_matches(']');
-        let port = url.port_or_known_default().unwrap_or(80);
+        let (host, port) = host_port(url);
         let tls = match url.scheme() {
             "https" => {
                 let config = match ca {
                     Some((path, pem)) => Arc::new(with_ca(path, pem)?),
                     None => web_roots(),
                 };
-                let name = ServerName::try_from(host.to_string()).map_err(|_| {
+                let name = ServerName::try_from(host.clone()).map_err(|_| {
                     error(ErrorClass::Tls, "the URL's host is not a valid TLS name")
                 })?;
                 Some((TlsConnector::from(config), name))
             }
             _ => None,
         };
-        Ok(Endpoint {
-            host: host.to_string(),
-            port,
-            tls,
-        })
+        Ok(Endpoint { host, port, tls })
     }
 
     /// Opens a connection: TCP to the first address of the host that accepts, TLS when
@@ -122,6 +116,14 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The host to resolve or connect to (an IPv6 literal without its brackets) and the port (the
+/// scheme's default when the URL names none).
+pub fn host_port(url: &reqwest::Url) -> (String, u16) {
+    let bracketed = url.host_str().unwrap_or_default();
+    let host = bracketed.trim_start_matches('[').trim_end_matches(']');
+    (host.to_string(), url.port_or_known_default().unwrap_or(80))
 }
 
 /// hyper's handshake on `io`, counting the bytes read, and the connection's task.

@@ -50,44 +50,16 @@ impl Scraper {
     /// is connected until the first [`get`](Scraper::get).
     pub fn new(s: &AppMetricsSettings) -> Result<Scraper, PollError> {
         let endpoint = Endpoint::new(&s.url, s.ca.as_ref())?;
-        let mut target = s.url.path().to_string();
-        if let Some(query) = s.url.query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let uri = Uri::try_from(target).map_err(|_| {
+        let uri = Uri::try_from(request_target(&s.url)).map_err(|_| {
             error(
                 ErrorClass::Network,
                 "the URL's path is not a valid request target",
             )
         })?;
-        let host = match s.url.port() {
-            Some(port) => format!("{}:{port}", s.url.host_str().unwrap_or_default()),
-            None => s.url.host_str().unwrap_or_default().to_string(),
-        };
-        let mut headers = HeaderMap::new();
-        let host = HeaderValue::from_str(&host).map_err(|_| {
-            error(
-                ErrorClass::Network,
-                "the URL's host is not a valid Host header",
-            )
-        })?;
-        headers.insert(HOST, host);
-        headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_EXPOSITION));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(crate::notify::USER_AGENT),
-        );
-        for (name, value) in &s.headers {
-            let mut v = HeaderValue::from_str(value.expose())
-                .map_err(|_| error(ErrorClass::Auth, format!("header {name}: invalid value")))?;
-            v.set_sensitive(true);
-            headers.insert(name.clone(), v);
-        }
         Ok(Scraper {
             endpoint,
             uri,
-            headers,
+            headers: request_headers(s)?,
             conn: None,
         })
     }
@@ -170,6 +142,51 @@ impl Scraper {
     }
 }
 
+/// Every request's headers: `Host`, `Accept`, `User-Agent`, then the configured ones (secrets,
+/// marked sensitive).
+fn request_headers(s: &AppMetricsSettings) -> Result<HeaderMap, PollError> {
+    let mut headers = HeaderMap::new();
+    let host = HeaderValue::from_str(&host_header(&s.url)).map_err(|_| {
+        error(
+            ErrorClass::Network,
+            "the URL's host is not a valid Host header",
+        )
+    })?;
+    headers.insert(HOST, host);
+    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_EXPOSITION));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(crate::notify::USER_AGENT),
+    );
+    for (name, value) in &s.headers {
+        let mut v = HeaderValue::from_str(value.expose())
+            .map_err(|_| error(ErrorClass::Auth, format!("header {name}: invalid value")))?;
+        v.set_sensitive(true);
+        headers.insert(name.clone(), v);
+    }
+    Ok(headers)
+}
+
+/// The request target: the URL's path and query (never its fragment).
+fn request_target(url: &reqwest::Url) -> String {
+    let mut target = url.path().to_string();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    target
+}
+
+/// The `Host` header: the URL's host (an IPv6 literal in brackets), with the port unless it is
+/// the scheme's default.
+fn host_header(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
 /// Reads the whole body, refusing it as soon as it passes `cap` (chunked bodies included).
 async fn read_body(
     mut body: Incoming,
@@ -230,6 +247,53 @@ fn check_status(status: StatusCode, location: Option<&HeaderValue>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_give_the_address_the_host_header_and_the_target() {
+        // (URL, host and port to connect to, Host header, request target)
+        let cases = [
+            ("http://app/metrics", ("app", 80), "app", "/metrics"),
+            (
+                "https://app/m?a=1&b=2#top",
+                ("app", 443),
+                "app",
+                "/m?a=1&b=2",
+            ),
+            ("http://app:80/", ("app", 80), "app", "/"),
+            ("https://app:8443", ("app", 8443), "app:8443", "/"),
+            (
+                "http://127.0.0.1:9187/x",
+                ("127.0.0.1", 9187),
+                "127.0.0.1:9187",
+                "/x",
+            ),
+            (
+                "http://[::1]:8080/metrics",
+                ("::1", 8080),
+                "[::1]:8080",
+                "/metrics",
+            ),
+            (
+                "https://[fe80::1]/metrics",
+                ("fe80::1", 443),
+                "[fe80::1]",
+                "/metrics",
+            ),
+            (
+                "http://App.Example/a%20b",
+                ("app.example", 80),
+                "app.example",
+                "/a%20b",
+            ),
+        ];
+        for (url, (host, port), header, target) in cases {
+            let url = reqwest::Url::parse(url).expect("url");
+            let got = super::super::conn::host_port(&url);
+            assert_eq!((got.0.as_str(), got.1), (host, port), "{url}");
+            assert_eq!(host_header(&url), header, "{url}");
+            assert_eq!(request_target(&url), target, "{url}");
+        }
+    }
 
     #[test]
     fn statuses_are_classified() {
