@@ -1,7 +1,7 @@
 //! The scrape client against real servers on loopback: hyper's own server (plain and over TLS
 //! with a throwaway CA made by the `openssl` CLI) for keep-alive and certificates, and raw tokio
 //! listeners for servers that close connections at awkward moments. Each counts the connections
-//! it accepted.
+//! it accepted and those still open.
 
 use super::config::AppMetricsSettings;
 use super::fetch::Scraper;
@@ -34,29 +34,43 @@ fn settings(url: &str, extra: &str) -> AppMetricsSettings {
     }
 }
 
-/// Listens on loopback and runs `handle` on each accepted connection; returns the port and the
-/// count of accepted connections.
-async fn listen<F, Fut>(handle: F) -> (u16, Arc<AtomicUsize>)
+/// What a test server counts.
+#[derive(Default)]
+struct Counts {
+    /// Connections accepted.
+    accepted: AtomicUsize,
+    /// Connections open now (served, and not yet closed by either side).
+    open: AtomicUsize,
+}
+
+/// Listens on `addr` and runs `handle` on each accepted connection; returns the port and the
+/// counts of connections.
+async fn listen<F, Fut>(addr: &str, handle: F) -> (u16, Arc<Counts>)
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind(addr).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(handle(sock));
+            c.accepted.fetch_add(1, Ordering::SeqCst);
+            c.open.fetch_add(1, Ordering::SeqCst);
+            let (served, c) = (handle(sock), c.clone());
+            tokio::spawn(async move {
+                served.await;
+                c.open.fetch_sub(1, Ordering::SeqCst);
+            });
         }
     });
-    (port, accepted)
+    (port, counts)
 }
 
 /// hyper's HTTP/1.1 server with keep-alive, over TLS when `tls` is given.
-async fn hyper_server(tls: Option<TlsAcceptor>) -> (u16, Arc<AtomicUsize>) {
-    listen(move |sock| {
+async fn hyper_server(addr: &str, tls: Option<TlsAcceptor>) -> (u16, Arc<Counts>) {
+    listen(addr, move |sock| {
         let tls = tls.clone();
         async move {
             match tls {
@@ -97,8 +111,8 @@ enum Raw {
     Chunked(usize),
 }
 
-async fn raw_server(mode: Raw) -> (u16, Arc<AtomicUsize>) {
-    listen(move |sock| async move {
+async fn raw_server(mode: Raw) -> (u16, Arc<Counts>) {
+    listen("127.0.0.1:0", move |sock| async move {
         let _ = raw_connection(sock, mode).await;
     })
     .await
@@ -173,11 +187,35 @@ async fn scrapes(s: &AppMetricsSettings, times: usize, pause: Duration) -> Vec<O
 
 #[tokio::test]
 async fn many_scrapes_use_one_kept_alive_connection() {
-    let (port, accepted) = hyper_server(None).await;
+    let (port, counts) = hyper_server("127.0.0.1:0", None).await;
     let s = settings(&format!("http://127.0.0.1:{port}/metrics"), "");
     let got = scrapes(&s, 20, Duration::ZERO).await;
     assert_eq!(got, vec![None; 20]);
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_ipv6_literal_is_scraped_and_a_dropped_scraper_closes_its_connection() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return; // no IPv6 loopback here
+    }
+    let (port, counts) = hyper_server("[::1]:0", None).await;
+    let s = settings(&format!("http://[::1]:{port}/metrics"), "");
+    let mut scraper = Scraper::new(&s).expect("scraper");
+    for _ in 0..3 {
+        assert_eq!(scraper.get(&s).await.expect("answer").body, BODY.as_bytes());
+    }
+    assert_eq!(counts.open.load(Ordering::SeqCst), 1);
+    drop(scraper);
+    // The connection's task is aborted with the scraper: the server sees the socket close.
+    for _ in 0..100 {
+        if counts.open.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(counts.open.load(Ordering::SeqCst), 0);
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -189,11 +227,11 @@ async fn a_connection_the_server_closed_is_replaced_without_an_error() {
         (Raw::CloseOnSecond, Duration::ZERO),
     ];
     for (mode, pause) in cases {
-        let (port, accepted) = raw_server(mode).await;
+        let (port, counts) = raw_server(mode).await;
         let s = settings(&format!("http://127.0.0.1:{port}/metrics"), "");
         let got = scrapes(&s, 4, pause).await;
         assert_eq!(got, vec![None; 4], "{mode:?}");
-        assert_eq!(accepted.load(Ordering::SeqCst), 4, "{mode:?}");
+        assert_eq!(counts.accepted.load(Ordering::SeqCst), 4, "{mode:?}");
     }
 }
 
@@ -211,11 +249,15 @@ async fn broken_answers_are_classified_errors_without_a_retry_loop() {
         ),
     ];
     for (mode, want, connections) in cases {
-        let (port, accepted) = raw_server(mode).await;
+        let (port, counts) = raw_server(mode).await;
         let s = settings(&format!("http://127.0.0.1:{port}/metrics"), "");
         let got = scrapes(&s, want.len(), Duration::ZERO).await;
         assert_eq!(got, want, "{mode:?}");
-        assert_eq!(accepted.load(Ordering::SeqCst), connections, "{mode:?}");
+        assert_eq!(
+            counts.accepted.load(Ordering::SeqCst),
+            connections,
+            "{mode:?}"
+        );
     }
 }
 
@@ -223,11 +265,11 @@ async fn broken_answers_are_classified_errors_without_a_retry_loop() {
 async fn tls_verifies_the_certificate_and_the_host_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let acceptor = make_certificates(dir.path());
-    let (port, accepted) = hyper_server(Some(acceptor)).await;
+    let (port, counts) = hyper_server("127.0.0.1:0", Some(acceptor)).await;
     let ca = format!("ca_file = \"{}\"\n", dir.path().join("ca.crt").display());
     let good = settings(&format!("https://localhost:{port}/metrics"), &ca);
     assert_eq!(scrapes(&good, 3, Duration::ZERO).await, vec![None; 3]);
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
     // (URL, extra keys): the certificate names localhost only; the web roots do not know the CA.
     let cases = [
         (format!("https://127.0.0.1:{port}/metrics"), ca.clone()),
