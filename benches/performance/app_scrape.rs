@@ -128,6 +128,11 @@ pub async fn run(plan: Plan) {
         "| mean scrape (fetch + parse + map), daemon's histogram | {:.3} ms |",
         poll_mean * 1e3
     );
+    println!(
+        "| connections the endpoints accepted since the start | {} ({:.2} per target) |",
+        server.accepted(),
+        server.accepted() as f64 / apps.count as f64
+    );
     println!("| daemon CPU | {cpu:.2} s in {elapsed:.1} s = {core:.2} % of one core |");
     println!("| VmRSS over the window, MB | {rss} |");
     println!(

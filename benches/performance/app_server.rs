@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -51,6 +52,7 @@ impl Apps {
 pub struct AppServer {
     addr: SocketAddr,
     bodies: Arc<RwLock<Vec<Bytes>>>,
+    accepted: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -71,8 +73,11 @@ impl AppServer {
             }
         });
         let shared = bodies.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
         let accept = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
                 let (bodies, hostile) = (shared.clone(), hostile.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -88,6 +93,7 @@ impl AppServer {
         AppServer {
             addr,
             bodies,
+            accepted,
             tasks: vec![refresh, accept],
         }
     }
@@ -95,6 +101,11 @@ impl AppServer {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// TCP connections accepted since the start, all applications together.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Bytes and series (sample lines) of application `n`'s current exposition.

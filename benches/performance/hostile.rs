@@ -108,7 +108,7 @@ fn settings(url: &str) -> AppMetricsSettings {
 /// the refusal and its message.
 async fn refuse_scrape(url: &str) -> (Duration, String) {
     let s = settings(url);
-    let scraper = Scraper::new(&s).expect("client");
+    let mut scraper = Scraper::new(&s).expect("client");
     let started = Instant::now();
     let outcome = match scraper.get(&s).await {
         Ok(answer) => to_poll_data(&s, &answer.body).map(|_| ()),

@@ -1,22 +1,31 @@
 //! One scrape over HTTP(S): a GET with the configured headers, certificates always verified,
-//! redirects refused, the whole exchange within the timeout and the body within its cap. Error
-//! texts are built here and carry neither header values nor the URL's query.
+//! redirects refused, the whole exchange within the timeout and the body within its cap. A
+//! [`Scraper`] keeps at most one connection ([`super::conn`]) open between scrapes. Error texts
+//! are built here and carry neither header values nor the URL's query.
 
 use super::config::AppMetricsSettings;
+use super::conn::{Conn, Endpoint};
 use crate::errtext;
 use crate::model::{ErrorClass, PollError};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, LOCATION};
-use reqwest::{Client, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, USER_AGENT,
+};
+use hyper::{Request, Response, StatusCode, Uri};
 
 /// What poolwatch asks for: OpenMetrics first, then the Prometheus text format, as Prometheus
 /// itself does; the parser reads both.
 pub const ACCEPT_EXPOSITION: &str =
     "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// A client for one endpoint, with its headers ready.
+/// A client for one endpoint: where it is, the request ready to send, and the connection kept
+/// alive between scrapes (none before the first scrape and after a failed one).
 pub struct Scraper {
-    client: Client,
+    endpoint: Endpoint,
+    uri: Uri,
     headers: HeaderMap,
+    conn: Option<Conn>,
 }
 
 /// What one scrape got: the body, and what answered (status and content type), for the log.
@@ -36,78 +45,171 @@ fn error(class: ErrorClass, message: impl Into<String>) -> PollError {
 }
 
 impl Scraper {
-    /// Builds the client: TLS with the configured CA (or the built-in web roots), no redirects,
-    /// the scrape timeout on connecting and on the whole request.
+    /// Prepares the endpoint (TLS with the configured CA or the shared web roots) and the
+    /// request: its target, `Host`, `Accept`, `User-Agent` and the configured headers. Nothing
+    /// is connected until the first [`get`](Scraper::get).
     pub fn new(s: &AppMetricsSettings) -> Result<Scraper, PollError> {
-        let mut builder = Client::builder()
-            .use_rustls_tls()
-            .user_agent(crate::notify::USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(s.timeout)
-            .timeout(s.timeout)
-            .pool_max_idle_per_host(1);
-        if let Some((path, pem)) = &s.ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| error(ErrorClass::Tls, format!("ca_file {}: {e}", path.display())))?;
-            builder = builder.tls_built_in_root_certs(false);
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| error(ErrorClass::Tls, errtext::chain(&e.without_url())))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_EXPOSITION));
-        for (name, value) in &s.headers {
-            let mut v = HeaderValue::from_str(value.expose())
-                .map_err(|_| error(ErrorClass::Auth, format!("header {name}: invalid value")))?;
-            v.set_sensitive(true);
-            headers.insert(name.clone(), v);
-        }
-        Ok(Scraper { client, headers })
+        let endpoint = Endpoint::new(&s.url, s.ca.as_ref())?;
+        let uri = Uri::try_from(request_target(&s.url)).map_err(|_| {
+            error(
+                ErrorClass::Network,
+                "the URL's path is not a valid request target",
+            )
+        })?;
+        Ok(Scraper {
+            endpoint,
+            uri,
+            headers: request_headers(s)?,
+            conn: None,
+        })
     }
 
-    /// GETs the endpoint once.
-    pub async fn get(&self, s: &AppMetricsSettings) -> Result<Answer, PollError> {
-        let sent = self
-            .client
-            .get(s.url.clone())
-            .headers(self.headers.clone())
-            .send()
-            .await;
-        let mut response = sent.map_err(|e| classify(e, s))?;
+    /// GETs the endpoint once, within the timeout (connecting included). After a failure the
+    /// connection is closed; the next scrape opens a new one.
+    pub async fn get(&mut self, s: &AppMetricsSettings) -> Result<Answer, PollError> {
+        let got = tokio::time::timeout(s.timeout, self.exchange(s.limits.max_body)).await;
+        let got = got.unwrap_or_else(|_| {
+            Err(error(
+                ErrorClass::Timeout,
+                format!(
+                    "no complete answer within {}",
+                    crate::timefmt::human(s.timeout)
+                ),
+            ))
+        });
+        if got.is_err() {
+            self.conn = None;
+        }
+        got
+    }
+
+    async fn exchange(&mut self, cap: usize) -> Result<Answer, PollError> {
+        let response = self.send().await?;
         let status = response.status();
-        check_status(status, response.headers().get(LOCATION))?;
-        let declared = response
-            .headers()
+        let headers = response.headers();
+        check_status(status, headers.get(LOCATION))?;
+        let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let cap = s.limits.max_body;
         if declared.is_some_and(|n| n > cap as u64) {
             return Err(too_large(cap));
         }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
+        let content_type = headers
+            .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .chars()
             .take(80)
             .collect::<String>();
-        // Sized from the declared length (within the cap) instead of doubled chunk by chunk.
-        let mut body = Vec::with_capacity(declared.map_or(0, |n| n.min(cap as u64) as usize));
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, s))? {
-            if body.len() + chunk.len() > cap {
-                return Err(too_large(cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(response.into_body(), cap, declared).await?;
         Ok(Answer {
             body,
             peer: format!("HTTP {}, {content_type}", status.as_u16()),
         })
     }
+
+    /// Sends the GET on the kept connection if it is still open, else on a new one. A kept
+    /// connection that fails before any byte of the answer arrived (the server closed it under
+    /// us) is replaced once: a GET is idempotent, and Go's and reqwest's pools do the same.
+    async fn send(&mut self) -> Result<Response<Incoming>, PollError> {
+        let mut reused = self.conn.as_ref().is_some_and(|c| !c.sender.is_closed());
+        loop {
+            if !reused {
+                self.conn = None;
+                self.conn = Some(self.endpoint.open().await?);
+            }
+            let mut request = Request::new(Default::default());
+            *request.uri_mut() = self.uri.clone();
+            *request.headers_mut() = self.headers.clone();
+            let conn = self.conn.as_mut().expect("a connection was opened above");
+            let before = conn.bytes_read();
+            let sent = match conn.sender.ready().await {
+                Ok(()) => conn.sender.send_request(request).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(response) => return Ok(response),
+                Err(_) if reused && conn.bytes_read() == before => {
+                    tracing::debug!("the kept connection closed before answering; reconnecting");
+                    reused = false;
+                }
+                Err(e) => {
+                    let text = format!("request: {}", errtext::chain(&e));
+                    return Err(error(ErrorClass::Network, text));
+                }
+            }
+        }
+    }
+}
+
+/// Every request's headers: `Host`, `Accept`, `User-Agent`, then the configured ones (secrets,
+/// marked sensitive).
+fn request_headers(s: &AppMetricsSettings) -> Result<HeaderMap, PollError> {
+    let mut headers = HeaderMap::new();
+    let host = HeaderValue::from_str(&host_header(&s.url)).map_err(|_| {
+        error(
+            ErrorClass::Network,
+            "the URL's host is not a valid Host header",
+        )
+    })?;
+    headers.insert(HOST, host);
+    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_EXPOSITION));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(crate::notify::USER_AGENT),
+    );
+    for (name, value) in &s.headers {
+        let mut v = HeaderValue::from_str(value.expose())
+            .map_err(|_| error(ErrorClass::Auth, format!("header {name}: invalid value")))?;
+        v.set_sensitive(true);
+        headers.insert(name.clone(), v);
+    }
+    Ok(headers)
+}
+
+/// The request target: the URL's path and query (never its fragment).
+fn request_target(url: &reqwest::Url) -> String {
+    let mut target = url.path().to_string();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    target
+}
+
+/// The `Host` header: the URL's host (an IPv6 literal in brackets), with the port unless it is
+/// the scheme's default.
+fn host_header(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// Reads the whole body, refusing it as soon as it passes `cap` (chunked bodies included).
+async fn read_body(
+    mut body: Incoming,
+    cap: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, PollError> {
+    // Sized from the declared length (within the cap) instead of doubled chunk by chunk.
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n.min(cap as u64) as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            error(
+                ErrorClass::Network,
+                format!("response body: {}", errtext::chain(&e)),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > cap {
+                return Err(too_large(cap));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 fn too_large(cap: usize) -> PollError {
@@ -142,34 +244,56 @@ fn check_status(status: StatusCode, location: Option<&HeaderValue>) -> Result<()
     Err(error(class, format!("HTTP {status}")))
 }
 
-/// A failed exchange: timed out, TLS, or the network.
-fn classify(e: reqwest::Error, s: &AppMetricsSettings) -> PollError {
-    if e.is_timeout() {
-        return error(
-            ErrorClass::Timeout,
-            format!(
-                "no complete answer within {}",
-                crate::timefmt::human(s.timeout)
-            ),
-        );
-    }
-    // reqwest names the URL in its errors; its query may carry a token.
-    let text = errtext::chain(&e.without_url());
-    let lower = text.to_ascii_lowercase();
-    let class = if ["certificate", "tls", "handshake", "ssl"]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
-        ErrorClass::Tls
-    } else {
-        ErrorClass::Network
-    };
-    error(class, text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_give_the_address_the_host_header_and_the_target() {
+        // (URL, host and port to connect to, Host header, request target)
+        let cases = [
+            ("http://app/metrics", ("app", 80), "app", "/metrics"),
+            (
+                "https://app/m?a=1&b=2#top",
+                ("app", 443),
+                "app",
+                "/m?a=1&b=2",
+            ),
+            ("http://app:80/", ("app", 80), "app", "/"),
+            ("https://app:8443", ("app", 8443), "app:8443", "/"),
+            (
+                "http://127.0.0.1:9187/x",
+                ("127.0.0.1", 9187),
+                "127.0.0.1:9187",
+                "/x",
+            ),
+            (
+                "http://[::1]:8080/metrics",
+                ("::1", 8080),
+                "[::1]:8080",
+                "/metrics",
+            ),
+            (
+                "https://[fe80::1]/metrics",
+                ("fe80::1", 443),
+                "[fe80::1]",
+                "/metrics",
+            ),
+            (
+                "http://App.Example/a%20b",
+                ("app.example", 80),
+                "app.example",
+                "/a%20b",
+            ),
+        ];
+        for (url, (host, port), header, target) in cases {
+            let url = reqwest::Url::parse(url).expect("url");
+            let got = super::super::conn::host_port(&url);
+            assert_eq!((got.0.as_str(), got.1), (host, port), "{url}");
+            assert_eq!(host_header(&url), header, "{url}");
+            assert_eq!(request_target(&url), target, "{url}");
+        }
+    }
 
     #[test]
     fn statuses_are_classified() {

@@ -11,9 +11,13 @@
 //!   mappings.
 //! * [`map`] — applies a mapping to an exposition (pure).
 //! * [`config`] — the target's keys (`url`, `preset` or `[mapping]`, secrets, `ca_file`, ...).
-//! * [`fetch`] — one scrape over HTTP(S): verified TLS, no redirects, timeout, body cap.
+//! * [`fetch`] — one scrape over HTTP(S): verified TLS, no redirects, timeout, body cap; the
+//!   [`Scraper`] keeps one connection alive between scrapes.
+//! * [`conn`] — opens that connection: TCP, TLS (one shared configuration for the web roots),
+//!   hyper's HTTP/1.1 handshake with a small read buffer, the task that drives it.
 
 pub mod config;
+pub mod conn;
 pub mod exposition;
 pub mod fetch;
 pub mod fixtures;
@@ -28,10 +32,10 @@ use fetch::Scraper;
 /// How many left-out pools a summary names at most.
 const LEFT_OUT_SHOWN: usize = 3;
 
-/// An `app_metrics` target as a [`PollingSource`]. A session is an HTTP client whose first
-/// scrape answered (so "connected" means the endpoint answers); it is kept across HTTP errors
-/// and unreadable answers, and dropped when the endpoint cannot be reached, so that the loop's
-/// backoff paces the retries.
+/// An `app_metrics` target as a [`PollingSource`]. A session is a [`Scraper`] (with its one
+/// kept-alive connection) whose first scrape answered (so "connected" means the endpoint
+/// answers); it is kept across HTTP errors and unreadable answers, and dropped when the endpoint
+/// cannot be reached, so that the loop's backoff paces the retries.
 pub struct AppMetricsSource {
     settings: AppMetricsSettings,
 }
@@ -85,7 +89,7 @@ impl PollingSource for AppMetricsSource {
     type Conn = Scraper;
 
     async fn connect(&self) -> Result<Session<Scraper>, PollError> {
-        let scraper = Scraper::new(&self.settings)?;
+        let mut scraper = Scraper::new(&self.settings)?;
         let answer = scraper.get(&self.settings).await?;
         Ok(Session {
             conn: scraper,
@@ -108,3 +112,6 @@ impl PollingSource for AppMetricsSource {
 
 #[cfg(test)]
 mod source_tests;
+
+#[cfg(test)]
+mod fetch_tests;
