@@ -68,11 +68,11 @@ fn report(pools: usize, secs: u64, ramps: bool) -> TargetReport {
     }
 }
 
-/// A store holding `HISTORY` seconds of `pools` pools; returns it and the last report.
-fn filled_store(pools: usize, ramps: bool) -> (Store, TargetReport) {
+/// A store holding `until` seconds of `pools` pools; returns it and the last report.
+fn filled_store(pools: usize, ramps: bool, until: u64) -> (Store, TargetReport) {
     let store = Store::new([TARGET]);
     let mut last = report(pools, 0, ramps);
-    for secs in 0..=HISTORY {
+    for secs in 0..=until {
         last = report(pools, secs, ramps);
         store.apply(&last);
     }
@@ -116,7 +116,7 @@ pub fn run_predict(plan: &Plan) {
 /// order): one poll in twenty refits the trends (`predict::due`), as in the daemon at the default
 /// interval.
 fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
-    let (store, _) = filled_store(pools, ramps);
+    let (store, _) = filled_store(pools, ramps, HISTORY);
     let labels = BTreeMap::new();
     let mut with = Engine::new(rules(true));
     let mut without = Engine::new(rules(false));
@@ -204,7 +204,9 @@ fn predict_case(plan: &Plan, pools: usize, load: &str, ramps: bool) -> String {
 pub fn run_status(plan: &Plan) {
     const POOLS: usize = 100;
     println!("\n## Status page: {POOLS} pools with {HISTORY} s of history each\n");
-    let (store, last) = filled_store(POOLS, true);
+    // A minute past the window, so that the ramping pools' predictions are within the
+    // horizon (at `HISTORY` they are 30 minutes from full, just beyond it) and alerts show.
+    let (store, last) = filled_store(POOLS, true, HISTORY + 60);
     let mut engine = Engine::new(rules(true));
     engine.observe(last.at, &last, &BTreeMap::new(), &store.view());
     let alerts = engine.alerts();
