@@ -124,6 +124,14 @@ async fn the_status_page_shows_a_filled_pool_and_its_alert_in_a_real_browser() {
     .await;
     assert!(fired.is_some(), "PoolExhausted did not fire: {}", pw.logs());
     let url = pw.url("/");
+    // A sparkline draws the peaks of the history's slots (10 s each by default): it shows once
+    // the pools' history spans two of them.
+    let drawn = poll_until(WAIT, || async {
+        let page = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        page.contains("<svg").then_some(())
+    })
+    .await;
+    assert!(drawn.is_some(), "no sparkline within {WAIT:?}");
 
     let dom_run = chromium(&url, &["--dump-dom"]).await;
     let dom = String::from_utf8_lossy(&dom_run.stdout).to_string();
