@@ -109,6 +109,8 @@ enum Raw {
     CutSecondBody,
     /// Answers with a chunked body of this many bytes.
     Chunked(usize),
+    /// Answers with a head (status line and headers) of about this many bytes.
+    LongHead(usize),
 }
 
 async fn raw_server(mode: Raw) -> (u16, Arc<Counts>) {
@@ -131,6 +133,15 @@ async fn raw_connection(mut sock: TcpStream, mode: Raw) -> std::io::Result<()> {
                 return sock.write_all(half).await;
             }
             (Raw::Chunked(size), _) => return chunked(&mut sock, size).await,
+            (Raw::LongHead(size), _) => {
+                let filler = "x".repeat(size);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nX-Filler: {filler}\r\nContent-Length: {}\r\n\r\n",
+                    BODY.len()
+                );
+                sock.write_all(head.as_bytes()).await?;
+                sock.write_all(BODY.as_bytes()).await?;
+            }
             _ => {
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", BODY.len());
                 sock.write_all(head.as_bytes()).await?;
@@ -258,6 +269,29 @@ async fn broken_answers_are_classified_errors_without_a_retry_loop() {
             connections,
             "{mode:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_head_must_fit_the_read_buffer() {
+    // (head size, refused): a proxy's long headers fit; a head past READ_BUFFER is a network
+    // error that says why, not a hang or a growing buffer.
+    let cap = super::conn::READ_BUFFER;
+    for (size, refused) in [(cap / 2, false), (cap * 2, true)] {
+        let (port, _) = raw_server(Raw::LongHead(size)).await;
+        let s = settings(&format!("http://127.0.0.1:{port}/metrics"), "");
+        let got = Scraper::new(&s).expect("scraper").get(&s).await;
+        match got {
+            Ok(answer) => {
+                assert!(!refused, "{size}: answered");
+                assert_eq!(answer.body, BODY.as_bytes());
+            }
+            Err(e) => {
+                assert!(refused, "{size}: {e}");
+                assert_eq!(e.class, ErrorClass::Network, "{e}");
+                assert!(e.message.contains("too large"), "{e}");
+            }
+        }
     }
 }
 
