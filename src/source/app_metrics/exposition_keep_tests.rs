@@ -1,7 +1,7 @@
 //! [`parse_only`]: reading only the names a mapping reads gives the same pools as reading
 //! everything, keeps every limit, and never panics.
 
-use super::tests::TOKENS;
+use super::tests::{mutation_limits, TOKENS};
 use super::*;
 use crate::source::app_metrics::fixtures::FIXTURES;
 use crate::source::app_metrics::map::{map, Mapped};
@@ -155,12 +155,7 @@ fn skipped_lines_keep_every_limit_but_their_grammar_is_not_read() {
 /// exactly the samples of the names asked for; and it never panics nor exceeds a limit.
 #[test]
 fn mutated_expositions_read_selectively_agree_with_a_full_parse() {
-    let limits = Limits {
-        max_series: 40,
-        max_value: 16,
-        max_name: 48,
-        ..Limits::default()
-    };
+    let limits = mutation_limits();
     let mut rng = StdRng::seed_from_u64(0x5e1e_c7ed);
     let (mut agreed, mut refused) = (0, 0);
     for _ in 0..4000 {

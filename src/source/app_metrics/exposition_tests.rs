@@ -253,6 +253,16 @@ fn errors_quote_little_of_the_input() {
 }
 
 /// Pieces of the exposition grammar the mutations insert.
+/// Caps small enough that mutated fixtures reach them: series, label values and names.
+pub(super) fn mutation_limits() -> Limits {
+    Limits {
+        max_series: 40,
+        max_value: 16,
+        max_name: 48,
+        ..Limits::default()
+    }
+}
+
 pub(super) const TOKENS: [&[u8]; 12] = [
     b"\"",
     b"\\",
@@ -274,12 +284,7 @@ pub(super) const TOKENS: [&[u8]; 12] = [
 /// so a failure reproduces; `fuzz/` runs the same property for as long as one likes.
 #[test]
 fn mutated_real_expositions_never_panic_and_stay_bounded() {
-    let limits = Limits {
-        max_series: 40,
-        max_value: 16,
-        max_name: 48,
-        ..Limits::default()
-    };
+    let limits = mutation_limits();
     let seeds: Vec<&[u8]> = super::super::fixtures::FIXTURES
         .iter()
         .map(|(_, t)| t.as_bytes())
